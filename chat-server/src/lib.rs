@@ -1,0 +1,14 @@
+//! hotchat's chat-server: the write side and the fetch API.
+//!
+//! Every change (a room, a message, a reaction) becomes an event appended to the topic; a 2xx is
+//! answered only once the broker acknowledged it. Reads come from the read model the projector keeps.
+
+pub mod auth;
+pub mod error;
+pub mod event_log;
+pub mod metrics;
+pub mod routes;
+pub mod settings;
+pub mod startup;
+pub mod state;
+pub mod validate;

@@ -1,0 +1,74 @@
+//! The HTTP API. Each domain module exposes `router()`; this module joins them and adds the layers.
+
+mod health;
+mod messages;
+mod reactions;
+mod rooms;
+mod sessions;
+
+use std::time::Instant;
+
+use axum::{Router, extract::DefaultBodyLimit};
+use shared::{cursor::Cursor, event::Envelope, readmodel::Room};
+use tower_http::trace::TraceLayer;
+use uuid::Uuid;
+
+use crate::{error::ApiError, metrics::EventTypeLabel, state::AppState};
+
+/// Request bodies above this are refused with 413 before they are parsed.
+pub const MAX_BODY_BYTES: usize = 64 * 1024;
+
+pub fn router(state: AppState, cors_origins: &[String]) -> Router {
+    Router::new()
+        .merge(sessions::router())
+        .merge(rooms::router())
+        .merge(messages::router())
+        .merge(reactions::router())
+        .merge(health::router())
+        .fallback(|| async { ApiError::not_found("route") })
+        .layer(DefaultBodyLimit::max(MAX_BODY_BYTES))
+        .layer(shared::http::cors(cors_origins))
+        .layer(TraceLayer::new_for_http())
+        .with_state(state)
+}
+
+/// A room id from the path; anything that is not a room id is an unknown room.
+fn room_id(raw: &str) -> Result<Uuid, ApiError> {
+    raw.parse().map_err(|_| ApiError::not_found("room"))
+}
+
+/// The room named in the path, or 404.
+async fn existing_room(state: &AppState, raw: &str) -> Result<Room, ApiError> {
+    let id = room_id(raw)?;
+    state
+        .read_model
+        .room(id)
+        .await?
+        .ok_or_else(|| ApiError::not_found("room"))
+}
+
+/// Appends `event`, answering 503 when the broker does not acknowledge it in time.
+async fn append(state: &AppState, event: &Envelope) -> Result<Cursor, ApiError> {
+    let started = Instant::now();
+    match state.log.append(event).await {
+        Ok(cursor) => {
+            state
+                .metrics
+                .append_duration_seconds
+                .observe(started.elapsed().as_secs_f64());
+            state
+                .metrics
+                .events_appended
+                .get_or_create(&EventTypeLabel {
+                    event_type: event.kind(),
+                })
+                .inc();
+            Ok(cursor)
+        }
+        Err(e) => {
+            state.metrics.append_failures.inc();
+            tracing::warn!(event_id = %event.event_id, room_id = %event.room_id, error = %e, "append failed");
+            Err(ApiError::unavailable("the event broker", e))
+        }
+    }
+}

@@ -1,0 +1,98 @@
+//! Rooms: create, list, show.
+
+use axum::{
+    Json, Router,
+    extract::{Path, State},
+    http::StatusCode,
+    routing::get,
+};
+use serde::{Deserialize, Serialize};
+use serde_json::{Value, json};
+use shared::{
+    event::{Envelope, EventBody},
+    readmodel::Room,
+};
+use uuid::Uuid;
+
+use super::{append, existing_room};
+use crate::{
+    auth::AuthUser,
+    error::{ApiError, ApiJson},
+    state::AppState,
+    validate,
+};
+
+pub fn router() -> Router<AppState> {
+    Router::new()
+        .route("/api/rooms", get(list).post(create))
+        .route("/api/rooms/{room}", get(show))
+}
+
+#[derive(Deserialize)]
+struct NewRoom {
+    name: String,
+}
+
+#[derive(Serialize)]
+struct ListedRoom {
+    #[serde(flatten)]
+    room: Room,
+    hot: bool,
+}
+
+async fn create(
+    State(state): State<AppState>,
+    AuthUser(user): AuthUser,
+    ApiJson(body): ApiJson<NewRoom>,
+) -> Result<(StatusCode, Json<Room>), ApiError> {
+    let name = validate::name("room name", &body.name, validate::MAX_ROOM_NAME_CHARS)
+        .map_err(|e| ApiError::bad_request(e.code, e.message))?;
+    let event = Envelope::new(
+        Uuid::now_v7(),
+        user,
+        EventBody::RoomCreated {
+            name: name.to_owned(),
+        },
+    );
+    let cursor = append(&state, &event).await?;
+    // Write the room through to the read model as well, so the creator can post to it at once
+    // instead of racing the projector. Applying is keyed by event id, so the projector's later copy
+    // is a no-op; if this write fails the projector still brings the room in.
+    if let Err(e) = state
+        .read_model
+        .apply_batch(&[(cursor, event.clone())])
+        .await
+    {
+        tracing::warn!(room_id = %event.room_id, error = %e, "room write-through failed; the projector will add it");
+    }
+    Ok((
+        StatusCode::CREATED,
+        Json(Room {
+            id: event.room_id,
+            name: name.to_owned(),
+            created_at: event.at,
+        }),
+    ))
+}
+
+async fn list(State(state): State<AppState>) -> Result<Json<Value>, ApiError> {
+    let rooms: Vec<ListedRoom> = state
+        .read_model
+        .rooms()
+        .await?
+        .into_iter()
+        .map(|room| ListedRoom { room, hot: false })
+        .collect();
+    Ok(Json(json!({ "rooms": rooms })))
+}
+
+async fn show(
+    State(state): State<AppState>,
+    Path(room): Path<String>,
+) -> Result<Json<Value>, ApiError> {
+    let room = existing_room(&state, &room).await?;
+    let mut body =
+        serde_json::to_value(room).map_err(|e| ApiError::unavailable("serialisation", e))?;
+    body["mode"] = json!("normal");
+    Ok(Json(body))
+}

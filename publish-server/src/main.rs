@@ -1,0 +1,13 @@
+//! `publish-server`: SSE fan-out of every event, and the projector into the read model.
+
+use anyhow::Context;
+use publish_server::{settings::Settings, startup::Application};
+
+#[tokio::main]
+async fn main() -> anyhow::Result<()> {
+    shared::telemetry::init();
+    let settings = Settings::from_env().context("reading settings")?;
+    let app = Application::build(settings).await?;
+    tracing::info!(addr = %app.local_addr(), "publish-server listening");
+    app.run_until_stopped(shared::shutdown::on_signal()).await
+}

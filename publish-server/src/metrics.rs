@@ -1,0 +1,74 @@
+//! Prometheus metrics served at `/metrics`, one registry per application instance.
+
+use prometheus_client::{
+    encoding::{EncodeLabelSet, text::encode},
+    metrics::{counter::Counter, family::Family, gauge::Gauge},
+    registry::Registry,
+};
+
+#[derive(Debug, Clone, Hash, PartialEq, Eq, EncodeLabelSet)]
+pub struct ConsumerLabel {
+    pub consumer: &'static str,
+}
+
+pub struct Metrics {
+    registry: Registry,
+    /// Open SSE connections.
+    pub sse_clients: Gauge,
+    /// Frames handed to SSE connections.
+    pub events_delivered: Counter,
+    /// Connections cut off because they fell too far behind.
+    pub clients_cut_off: Counter,
+    /// Records that were not hotchat events, by consumer (`fanout`, `projector`).
+    pub records_skipped: Family<ConsumerLabel, Counter>,
+    /// Events written to the read model for the first time.
+    pub events_projected: Counter,
+}
+
+impl Default for Metrics {
+    fn default() -> Self {
+        let mut registry = Registry::with_prefix("hotchat");
+        let sse_clients = Gauge::default();
+        registry.register("sse_clients", "Open SSE connections", sse_clients.clone());
+        let events_delivered = Counter::default();
+        registry.register(
+            "sse_events_delivered",
+            "Frames handed to SSE connections",
+            events_delivered.clone(),
+        );
+        let clients_cut_off = Counter::default();
+        registry.register(
+            "sse_clients_cut_off",
+            "SSE connections cut off for falling too far behind",
+            clients_cut_off.clone(),
+        );
+        let records_skipped = Family::default();
+        registry.register(
+            "records_skipped",
+            "Topic records that were not readable hotchat events",
+            records_skipped.clone(),
+        );
+        let events_projected = Counter::default();
+        registry.register(
+            "events_projected",
+            "Events written to the read model",
+            events_projected.clone(),
+        );
+        Self {
+            registry,
+            sse_clients,
+            events_delivered,
+            clients_cut_off,
+            records_skipped,
+            events_projected,
+        }
+    }
+}
+
+impl Metrics {
+    pub fn render(&self) -> String {
+        let mut out = String::new();
+        encode(&mut out, &self.registry).expect("writing to a String cannot fail");
+        out
+    }
+}

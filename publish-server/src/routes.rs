@@ -1,0 +1,21 @@
+//! The HTTP API: the event stream, health and metrics.
+
+mod events;
+mod health;
+
+use axum::Router;
+use shared::http::ApiError;
+use tower_http::trace::TraceLayer;
+
+use crate::state::AppState;
+
+pub fn router(state: AppState, cors_origins: &[String]) -> Router {
+    // No compression layer: it would buffer the stream.
+    Router::new()
+        .merge(events::router())
+        .merge(health::router())
+        .fallback(|| async { ApiError::not_found("route") })
+        .layer(shared::http::cors(cors_origins))
+        .layer(TraceLayer::new_for_http())
+        .with_state(state)
+}

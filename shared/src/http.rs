@@ -1,0 +1,150 @@
+//! HTTP pieces both servers share: the API's one error type and the CORS allow-list.
+//!
+//! Policy: every failure a client can see is `{"error": {"code", "message"}}` with a 4xx or 5xx status.
+//! 4xx messages explain what to fix. 5xx messages say which dependency failed, never internals; the
+//! cause is logged once, here, where it is turned into a response.
+
+use axum::{
+    Json,
+    extract::{FromRequest, Request, rejection::JsonRejection},
+    http::Method,
+    http::{HeaderValue, StatusCode, header},
+    response::{IntoResponse, Response},
+};
+use serde::de::DeserializeOwned;
+use serde_json::json;
+use tower_http::cors::CorsLayer;
+
+use crate::readmodel::ReadModelError;
+
+#[derive(Debug)]
+pub struct ApiError {
+    pub status: StatusCode,
+    pub code: &'static str,
+    pub message: String,
+    /// Seconds a client should wait before retrying (`Retry-After`).
+    pub retry_after: Option<u64>,
+}
+
+impl ApiError {
+    pub fn new(status: StatusCode, code: &'static str, message: impl Into<String>) -> Self {
+        Self {
+            status,
+            code,
+            message: message.into(),
+            retry_after: None,
+        }
+    }
+
+    pub fn bad_request(code: &'static str, message: impl Into<String>) -> Self {
+        Self::new(StatusCode::BAD_REQUEST, code, message)
+    }
+
+    pub fn unauthorized(message: impl Into<String>) -> Self {
+        Self::new(StatusCode::UNAUTHORIZED, "unauthorized", message)
+    }
+
+    pub fn not_found(what: &str) -> Self {
+        Self::new(
+            StatusCode::NOT_FOUND,
+            "not_found",
+            format!("{what} not found"),
+        )
+    }
+
+    /// A dependency failed; `cause` is logged, not shown.
+    pub fn unavailable(what: &str, cause: impl std::fmt::Display) -> Self {
+        tracing::warn!(dependency = what, error = %cause, "answering 503");
+        Self::new(
+            StatusCode::SERVICE_UNAVAILABLE,
+            "unavailable",
+            format!("{what} is unavailable, try again shortly"),
+        )
+        .with_retry_after(1)
+    }
+
+    pub fn with_retry_after(mut self, secs: u64) -> Self {
+        self.retry_after = Some(secs);
+        self
+    }
+}
+
+impl IntoResponse for ApiError {
+    fn into_response(self) -> Response {
+        let body = json!({"error": {"code": self.code, "message": self.message}});
+        let mut response = (self.status, Json(body)).into_response();
+        if let Some(secs) = self.retry_after {
+            response
+                .headers_mut()
+                .insert(header::RETRY_AFTER, HeaderValue::from(secs));
+        }
+        response
+    }
+}
+
+impl From<ReadModelError> for ApiError {
+    fn from(e: ReadModelError) -> Self {
+        match e {
+            ReadModelError::UnknownCursor(id) => ApiError::bad_request(
+                "invalid_cursor",
+                format!("`before` names message {id}, which is not in this room"),
+            ),
+            ReadModelError::Unavailable(cause) => ApiError::unavailable("the database", cause),
+        }
+    }
+}
+
+/// `axum::Json`, but a body that is not valid JSON of the expected shape answers in the API's error
+/// format (400 `invalid_json`, 415 without a JSON content type, 413 over the size limit).
+pub struct ApiJson<T>(pub T);
+
+impl<S, T> FromRequest<S> for ApiJson<T>
+where
+    T: DeserializeOwned,
+    S: Send + Sync,
+{
+    type Rejection = ApiError;
+
+    async fn from_request(req: Request, state: &S) -> Result<Self, Self::Rejection> {
+        match Json::<T>::from_request(req, state).await {
+            Ok(Json(value)) => Ok(ApiJson(value)),
+            Err(rejection) => Err(json_rejection(rejection)),
+        }
+    }
+}
+
+fn json_rejection(rejection: JsonRejection) -> ApiError {
+    let status = rejection.status();
+    let code = match status {
+        StatusCode::UNSUPPORTED_MEDIA_TYPE => "unsupported_media_type",
+        StatusCode::PAYLOAD_TOO_LARGE => "payload_too_large",
+        _ => "invalid_json",
+    };
+    ApiError::new(status, code, rejection.body_text())
+}
+
+/// CORS for the browser app when it is served from another origin: only the listed origins, only
+/// the API's methods and headers, and the headers a client needs to back off (`Retry-After`,
+/// `X-Room-Mode`) exposed.
+pub fn cors(origins: &[String]) -> CorsLayer {
+    let origins: Vec<HeaderValue> = origins
+        .iter()
+        .filter_map(|o| HeaderValue::from_str(o).ok())
+        .collect();
+    CorsLayer::new()
+        .allow_origin(origins)
+        .allow_methods([Method::GET, Method::POST, Method::PUT, Method::DELETE])
+        .allow_headers([
+            header::AUTHORIZATION,
+            header::CONTENT_TYPE,
+            LAST_EVENT_ID.clone(),
+        ])
+        .expose_headers([header::RETRY_AFTER, ROOM_MODE.clone()])
+}
+
+/// The header that tells a client which mode served a fetch.
+pub static ROOM_MODE: axum::http::HeaderName = axum::http::HeaderName::from_static("x-room-mode");
+
+/// The header an SSE client resumes with.
+pub static LAST_EVENT_ID: axum::http::HeaderName =
+    axum::http::HeaderName::from_static("last-event-id");

@@ -1,0 +1,168 @@
+//! Kafka settings and clients shared by both servers.
+//!
+//! The producer is idempotent with `acks=all`, so a delivery report means every in-sync replica has
+//! the record and a retry cannot duplicate it. Consumers keep `fetch.wait.max.ms` small because an SSE
+//! client waits on it: Apache Kafka answers a fetch as soon as data is there, but some brokers (the
+//! Tansu test broker among them) hold every fetch for the full wait.
+
+use std::time::Duration;
+
+use anyhow::{Context, bail};
+use rdkafka::{
+    ClientConfig,
+    admin::{AdminClient, AdminOptions, NewTopic, TopicReplication},
+    client::DefaultClientContext,
+    consumer::{BaseConsumer, Consumer},
+    error::RDKafkaErrorCode,
+    producer::FutureProducer,
+};
+
+use crate::settings;
+
+/// Where the events live and how to talk to the broker.
+#[derive(Debug, Clone)]
+pub struct KafkaSettings {
+    /// `KAFKA_BROKERS`: bootstrap servers, e.g. `127.0.0.1:9092`.
+    pub brokers: String,
+    /// `KAFKA_TOPIC` (default `chat-events`).
+    pub topic: String,
+    /// `KAFKA_PARTITIONS` (default 6): partitions of the topic when this process creates it.
+    pub partitions: i32,
+    /// `KAFKA_REPLICATION_FACTOR` (default 1) for a topic this process creates.
+    pub replication_factor: i32,
+    /// `KAFKA_PRODUCE_TIMEOUT_MS` (default 5000): how long a post waits for the broker's
+    /// acknowledgement before it answers 503.
+    pub produce_timeout: Duration,
+    /// `KAFKA_FETCH_WAIT_MAX_MS` (default 10): the longest a consumer's fetch may wait for data.
+    pub fetch_wait_max_ms: u32,
+}
+
+/// The topic's name when `KAFKA_TOPIC` is unset.
+pub const DEFAULT_TOPIC: &str = "chat-events";
+
+impl KafkaSettings {
+    /// Reads the Kafka variables; `None` when `KAFKA_BROKERS` is unset.
+    pub fn from_env() -> anyhow::Result<Option<Self>> {
+        let Some(brokers) = settings::var("KAFKA_BROKERS") else {
+            return Ok(None);
+        };
+        Ok(Some(Self {
+            brokers,
+            topic: settings::var("KAFKA_TOPIC").unwrap_or_else(|| DEFAULT_TOPIC.to_owned()),
+            partitions: settings::parse_or("KAFKA_PARTITIONS", 6)?,
+            replication_factor: settings::parse_or("KAFKA_REPLICATION_FACTOR", 1)?,
+            produce_timeout: settings::millis_or(
+                "KAFKA_PRODUCE_TIMEOUT_MS",
+                Duration::from_secs(5),
+            )?,
+            fetch_wait_max_ms: settings::parse_or("KAFKA_FETCH_WAIT_MAX_MS", 10)?,
+        }))
+    }
+
+    /// Settings for a broker at `brokers` with every other value at its default.
+    pub fn new(brokers: impl Into<String>, topic: impl Into<String>) -> Self {
+        Self {
+            brokers: brokers.into(),
+            topic: topic.into(),
+            partitions: 6,
+            replication_factor: 1,
+            produce_timeout: Duration::from_secs(5),
+            fetch_wait_max_ms: 10,
+        }
+    }
+
+    fn base_config(&self) -> ClientConfig {
+        let mut config = ClientConfig::new();
+        config
+            .set("bootstrap.servers", &self.brokers)
+            .set("socket.keepalive.enable", "true");
+        config
+    }
+
+    /// An idempotent producer (`acks=all`) whose deliveries fail after `produce_timeout`.
+    pub fn producer(&self) -> anyhow::Result<FutureProducer> {
+        self.base_config()
+            .set("enable.idempotence", "true")
+            .set("acks", "all")
+            .set("linger.ms", "1")
+            .set(
+                "message.timeout.ms",
+                self.produce_timeout.as_millis().max(1).to_string(),
+            )
+            .create()
+            .context("creating the Kafka producer")
+    }
+
+    /// Consumer settings common to every consumer: small fetch waits, no auto-commit.
+    pub fn consumer_config(&self, group_id: &str) -> ClientConfig {
+        let mut config = self.base_config();
+        config
+            .set("group.id", group_id)
+            .set("enable.auto.commit", "false")
+            .set("fetch.wait.max.ms", self.fetch_wait_max_ms.to_string())
+            .set("session.timeout.ms", "6000")
+            .set("heartbeat.interval.ms", "1000");
+        config
+    }
+
+    /// Creates the topic when it is missing and waits until the broker reports its partitions.
+    /// Returns the partition count, which may differ from `partitions` if the topic already existed.
+    pub async fn ensure_topic(&self) -> anyhow::Result<i32> {
+        let admin: AdminClient<DefaultClientContext> = self
+            .base_config()
+            .create()
+            .context("creating the Kafka admin client")?;
+        let topic = NewTopic::new(
+            &self.topic,
+            self.partitions,
+            TopicReplication::Fixed(self.replication_factor),
+        );
+        let options = AdminOptions::new().operation_timeout(Some(Duration::from_secs(10)));
+        let results = admin
+            .create_topics([&topic], &options)
+            .await
+            .with_context(|| format!("creating topic {:?} on {}", self.topic, self.brokers))?;
+        for result in results {
+            match result {
+                Ok(_) | Err((_, RDKafkaErrorCode::TopicAlreadyExists)) => {}
+                Err((name, code)) => bail!("creating topic {name:?} failed: {code}"),
+            }
+        }
+        let deadline = tokio::time::Instant::now() + Duration::from_secs(15);
+        loop {
+            match self.partition_count().await {
+                Ok(n) if n > 0 => return Ok(n),
+                Ok(_) | Err(_) if tokio::time::Instant::now() < deadline => {
+                    tokio::time::sleep(Duration::from_millis(100)).await
+                }
+                Ok(_) => bail!("topic {:?} has no partitions", self.topic),
+                Err(e) => return Err(e),
+            }
+        }
+    }
+
+    /// The number of partitions of the topic, asked from the broker.
+    pub async fn partition_count(&self) -> anyhow::Result<i32> {
+        let settings = self.clone();
+        tokio::task::spawn_blocking(move || {
+            let consumer: BaseConsumer = settings
+                .base_config()
+                .create()
+                .context("creating a metadata client")?;
+            let metadata = consumer
+                .fetch_metadata(Some(&settings.topic), Duration::from_secs(5))
+                .with_context(|| format!("reading metadata of topic {:?}", settings.topic))?;
+            let topic = metadata
+                .topics()
+                .iter()
+                .find(|t| t.name() == settings.topic)
+                .context("topic missing from metadata")?;
+            if let Some(err) = topic.error() {
+                bail!("topic {:?}: {:?}", settings.topic, err);
+            }
+            Ok(topic.partitions().len() as i32)
+        })
+        .await
+        .context("metadata task panicked")?
+    }
+}

@@ -1,0 +1,15 @@
+//! Pieces both hotchat servers agree on.
+//!
+//! The event envelope is the contract with every consumer of the topic (ours and other teams'), the
+//! read model is the contract between the projector that writes it and the fetch API that reads it,
+//! and the settings, telemetry and shutdown helpers keep the two binaries configured and stopped the
+//! same way. Nothing here knows about HTTP routes or one server's internals.
+
+pub mod cursor;
+pub mod event;
+pub mod http;
+pub mod kafka;
+pub mod readmodel;
+pub mod settings;
+pub mod shutdown;
+pub mod telemetry;
