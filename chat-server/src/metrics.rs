@@ -48,12 +48,9 @@ impl Default for Metrics {
             "Appends that failed or timed out (answered 503)",
             append_failures.clone(),
         );
-        let append_duration_seconds = Histogram::new(
-            [
-                0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 1.0, 5.0,
-            ]
-            .into_iter(),
-        );
+        let append_duration_seconds = Histogram::new([
+            0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 1.0, 5.0,
+        ]);
         registry.register(
             "append_duration_seconds",
             "Time until the broker acknowledged an event",

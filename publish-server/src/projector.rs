@@ -111,10 +111,10 @@ impl Projector {
             }
             last_commit = Some(commit);
         }
-        if let Some(commit) = last_commit {
-            if let Err(e) = self.consumer.commit(&commit, CommitMode::Sync) {
-                tracing::warn!(error = %e, "final projector commit failed; the last batch may be replayed");
-            }
+        if let Some(commit) = last_commit
+            && let Err(e) = self.consumer.commit(&commit, CommitMode::Sync)
+        {
+            tracing::warn!(error = %e, "final projector commit failed; the last batch may be replayed");
         }
         tracing::info!("projector stopped");
     }

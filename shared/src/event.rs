@@ -90,13 +90,13 @@ impl Envelope {
         if envelope.schema_version > SCHEMA_VERSION {
             return Err(DecodeError::UnsupportedVersion(envelope.schema_version));
         }
-        if let Some(key) = key {
-            if key != envelope.key().as_bytes() {
-                return Err(DecodeError::KeyMismatch {
-                    key: String::from_utf8_lossy(key).into_owned(),
-                    room_id: envelope.room_id,
-                });
-            }
+        if let Some(key) = key
+            && key != envelope.key().as_bytes()
+        {
+            return Err(DecodeError::KeyMismatch {
+                key: String::from_utf8_lossy(key).into_owned(),
+                room_id: envelope.room_id,
+            });
         }
         Ok(envelope)
     }

@@ -81,13 +81,12 @@ impl ReadModel {
     /// `DATABASE_ACQUIRE_TIMEOUT_MS` (default 3000) for a connection, then fails fast.
     pub async fn connect(url: &str) -> anyhow::Result<Self> {
         let options = PgConnectOptions::from_str(url).context("DATABASE_URL is not a valid URL")?;
-        if !sqlx::Postgres::database_exists(url).await.unwrap_or(true) {
-            if let Err(e) = sqlx::Postgres::create_database(url).await {
-                // Another server may have created it at the same moment.
-                if !sqlx::Postgres::database_exists(url).await.unwrap_or(false) {
-                    return Err(e).context("creating the database");
-                }
-            }
+        if !sqlx::Postgres::database_exists(url).await.unwrap_or(true)
+            && let Err(e) = sqlx::Postgres::create_database(url).await
+            // Another server may have created it at the same moment.
+            && !sqlx::Postgres::database_exists(url).await.unwrap_or(false)
+        {
+            return Err(e).context("creating the database");
         }
         let pool = PgPoolOptions::new()
             .max_connections(settings::parse_or("DATABASE_MAX_CONNECTIONS", 10)?)

@@ -1,0 +1,133 @@
+//! A hotchat deployment for one test: N chat-servers and M publish-servers on free ports, sharing a
+//! topic of their own, a database of their own and one auth secret. Everything stops when it drops.
+
+use std::{net::SocketAddr, time::Duration};
+
+use shared::{kafka::KafkaSettings, shutdown::CancellationToken};
+
+use crate::{api::Api, broker, database};
+
+pub struct Stack {
+    pub brokers: String,
+    pub topic: String,
+    pub database_url: String,
+    pub secret: String,
+    pub chats: Vec<Api>,
+    /// Base URLs of the publish-servers.
+    pub publishers: Vec<String>,
+    /// How long a post waits for the broker before answering 503.
+    pub produce_timeout: Duration,
+    stops: Vec<CancellationToken>,
+}
+
+impl Stack {
+    /// `chats` chat-servers and `publishers` publish-servers on the shared test broker.
+    pub async fn start(chats: usize, publishers: usize) -> Self {
+        Self::start_on(broker::shared_brokers(), chats, publishers).await
+    }
+
+    /// The same, on the broker at `brokers`.
+    pub async fn start_on(brokers: String, chats: usize, publishers: usize) -> Self {
+        let mut stack = Self {
+            brokers,
+            topic: format!("chat-events-{}", uuid::Uuid::now_v7().simple()),
+            database_url: database::fresh().await,
+            secret: format!("test-secret-{}", uuid::Uuid::new_v4().simple()),
+            chats: Vec::new(),
+            publishers: Vec::new(),
+            produce_timeout: Duration::from_secs(5),
+            stops: Vec::new(),
+        };
+        for _ in 0..chats {
+            stack.add_chat_server().await;
+        }
+        for _ in 0..publishers {
+            let (url, group) = (stack.database_url.clone(), stack.projector_group());
+            stack.add_publish_server(&url, &group).await;
+        }
+        stack
+    }
+
+    pub fn kafka(&self) -> KafkaSettings {
+        KafkaSettings {
+            partitions: 3,
+            produce_timeout: self.produce_timeout,
+            ..KafkaSettings::new(self.brokers.clone(), self.topic.clone())
+        }
+    }
+
+    /// The projector group every publish-server of this stack shares by default.
+    pub fn projector_group(&self) -> String {
+        format!("projector-{}", self.topic)
+    }
+
+    pub fn chat(&self, i: usize) -> &Api {
+        &self.chats[i]
+    }
+
+    /// The SSE URL of `room` on publish-server `i`.
+    pub fn events_url(&self, i: usize, room: &str) -> String {
+        format!("{}/api/rooms/{room}/events", self.publishers[i])
+    }
+
+    pub async fn add_chat_server(&mut self) -> &Api {
+        let settings = chat_server::settings::Settings {
+            addr: free_addr(),
+            kafka: self.kafka(),
+            database_url: self.database_url.clone(),
+            auth: chat_server::settings::AuthSettings {
+                secret: self.secret.clone(),
+                token_ttl: Duration::from_secs(3600),
+            },
+            cors_origins: vec!["http://allowed.example".into()],
+        };
+        let app = chat_server::startup::Application::build(settings)
+            .await
+            .expect("chat-server starts");
+        let base = format!("http://{}", app.local_addr());
+        let stop = CancellationToken::new();
+        tokio::spawn(app.run_until_stopped(stop.clone()));
+        self.stops.push(stop);
+        self.chats.push(Api::new(base));
+        self.chats.last().expect("just pushed")
+    }
+
+    /// Starts a publish-server whose projector writes `database_url` as part of `group`.
+    pub async fn add_publish_server(&mut self, database_url: &str, group: &str) -> String {
+        let settings = publish_server::settings::Settings {
+            addr: free_addr(),
+            kafka: self.kafka(),
+            database_url: database_url.to_owned(),
+            projector_group: group.to_owned(),
+            keepalive: Duration::from_secs(15),
+            room_buffer: 1024,
+            cors_origins: vec!["http://allowed.example".into()],
+        };
+        let app = publish_server::startup::Application::build(settings)
+            .await
+            .expect("publish-server starts");
+        let base = format!("http://{}", app.local_addr());
+        let stop = CancellationToken::new();
+        tokio::spawn(app.run_until_stopped(stop.clone()));
+        self.stops.push(stop);
+        self.publishers.push(base.clone());
+        base
+    }
+
+    /// Every record in this stack's topic.
+    pub async fn records(&self) -> Vec<broker::Record> {
+        broker::read_topic(&self.brokers, &self.topic).await
+    }
+}
+
+impl Drop for Stack {
+    fn drop(&mut self) {
+        for stop in &self.stops {
+            stop.cancel();
+        }
+    }
+}
+
+fn free_addr() -> SocketAddr {
+    SocketAddr::from(([127, 0, 0, 1], 0))
+}

@@ -1,0 +1,10 @@
+//! The public contract (PRODUCT.md), tested the way a client uses it: real servers on free ports,
+//! a real broker, real PostgreSQL.
+
+// A failed unwrap is a failed test, with its location: exactly what a test should do.
+#![allow(clippy::unwrap_used)]
+
+mod fetch;
+mod pipeline;
+mod rebuild;
+mod validation;
