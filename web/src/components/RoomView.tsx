@@ -1,0 +1,78 @@
+import type { Api } from '../api';
+import { navigate } from '../router';
+import type { Room, User } from '../types';
+import { useRoom } from '../useRoom';
+import { Composer } from './Composer';
+import { ConnectionBadge } from './ConnectionBadge';
+import { MessageList } from './MessageList';
+
+export function RoomView({
+  api,
+  roomId,
+  eventsBaseUrl,
+  me,
+  knownRoom,
+}: {
+  api: Api;
+  roomId: string;
+  eventsBaseUrl: string;
+  me: User;
+  knownRoom?: Room;
+}) {
+  const room = useRoom(api, roomId, eventsBaseUrl, me);
+  const name = room.room?.name ?? knownRoom?.name ?? '';
+  const hot = knownRoom?.hot ?? false;
+
+  return (
+    <section className="room" aria-label={name ? `Room ${name}` : 'Room'}>
+      <header className="room__header">
+        <a
+          className="room__back"
+          href="/"
+          onClick={(e) => {
+            e.preventDefault();
+            navigate('/');
+          }}
+        >
+          <span aria-hidden="true">‹</span> Rooms
+        </a>
+        <h1 className="room__name">
+          <span className="rooms__hash" aria-hidden="true">
+            #
+          </span>
+          {name || '…'}
+        </h1>
+        {hot && <span className="badge badge--hot">🔥 Hot</span>}
+        <ConnectionBadge status={room.status} />
+      </header>
+      {room.mode === 'throttled' && (
+        <div className="notice notice--busy" role="status">
+          <strong>This room is busy.</strong> New messages still arrive live; older history loads more slowly.
+        </div>
+      )}
+      {room.notice && (
+        <div className="notice" role="status">
+          {room.notice}
+        </div>
+      )}
+      {room.error && (
+        <div className="notice notice--error" role="alert">
+          <span>{room.error}</span>
+          <button type="button" className="link-button" onClick={room.dismissError} aria-label="Dismiss">
+            ✕
+          </button>
+        </div>
+      )}
+      <MessageList
+        state={room.messages}
+        me={me}
+        loadingOlder={room.loadingOlder}
+        onLoadOlder={room.loadOlder}
+        onReact={room.toggleReaction}
+        onRetry={room.retry}
+        onDiscard={room.discard}
+      />
+      <Composer onSend={room.send} disabled={room.error === 'This room does not exist.'} />
+    </section>
+  );
+}

@@ -1,0 +1,247 @@
+import { describe, expect, it } from 'vitest';
+
+import {
+  addPending,
+  applyPage,
+  applyReaction,
+  confirmPending,
+  emptyState,
+  failPending,
+  oldestId,
+  reactOptimistically,
+  receiveMessage,
+  retryPending,
+  settleReaction,
+  type MessageState,
+} from './messages';
+import type { Message, ReactionEvent, User } from './types';
+
+const alice: User = { id: 'u-alice', name: 'alice' };
+const bob: User = { id: 'u-bob', name: 'bob' };
+const ROOM = 'room-1';
+
+/** Message n: ids and times increase with n. */
+function msg(n: number, over: Partial<Message> = {}): Message {
+  const id = `0190${String(n).padStart(4, '0')}-0000-7000-8000-000000000000`;
+  return {
+    id,
+    room_id: ROOM,
+    user: bob,
+    text: `message ${n}`,
+    at: new Date(Date.UTC(2025, 0, 1, 12, 0, n)).toISOString(),
+    reactions: {},
+    ...over,
+  };
+}
+
+const ids = (s: MessageState) => s.items.map((m) => m.id);
+const texts = (s: MessageState) => s.items.map((m) => m.text);
+const latest = (s: MessageState, page: Message[], limit = 3, fetchRev = s.rev) =>
+  applyPage(s, page, { kind: 'latest', limit, fetchRev });
+
+describe('history pages', () => {
+  it('loads the first page oldest to newest and knows whether older pages exist', () => {
+    const full = latest(emptyState(), [msg(4), msg(5), msg(6)]);
+    expect(ids(full)).toEqual([msg(4).id, msg(5).id, msg(6).id]);
+    expect(full.loaded).toBe(true);
+    expect(full.hasOlder).toBe(true);
+    expect(oldestId(full)).toBe(msg(4).id);
+
+    const short = latest(emptyState(), [msg(1)]);
+    expect(short.hasOlder).toBe(false);
+  });
+
+  it('prepends an older page, skipping messages it already has', () => {
+    let s = latest(emptyState(), [msg(4), msg(5), msg(6)]);
+    s = applyPage(s, [msg(2), msg(3), msg(4)], { kind: 'older', limit: 3, fetchRev: s.rev });
+    expect(ids(s)).toEqual([2, 3, 4, 5, 6].map((n) => msg(n).id));
+    expect(s.hasOlder).toBe(true);
+    s = applyPage(s, [msg(1)], { kind: 'older', limit: 3, fetchRev: s.rev });
+    expect(texts(s)[0]).toBe('message 1');
+    expect(s.hasOlder).toBe(false);
+  });
+
+  it('keeps order oldest to newest whatever order pages and live events come in', () => {
+    let s = receiveMessage(emptyState(), msg(7));
+    s = latest(s, [msg(5), msg(6), msg(7)]);
+    s = receiveMessage(s, msg(8));
+    s = receiveMessage(s, msg(8));
+    expect(ids(s)).toEqual([5, 6, 7, 8].map((n) => msg(n).id));
+  });
+
+  it('takes the remembered reactions of the user for fetched messages', () => {
+    const s = applyPage(emptyState(), [msg(1, { reactions: { '👍': 1 } })], {
+      kind: 'latest',
+      limit: 50,
+      fetchRev: 0,
+      mineOf: (id) => (id === msg(1).id ? ['👍'] : []),
+    });
+    expect(s.items[0].mine).toEqual(['👍']);
+  });
+});
+
+describe('reset (refetch of the newest page)', () => {
+  it('fills in what was missed and updates counts when the page overlaps', () => {
+    let s = latest(emptyState(), [msg(1), msg(2), msg(3)], 3);
+    s = applyPage(s, [msg(0)], { kind: 'older', limit: 3, fetchRev: s.rev });
+    // Missed: 4 and a reaction on 3.
+    s = latest(s, [msg(2), msg(3, { reactions: { '🎉': 2 } }), msg(4)], 3);
+    expect(ids(s)).toEqual([0, 1, 2, 3, 4].map((n) => msg(n).id));
+    expect(s.items.find((m) => m.id === msg(3).id)?.reactions).toEqual({ '🎉': 2 });
+    expect(s.hasOlder).toBe(false);
+  });
+
+  it('drops messages that are no longer contiguous when more than a page was missed', () => {
+    let s = latest(emptyState(), [msg(1), msg(2), msg(3)], 3);
+    s = latest(s, [msg(10), msg(11), msg(12)], 3);
+    expect(ids(s)).toEqual([10, 11, 12].map((n) => msg(n).id));
+    expect(s.hasOlder).toBe(true); // scrolling up fetches the gap
+  });
+
+  it('keeps live messages newer than the page and pending messages across a reset', () => {
+    let s = latest(emptyState(), [msg(1), msg(2), msg(3)], 3);
+    s = addPending(s, { clientId: 'local-1', roomId: ROOM, user: alice, text: 'typing fast' });
+    const fetchRev = s.rev;
+    s = receiveMessage(s, msg(13)); // arrives while the refetch is in flight
+    s = latest(s, [msg(10), msg(11), msg(12)], 3, fetchRev);
+    expect(texts(s)).toEqual(['message 10', 'message 11', 'message 12', 'message 13', 'typing fast']);
+  });
+
+  it('keeps live reaction counts that are newer than the fetch', () => {
+    let s = latest(emptyState(), [msg(1), msg(2)], 3);
+    const fetchRev = s.rev;
+    s = applyReaction(s, reaction(msg(2).id, '👍', bob, 'added', 3));
+    // The page was read before that event was projected.
+    s = latest(s, [msg(1, { reactions: { '👍': 1 } }), msg(2, { reactions: { '👍': 2 } })], 3, fetchRev);
+    expect(s.items[0].reactions).toEqual({ '👍': 1 });
+    expect(s.items[1].reactions).toEqual({ '👍': 3 });
+  });
+});
+
+describe('own messages: optimistic and reconciled', () => {
+  const sendHello = () =>
+    addPending(latest(emptyState(), [msg(1)], 3), { clientId: 'local-1', roomId: ROOM, user: alice, text: 'hello' });
+  const server = msg(2, { user: alice, text: 'hello' });
+
+  it('shows a pending message at once, after the sent ones', () => {
+    const s = sendHello();
+    expect(texts(s)).toEqual(['message 1', 'hello']);
+    expect(s.items[1].status).toBe('pending');
+  });
+
+  it('replaces it with the server copy when the POST answers first, then ignores the live copy', () => {
+    let s = confirmPending(sendHello(), 'local-1', server);
+    expect(s.items.map((m) => [m.id, m.status])).toEqual([
+      [msg(1).id, 'sent'],
+      [server.id, 'sent'],
+    ]);
+    s = receiveMessage(s, server, alice.id);
+    expect(ids(s)).toEqual([msg(1).id, server.id]);
+    expect(s.items[1].clientId).toBe('local-1'); // same React key throughout
+  });
+
+  it('matches the live copy to the pending message when the event comes first', () => {
+    let s = receiveMessage(sendHello(), server, alice.id);
+    expect(ids(s)).toEqual([msg(1).id, server.id]);
+    expect(s.items[1].status).toBe('sent');
+    s = confirmPending(s, 'local-1', server);
+    expect(ids(s)).toEqual([msg(1).id, server.id]);
+  });
+
+  it('does not take someone else’s message with the same text for ours', () => {
+    const s = receiveMessage(sendHello(), msg(2, { user: bob, text: 'hello' }), alice.id);
+    expect(s.items.map((m) => m.status)).toEqual(['sent', 'sent', 'pending']);
+  });
+
+  it('shows both of two identical messages whatever order the answers come in', () => {
+    let s = addPending(sendHello(), { clientId: 'local-2', roomId: ROOM, user: alice, text: 'hello' });
+    const first = msg(2, { user: alice, text: 'hello' });
+    const second = msg(3, { user: alice, text: 'hello' });
+    // The second POST's live event, then both answers in reverse order.
+    s = receiveMessage(s, second, alice.id);
+    s = confirmPending(s, 'local-2', second);
+    s = confirmPending(s, 'local-1', first);
+    s = receiveMessage(s, first, alice.id);
+    expect(ids(s)).toEqual([msg(1).id, first.id, second.id]);
+    expect(s.items.every((m) => m.status === 'sent')).toBe(true);
+  });
+
+  it('replaces the placeholder when a refetch brought the message before the POST answered', () => {
+    let s = sendHello();
+    s = latest(s, [msg(1), server], 3);
+    s = confirmPending(s, 'local-1', server);
+    expect(ids(s)).toEqual([msg(1).id, server.id]);
+  });
+
+  it('keeps a failed message so it can be retried', () => {
+    let s = failPending(sendHello(), 'local-1');
+    expect(s.items[1].status).toBe('failed');
+    s = receiveMessage(s, msg(3), alice.id);
+    s = retryPending(s, 'local-1');
+    expect(s.items.map((m) => [m.text, m.status])).toEqual([
+      ['message 1', 'sent'],
+      ['message 3', 'sent'],
+      ['hello', 'pending'],
+    ]);
+  });
+});
+
+function reaction(messageId: string, emoji: string, user: User, op: 'added' | 'removed', count: number): ReactionEvent {
+  return { message_id: messageId, emoji, user, op, count };
+}
+
+describe('reactions', () => {
+  const base = () => latest(emptyState(), [msg(1, { reactions: { '👍': 1 } })], 3);
+
+  it('takes the count from the live event and removes emojis that reach zero', () => {
+    let s = applyReaction(base(), reaction(msg(1).id, '👍', bob, 'added', 2));
+    expect(s.items[0].reactions).toEqual({ '👍': 2 });
+    s = applyReaction(s, reaction(msg(1).id, '👍', bob, 'removed', 0));
+    expect(s.items[0].reactions).toEqual({});
+  });
+
+  it('ignores reactions to messages it does not hold', () => {
+    const s = base();
+    expect(applyReaction(s, reaction('unknown', '👍', bob, 'added', 5))).toBe(s);
+  });
+
+  it('shows a click at once and lets the event settle it', () => {
+    let s = reactOptimistically(base(), msg(1).id, '❤️', 'added');
+    expect(s.items[0].reactions).toEqual({ '👍': 1, '❤️': 1 });
+    expect(s.items[0].mine).toEqual(['❤️']);
+    s = applyReaction(s, reaction(msg(1).id, '❤️', alice, 'added', 3), alice.id);
+    expect(s.items[0].reactions['❤️']).toBe(3);
+    expect(s.items[0].pendingReactions).toBeUndefined();
+    // Settling later changes nothing once the event came.
+    expect(settleReaction(s, msg(1).id, '❤️', 'unchanged')).toBe(s);
+  });
+
+  it('rolls a failed click back', () => {
+    let s = reactOptimistically(base(), msg(1).id, '👍', 'added');
+    expect(s.items[0].reactions['👍']).toBe(2);
+    s = settleReaction(s, msg(1).id, '👍', 'failed');
+    expect(s.items[0].reactions['👍']).toBe(1);
+    expect(s.items[0].mine).toEqual([]);
+  });
+
+  it('takes an accepted click with no event as "we had reacted already"', () => {
+    // After a reload the client did not know the 👍 was ours; the add changes nothing on the server.
+    let s = reactOptimistically(base(), msg(1).id, '👍', 'added');
+    s = settleReaction(s, msg(1).id, '👍', 'unchanged');
+    expect(s.items[0].reactions['👍']).toBe(1);
+    expect(s.items[0].mine).toEqual(['👍']);
+  });
+
+  it('tracks own reactions from live events (e.g. from another tab)', () => {
+    let s = applyReaction(base(), reaction(msg(1).id, '🎉', alice, 'added', 1), alice.id);
+    expect(s.items[0].mine).toEqual(['🎉']);
+    s = applyReaction(s, reaction(msg(1).id, '🎉', alice, 'removed', 0), alice.id);
+    expect(s.items[0].mine).toEqual([]);
+  });
+
+  it('does not let a live message event wipe counts', () => {
+    let s = applyReaction(base(), reaction(msg(1).id, '👍', bob, 'added', 2));
+    s = receiveMessage(s, msg(1));
+    expect(s.items[0].reactions).toEqual({ '👍': 2 });
+  });
+});
