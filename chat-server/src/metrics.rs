@@ -5,7 +5,7 @@
 
 use prometheus_client::{
     encoding::{EncodeLabelSet, text::encode},
-    metrics::{counter::Counter, family::Family, histogram::Histogram},
+    metrics::{counter::Counter, family::Family, gauge::Gauge, histogram::Histogram},
     registry::Registry,
 };
 
@@ -31,6 +31,20 @@ pub struct Metrics {
     pub fetches: Family<ModeLabel, Counter>,
     /// Read-model queries made to serve fetches, by mode.
     pub fetch_db_queries: Family<ModeLabel, Counter>,
+    /// Rooms this instance currently serves in throttled mode.
+    pub hot_rooms: Gauge,
+    /// Fetches counted toward hot-room detection.
+    pub fetches_counted: Counter,
+    /// Throttled fetches answered 429.
+    pub throttled_answers: Counter,
+    /// Throttled fetches answered from the page cache (or by joining a query in flight).
+    pub cache_hits: Counter,
+    /// Failed rounds of the hot-room loop (store unreachable).
+    pub hot_store_errors: Counter,
+    /// 1 while this instance leads the hot-room scheduler.
+    pub scheduler_leader: Gauge,
+    /// Rooms switched to a mode by this instance's scheduler.
+    pub mode_changes: Family<ModeLabel, Counter>,
 }
 
 impl Default for Metrics {
@@ -64,8 +78,57 @@ impl Default for Metrics {
             "Read-model queries made to serve fetches",
             fetch_db_queries.clone(),
         );
+        let hot_rooms = Gauge::default();
+        registry.register(
+            "hot_rooms",
+            "Rooms served in throttled mode",
+            hot_rooms.clone(),
+        );
+        let fetches_counted = Counter::default();
+        registry.register(
+            "fetches_counted",
+            "Fetches counted toward hot-room detection",
+            fetches_counted.clone(),
+        );
+        let throttled_answers = Counter::default();
+        registry.register(
+            "throttled_answers",
+            "Throttled fetches answered 429",
+            throttled_answers.clone(),
+        );
+        let cache_hits = Counter::default();
+        registry.register(
+            "fetch_cache_hits",
+            "Throttled fetches served without a query of their own",
+            cache_hits.clone(),
+        );
+        let hot_store_errors = Counter::default();
+        registry.register(
+            "hot_store_errors",
+            "Hot-room rounds that failed because the store was unreachable",
+            hot_store_errors.clone(),
+        );
+        let scheduler_leader = Gauge::default();
+        registry.register(
+            "scheduler_leader",
+            "1 while this instance leads the hot-room scheduler",
+            scheduler_leader.clone(),
+        );
+        let mode_changes = Family::default();
+        registry.register(
+            "mode_changes",
+            "Room mode changes decided by this instance",
+            mode_changes.clone(),
+        );
         Self {
             registry,
+            hot_rooms,
+            fetches_counted,
+            throttled_answers,
+            cache_hits,
+            hot_store_errors,
+            scheduler_leader,
+            mode_changes,
             events_appended,
             append_failures,
             append_duration_seconds,

@@ -1,5 +1,6 @@
 //! The HTTP API. Each domain module exposes `router()`; this module joins them and adds the layers.
 
+mod config;
 mod health;
 mod messages;
 mod reactions;
@@ -8,26 +9,40 @@ mod sessions;
 
 use std::time::Instant;
 
-use axum::{Router, extract::DefaultBodyLimit};
+use axum::{Router, extract::DefaultBodyLimit, routing::any};
 use shared::{cursor::Cursor, event::Envelope, readmodel::Room};
-use tower_http::trace::TraceLayer;
+use tower_http::{
+    services::{ServeDir, ServeFile},
+    trace::TraceLayer,
+};
 use uuid::Uuid;
 
-use crate::{error::ApiError, metrics::EventTypeLabel, state::AppState};
+use crate::{error::ApiError, metrics::EventTypeLabel, settings::Settings, state::AppState};
 
 /// Request bodies above this are refused with 413 before they are parsed.
 pub const MAX_BODY_BYTES: usize = 64 * 1024;
 
-pub fn router(state: AppState, cors_origins: &[String]) -> Router {
-    Router::new()
+/// The API, plus the web app from `settings.web_dir` at every other path.
+pub fn router(state: AppState, settings: &Settings) -> Router {
+    let api = Router::new()
+        .merge(config::router(settings.public_events_url.clone()))
         .merge(sessions::router())
         .merge(rooms::router())
         .merge(messages::router())
         .merge(reactions::router())
         .merge(health::router())
-        .fallback(|| async { ApiError::not_found("route") })
-        .layer(DefaultBodyLimit::max(MAX_BODY_BYTES))
-        .layer(shared::http::cors(cors_origins))
+        .route(
+            "/api/{*rest}",
+            any(|| async { ApiError::not_found("route") }),
+        );
+    let app = match &settings.web_dir {
+        // A single-page app: unknown paths get index.html and the client routes them.
+        Some(dir) => api
+            .fallback_service(ServeDir::new(dir).fallback(ServeFile::new(dir.join("index.html")))),
+        None => api.fallback(|| async { ApiError::not_found("route") }),
+    };
+    app.layer(DefaultBodyLimit::max(MAX_BODY_BYTES))
+        .layer(shared::http::cors(&settings.cors_origins))
         .layer(TraceLayer::new_for_http())
         .with_state(state)
 }
@@ -40,11 +55,16 @@ fn room_id(raw: &str) -> Result<Uuid, ApiError> {
 /// The room named in the path, or 404.
 async fn existing_room(state: &AppState, raw: &str) -> Result<Room, ApiError> {
     let id = room_id(raw)?;
-    state
+    if let Some(room) = state.rooms.get(&id).await {
+        return Ok(room);
+    }
+    let room = state
         .read_model
         .room(id)
         .await?
-        .ok_or_else(|| ApiError::not_found("room"))
+        .ok_or_else(|| ApiError::not_found("room"))?;
+    state.rooms.insert(id, room.clone()).await;
+    Ok(room)
 }
 
 /// Appends `event`, answering 503 when the broker does not acknowledge it in time.

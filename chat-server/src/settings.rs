@@ -1,9 +1,11 @@
 //! chat-server configuration, read from the environment (see the README's configuration table).
 
-use std::{net::SocketAddr, time::Duration};
+use std::{net::SocketAddr, path::PathBuf, time::Duration};
 
 use anyhow::{Context, bail};
 use shared::{kafka::KafkaSettings, settings};
+
+use crate::hot::HotSettings;
 
 #[derive(Debug, Clone)]
 pub struct Settings {
@@ -13,8 +15,15 @@ pub struct Settings {
     /// `DATABASE_URL`: the read model.
     pub database_url: String,
     pub auth: AuthSettings,
+    pub hot: HotSettings,
     /// `CORS_ORIGINS`: comma-separated origins allowed to call the API from a browser.
     pub cors_origins: Vec<String>,
+    /// `WEB_DIR` (default `web/dist` when it exists): the built web app, served at `/`.
+    pub web_dir: Option<PathBuf>,
+    /// `PUBLIC_EVENTS_URL`: where browsers reach the publish-servers' SSE API, e.g.
+    /// `https://events.example.com`. Unset means the same origin as the chat-server (a proxy routes
+    /// `/api/rooms/*/events`, or the embedded mode serves it itself).
+    pub public_events_url: Option<String>,
 }
 
 #[derive(Debug, Clone)]
@@ -50,7 +59,13 @@ impl Settings {
                 secret,
                 token_ttl: Duration::from_secs(settings::parse_or("AUTH_TOKEN_TTL_SECS", 86_400)?),
             },
+            hot: HotSettings::from_env()?,
             cors_origins: settings::list("CORS_ORIGINS"),
+            web_dir: settings::var("WEB_DIR").map(PathBuf::from).or_else(|| {
+                Some(PathBuf::from("web/dist")).filter(|d| d.join("index.html").is_file())
+            }),
+            public_events_url: settings::var("PUBLIC_EVENTS_URL")
+                .map(|url| url.trim_end_matches('/').to_owned()),
         })
     }
 }

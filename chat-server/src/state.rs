@@ -2,14 +2,29 @@
 
 use std::sync::Arc;
 
-use shared::readmodel::ReadModel;
+use moka::future::Cache;
+use shared::readmodel::{ReadModel, Room};
+use uuid::Uuid;
 
-use crate::{auth::TokenSigner, event_log::EventLog, metrics::Metrics};
+use crate::{
+    auth::TokenSigner,
+    event_log::EventLog,
+    hot::{FetchCounter, HotView, throttle::Throttle},
+    metrics::Metrics,
+};
 
 #[derive(Clone)]
 pub struct AppState {
     pub log: Arc<EventLog>,
     pub read_model: ReadModel,
+    /// Rooms already seen: rooms are never deleted, so a hit needs no database query (and a hot
+    /// room's fetches do not query the database just to learn that the room exists).
+    pub rooms: Cache<Uuid, Room>,
     pub signer: Arc<TokenSigner>,
     pub metrics: Arc<Metrics>,
+    pub hot: Arc<HotView>,
+    pub counter: Arc<FetchCounter>,
+    pub throttle: Arc<Throttle>,
+    /// Key anonymous clients by `X-Forwarded-For` (behind a trusted proxy).
+    pub trust_forwarded_for: bool,
 }

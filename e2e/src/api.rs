@@ -96,6 +96,38 @@ impl Api {
         body["messages"].as_array().expect("messages array").clone()
     }
 
+    /// The value of one metric line from `/metrics`, e.g.
+    /// `hotchat_fetch_db_queries_total{mode="throttled"}`; 0 when the series does not exist yet.
+    pub async fn metric(&self, series: &str) -> f64 {
+        let text = self
+            .http
+            .get(self.url("/metrics"))
+            .send()
+            .await
+            .expect("GET /metrics")
+            .text()
+            .await
+            .expect("metrics text");
+        text.lines()
+            .find_map(|line| line.strip_prefix(series)?.strip_prefix(' '))
+            .map(|value| value.trim().parse().expect("a number"))
+            .unwrap_or(0.0)
+    }
+
+    /// The room's mode as `GET /api/rooms/{room}` reports it.
+    pub async fn mode(&self, room: &str) -> String {
+        let room: Value = self
+            .http
+            .get(self.url(&format!("/api/rooms/{room}")))
+            .send()
+            .await
+            .expect("GET room")
+            .json()
+            .await
+            .expect("room JSON");
+        room["mode"].as_str().expect("mode").to_owned()
+    }
+
     /// PUT (add) or DELETE (remove) a reaction; returns the status.
     pub async fn react(
         &self,

@@ -3,6 +3,7 @@
 
 use std::{net::SocketAddr, time::Duration};
 
+use chat_server::hot::HotSettings;
 use shared::{kafka::KafkaSettings, shutdown::CancellationToken};
 
 use crate::{api::Api, broker, database};
@@ -17,6 +18,10 @@ pub struct Stack {
     pub publishers: Vec<String>,
     /// How long a post waits for the broker before answering 503.
     pub produce_timeout: Duration,
+    /// Hot-room settings for chat-servers added from now on (Redis, with a key prefix of its own).
+    pub hot: HotSettings,
+    /// One per chat-server, in order: cancelling stops that instance.
+    pub chat_stops: Vec<CancellationToken>,
     stops: Vec<CancellationToken>,
 }
 
@@ -28,7 +33,24 @@ impl Stack {
 
     /// The same, on the broker at `brokers`.
     pub async fn start_on(brokers: String, chats: usize, publishers: usize) -> Self {
-        let mut stack = Self {
+        let mut stack = Self::empty_on(brokers).await;
+        for _ in 0..chats {
+            stack.add_chat_server().await;
+        }
+        for _ in 0..publishers {
+            stack.add_default_publish_server().await;
+        }
+        stack
+    }
+
+    /// No servers yet: adjust the settings, then add them.
+    pub async fn empty() -> Self {
+        Self::empty_on(broker::shared_brokers()).await
+    }
+
+    pub async fn empty_on(brokers: String) -> Self {
+        let redis_url = crate::required_env("HOTCHAT_TEST_REDIS_URL", "redis://127.0.0.1:6379/0");
+        Self {
             brokers,
             topic: format!("chat-events-{}", uuid::Uuid::now_v7().simple()),
             database_url: database::fresh().await,
@@ -36,16 +58,20 @@ impl Stack {
             chats: Vec::new(),
             publishers: Vec::new(),
             produce_timeout: Duration::from_secs(5),
+            hot: HotSettings {
+                redis_url: Some(redis_url),
+                key_prefix: format!("hotchat-test:{}", uuid::Uuid::now_v7().simple()),
+                ..HotSettings::local()
+            },
+            chat_stops: Vec::new(),
             stops: Vec::new(),
-        };
-        for _ in 0..chats {
-            stack.add_chat_server().await;
         }
-        for _ in 0..publishers {
-            let (url, group) = (stack.database_url.clone(), stack.projector_group());
-            stack.add_publish_server(&url, &group).await;
-        }
-        stack
+    }
+
+    /// A publish-server writing this stack's database in this stack's projector group.
+    pub async fn add_default_publish_server(&mut self) -> String {
+        let (url, group) = (self.database_url.clone(), self.projector_group());
+        self.add_publish_server(&url, &group).await
     }
 
     pub fn kafka(&self) -> KafkaSettings {
@@ -79,7 +105,10 @@ impl Stack {
                 secret: self.secret.clone(),
                 token_ttl: Duration::from_secs(3600),
             },
+            hot: self.hot.clone(),
             cors_origins: vec!["http://allowed.example".into()],
+            web_dir: None,
+            public_events_url: None,
         };
         let app = chat_server::startup::Application::build(settings)
             .await
@@ -87,6 +116,7 @@ impl Stack {
         let base = format!("http://{}", app.local_addr());
         let stop = CancellationToken::new();
         tokio::spawn(app.run_until_stopped(stop.clone()));
+        self.chat_stops.push(stop.clone());
         self.stops.push(stop);
         self.chats.push(Api::new(base));
         self.chats.last().expect("just pushed")

@@ -19,7 +19,7 @@ use bytes::Bytes;
 use serde::Serialize;
 use shared::{
     cursor::Cursor,
-    event::{Envelope, EventBody, User},
+    event::{Envelope, EventBody, RoomMode, User},
     readmodel::{Message, ReadModel},
 };
 use tokio::sync::broadcast;
@@ -82,6 +82,11 @@ impl Hub {
     pub async fn dispatch(&self, cursor: Cursor, event: &Envelope) {
         match &event.body {
             EventBody::RoomCreated { .. } => {}
+            EventBody::RoomModeChanged { mode } => {
+                self.send(event.room_id, |_| {
+                    Some(frame(cursor, "mode", &ModeData { mode: *mode }))
+                });
+            }
             EventBody::MessagePosted { message_id, text } => {
                 let message = Message {
                     id: *message_id,
@@ -183,6 +188,11 @@ impl Hub {
 }
 
 #[derive(Serialize)]
+pub struct ModeData {
+    pub mode: RoomMode,
+}
+
+#[derive(Serialize)]
 struct ReactionData<'a> {
     message_id: Uuid,
     emoji: &'a str,
@@ -238,6 +248,16 @@ pub fn frame(cursor: Cursor, event: &str, data: &impl Serialize) -> Frame {
     let mut buf = Vec::with_capacity(256);
     let _ = write!(buf, "id: {cursor}\nevent: {event}\ndata: ");
     serde_json::to_writer(&mut buf, data).expect("event data serialises");
+    buf.extend_from_slice(b"\n\n");
+    Bytes::from(buf)
+}
+
+/// `event: mode` without an `id:` (so the client's resume cursor is unchanged): the room's current
+/// mode, sent first to a client that subscribes while the room is hot.
+pub fn mode_frame(mode: RoomMode) -> Frame {
+    let mut buf = Vec::with_capacity(48);
+    let _ = write!(buf, "event: mode\ndata: ");
+    serde_json::to_writer(&mut buf, &ModeData { mode }).expect("mode data serialises");
     buf.extend_from_slice(b"\n\n");
     Bytes::from(buf)
 }

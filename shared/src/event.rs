@@ -45,6 +45,36 @@ pub enum EventBody {
     ReactionAdded { message_id: Uuid, emoji: String },
     #[serde(rename = "reaction.removed")]
     ReactionRemoved { message_id: Uuid, emoji: String },
+    /// The hot-room scheduler switched the room's fetch API (written by the scheduler's leader).
+    #[serde(rename = "room.mode_changed")]
+    RoomModeChanged { mode: RoomMode },
+}
+
+/// How a room's history API is served.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum RoomMode {
+    /// Every fetch reads the database.
+    Normal,
+    /// The room is hot: fetches are coalesced, cached and rate-limited per client.
+    Throttled,
+}
+
+impl RoomMode {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            RoomMode::Normal => "normal",
+            RoomMode::Throttled => "throttled",
+        }
+    }
+}
+
+/// The author of events the service writes by itself (mode changes).
+pub fn system_user() -> User {
+    User {
+        id: Uuid::nil(),
+        name: "hotchat".to_owned(),
+    }
 }
 
 /// Why a record could not be read as an event. Consumers skip such records and count them.
@@ -108,6 +138,7 @@ impl Envelope {
             EventBody::MessagePosted { .. } => "message.posted",
             EventBody::ReactionAdded { .. } => "reaction.added",
             EventBody::ReactionRemoved { .. } => "reaction.removed",
+            EventBody::RoomModeChanged { .. } => "room.mode_changed",
         }
     }
 }
@@ -166,6 +197,9 @@ mod tests {
             EventBody::ReactionRemoved {
                 message_id,
                 emoji: "👍".into(),
+            },
+            EventBody::RoomModeChanged {
+                mode: RoomMode::Throttled,
             },
         ] {
             let event = Envelope::new(room, alice(), body);

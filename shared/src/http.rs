@@ -82,8 +82,8 @@ impl IntoResponse for ApiError {
     }
 }
 
-impl From<ReadModelError> for ApiError {
-    fn from(e: ReadModelError) -> Self {
+impl From<&ReadModelError> for ApiError {
+    fn from(e: &ReadModelError) -> Self {
         match e {
             ReadModelError::UnknownCursor(id) => ApiError::bad_request(
                 "invalid_cursor",
@@ -91,6 +91,12 @@ impl From<ReadModelError> for ApiError {
             ),
             ReadModelError::Unavailable(cause) => ApiError::unavailable("the database", cause),
         }
+    }
+}
+
+impl From<ReadModelError> for ApiError {
+    fn from(e: ReadModelError) -> Self {
+        ApiError::from(&e)
     }
 }
 

@@ -18,7 +18,7 @@ use uuid::Uuid;
 
 use crate::{
     cursor::Cursor,
-    event::{Envelope, EventBody, User},
+    event::{Envelope, EventBody, RoomMode, User},
     settings,
 };
 
@@ -133,6 +133,21 @@ impl ReadModel {
                 .fetch_optional(&self.pool)
                 .await?,
         )
+    }
+
+    /// The room's mode as last announced in the topic, if the room exists.
+    pub async fn room_mode(&self, id: Uuid) -> Result<Option<RoomMode>, ReadModelError> {
+        let mode: Option<String> = sqlx::query_scalar("SELECT mode FROM rooms WHERE id = $1")
+            .bind(id)
+            .fetch_optional(&self.pool)
+            .await?;
+        Ok(mode.map(|m| {
+            if m == RoomMode::Throttled.as_str() {
+                RoomMode::Throttled
+            } else {
+                RoomMode::Normal
+            }
+        }))
     }
 
     /// All rooms, oldest first.
@@ -279,6 +294,13 @@ async fn apply(
             .bind(event.user.id)
             .execute(&mut **tx)
             .await?;
+        }
+        EventBody::RoomModeChanged { mode } => {
+            sqlx::query("UPDATE rooms SET mode = $2 WHERE id = $1")
+                .bind(event.room_id)
+                .bind(mode.as_str())
+                .execute(&mut **tx)
+                .await?;
         }
         EventBody::ReactionRemoved { message_id, emoji } => {
             sqlx::query(

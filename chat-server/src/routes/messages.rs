@@ -1,16 +1,19 @@
 //! Messages: post one, fetch a page of history.
 
+use std::net::SocketAddr;
+
 use axum::{
     Json, Router,
-    extract::{Path, Query, State},
-    http::{HeaderValue, StatusCode},
+    body::Bytes,
+    extract::{ConnectInfo, Path, Query, State},
+    http::{HeaderMap, HeaderValue, StatusCode, header},
     response::{IntoResponse, Response},
     routing::get,
 };
 use serde::Deserialize;
 use serde_json::json;
 use shared::{
-    event::{Envelope, EventBody},
+    event::{Envelope, EventBody, RoomMode},
     http::ROOM_MODE,
     readmodel::{MAX_PAGE, Message},
 };
@@ -106,24 +109,91 @@ async fn fetch(
     State(state): State<AppState>,
     Path(room): Path<String>,
     Query(query): Query<PageQuery>,
+    ConnectInfo(peer): ConnectInfo<SocketAddr>,
+    headers: HeaderMap,
 ) -> Result<Response, ApiError> {
     let (limit, before) = (query.limit()?, query.before()?);
     let room = existing_room(&state, &room).await?;
-    let mode = "normal";
-    state
-        .metrics
-        .fetches
-        .get_or_create(&ModeLabel { mode })
-        .inc();
-    state
-        .metrics
-        .fetch_db_queries
-        .get_or_create(&ModeLabel { mode })
-        .inc();
-    let messages = state.read_model.messages(room.id, before, limit).await?;
-    let mut response = Json(json!({"messages": messages, "mode": mode})).into_response();
+    // Counted locally; the scheduler loop flushes the counts to the shared store.
+    state.counter.record(room.id);
+    state.metrics.fetches_counted.inc();
+    let mode = state.hot.mode(room.id);
+    let label = ModeLabel {
+        mode: mode.as_str(),
+    };
+    state.metrics.fetches.get_or_create(&label).inc();
+    let body = match mode {
+        RoomMode::Normal => {
+            state.metrics.fetch_db_queries.get_or_create(&label).inc();
+            let messages = state.read_model.messages(room.id, before, limit).await?;
+            page_body(&messages, mode)
+        }
+        RoomMode::Throttled => {
+            let client = client_key(&state, &headers, peer);
+            if let Err(wait) = state.throttle.admit(&client) {
+                state.metrics.throttled_answers.inc();
+                let secs = wait.as_secs_f64().ceil().max(1.0) as u64;
+                let error = ApiError::new(
+                    StatusCode::TOO_MANY_REQUESTS,
+                    "rate_limited",
+                    format!("this room is busy; fetch again in {secs} s"),
+                )
+                .with_retry_after(secs);
+                return Ok(with_mode(error.into_response(), mode));
+            }
+            let (read_model, metrics) = (state.read_model.clone(), state.metrics.clone());
+            let page = state
+                .throttle
+                .page((room.id, before, limit), async move {
+                    metrics.fetch_db_queries.get_or_create(&label).inc();
+                    let messages = read_model.messages(room.id, before, limit).await?;
+                    Ok(page_body(&messages, mode))
+                })
+                .await
+                .map_err(|e| ApiError::from(&*e))?;
+            if !page.queried {
+                state.metrics.cache_hits.inc();
+            }
+            page.body
+        }
+    };
+    let response = ([(header::CONTENT_TYPE, "application/json")], body).into_response();
+    Ok(with_mode(response, mode))
+}
+
+/// The answer's JSON, serialised once (a throttled page is shared by every caller).
+fn page_body(messages: &[Message], mode: RoomMode) -> Bytes {
+    let body = json!({"messages": messages, "mode": mode});
+    Bytes::from(serde_json::to_vec(&body).expect("a page serialises"))
+}
+
+fn with_mode(mut response: Response, mode: RoomMode) -> Response {
     response
         .headers_mut()
-        .insert(ROOM_MODE.clone(), HeaderValue::from_static("normal"));
-    Ok(response)
+        .insert(ROOM_MODE.clone(), HeaderValue::from_static(mode.as_str()));
+    response
+}
+
+/// Whom a throttled fetch is charged to: the signed-in user, else the client's address.
+fn client_key(state: &AppState, headers: &HeaderMap, peer: SocketAddr) -> String {
+    let user = headers
+        .get(header::AUTHORIZATION)
+        .and_then(|h| h.to_str().ok())
+        .and_then(|h| h.strip_prefix("Bearer "))
+        .and_then(|token| state.signer.verify(token.trim(), chrono::Utc::now()).ok());
+    if let Some(user) = user {
+        return format!("user:{}", user.id);
+    }
+    let forwarded = state
+        .trust_forwarded_for
+        .then(|| headers.get("x-forwarded-for"))
+        .flatten()
+        .and_then(|h| h.to_str().ok())
+        .and_then(|h| h.split(',').next())
+        .map(str::trim)
+        .filter(|ip| !ip.is_empty());
+    match forwarded {
+        Some(ip) => format!("ip:{ip}"),
+        None => format!("ip:{}", peer.ip()),
+    }
 }

@@ -81,7 +81,10 @@ async fn list(State(state): State<AppState>) -> Result<Json<Value>, ApiError> {
         .rooms()
         .await?
         .into_iter()
-        .map(|room| ListedRoom { room, hot: false })
+        .map(|room| ListedRoom {
+            hot: state.hot.is_hot(room.id),
+            room,
+        })
         .collect();
     Ok(Json(json!({ "rooms": rooms })))
 }
@@ -91,8 +94,9 @@ async fn show(
     Path(room): Path<String>,
 ) -> Result<Json<Value>, ApiError> {
     let room = existing_room(&state, &room).await?;
+    let room_id = room.id;
     let mut body =
         serde_json::to_value(room).map_err(|e| ApiError::unavailable("serialisation", e))?;
-    body["mode"] = json!("normal");
+    body["mode"] = json!(state.hot.mode(room_id));
     Ok(Json(body))
 }

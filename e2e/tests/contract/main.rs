@@ -5,6 +5,7 @@
 #![allow(clippy::unwrap_used)]
 
 mod fetch;
+mod hot;
 mod pipeline;
 mod rebuild;
 mod validation;

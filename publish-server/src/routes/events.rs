@@ -20,13 +20,14 @@ use futures::StreamExt;
 use serde::Deserialize;
 use shared::{
     cursor::Cursor,
+    event::RoomMode,
     http::{ApiError, LAST_EVENT_ID},
 };
 use tokio::sync::broadcast::{self, error::RecvError};
 use uuid::Uuid;
 
 use crate::{
-    hub::{Frame, reset_frame},
+    hub::{Frame, mode_frame, reset_frame},
     metrics::Metrics,
     state::AppState,
 };
@@ -52,9 +53,11 @@ async fn events(
     headers: HeaderMap,
 ) -> Result<Response, ApiError> {
     let room_id: Uuid = room.parse().map_err(|_| ApiError::not_found("room"))?;
-    if state.read_model.room(room_id).await?.is_none() {
-        return Err(ApiError::not_found("room"));
-    }
+    let mode = state
+        .read_model
+        .room_mode(room_id)
+        .await?
+        .ok_or_else(|| ApiError::not_found("room"))?;
     let last_event_id = headers
         .get(&LAST_EVENT_ID)
         .and_then(|v| v.to_str().ok())
@@ -67,6 +70,9 @@ async fn events(
 
     let mut head = BytesMut::new();
     head.extend_from_slice(format!("retry: {RETRY_MS}\n\n").as_bytes());
+    if mode == RoomMode::Throttled {
+        head.extend_from_slice(&mode_frame(mode));
+    }
     if let Some(id) = last_event_id {
         // Replaying missed events is not built yet: a returning client is told to refetch rather
         // than being left with a silent gap.

@@ -1,0 +1,275 @@
+//! Where fetch counts, the hot map and the scheduler's leader lock live.
+//!
+//! With `REDIS_URL` set they are in Redis and shared by every chat-server; without it they are in
+//! this process (the embedded mode, one chat-server). Redis keys, all under `REDIS_KEY_PREFIX`:
+//! - `{prefix}:fetches:{quarter}`: hash room → fetches counted during that 250 ms quarter (expires
+//!   after 10 s). The last four complete quarters are the last second's rate.
+//! - `{prefix}:hot`: hash room → last time (Unix ms) its rate was above the threshold.
+//! - `{prefix}:leader`: the instance id of the scheduler's leader, with a short expiry.
+
+use std::{
+    collections::{BTreeMap, HashMap},
+    ops::Range,
+    sync::Mutex,
+    time::Duration,
+};
+
+use redis::{AsyncCommands, Script, aio::ConnectionManager};
+use tokio::sync::Mutex as AsyncMutex;
+use uuid::Uuid;
+
+use super::detector::HotMap;
+
+/// How long a fetch-count bucket is kept.
+const BUCKET_TTL_SECS: i64 = 10;
+
+#[derive(Debug, thiserror::Error)]
+pub enum StoreError {
+    #[error("redis: {0}")]
+    Redis(#[from] redis::RedisError),
+    #[error("redis did not answer within {0:?}")]
+    Timeout(Duration),
+}
+
+pub enum HotStore {
+    Redis(RedisStore),
+    Local(LocalStore),
+}
+
+impl HotStore {
+    /// Adds this instance's counts for one quarter.
+    pub async fn add_fetches(
+        &self,
+        quarter: i64,
+        counts: &HashMap<Uuid, u64>,
+    ) -> Result<(), StoreError> {
+        match self {
+            HotStore::Redis(r) => r.add_fetches(quarter, counts).await,
+            HotStore::Local(l) => {
+                l.add_fetches(quarter, counts);
+                Ok(())
+            }
+        }
+    }
+
+    /// Fetches per room summed over `quarters`, across all instances.
+    pub async fn fetches(&self, quarters: Range<i64>) -> Result<HashMap<Uuid, u64>, StoreError> {
+        match self {
+            HotStore::Redis(r) => r.fetches(quarters).await,
+            HotStore::Local(l) => Ok(l.fetches(quarters)),
+        }
+    }
+
+    pub async fn hot_map(&self) -> Result<HotMap, StoreError> {
+        match self {
+            HotStore::Redis(r) => r.hot_map().await,
+            HotStore::Local(l) => Ok(l.hot.lock().expect("hot lock").clone()),
+        }
+    }
+
+    /// Replaces the hot map (leader only).
+    pub async fn set_hot_map(&self, previous: &HotMap, next: &HotMap) -> Result<(), StoreError> {
+        match self {
+            HotStore::Redis(r) => r.set_hot_map(previous, next).await,
+            HotStore::Local(l) => {
+                *l.hot.lock().expect("hot lock") = next.clone();
+                Ok(())
+            }
+        }
+    }
+
+    /// Takes or keeps the leader lock for `ttl`; true when this instance leads.
+    pub async fn lead(&self, instance: Uuid, ttl: Duration) -> Result<bool, StoreError> {
+        match self {
+            HotStore::Redis(r) => r.lead(instance, ttl).await,
+            HotStore::Local(_) => Ok(true),
+        }
+    }
+
+    /// Gives the lock up (at shutdown), so another instance takes over at once.
+    pub async fn resign(&self, instance: Uuid) -> Result<(), StoreError> {
+        match self {
+            HotStore::Redis(r) => r.resign(instance).await,
+            HotStore::Local(_) => Ok(()),
+        }
+    }
+}
+
+/// The in-process store of the embedded mode.
+#[derive(Default)]
+pub struct LocalStore {
+    buckets: Mutex<BTreeMap<i64, HashMap<Uuid, u64>>>,
+    hot: Mutex<HotMap>,
+}
+
+impl LocalStore {
+    fn add_fetches(&self, quarter: i64, counts: &HashMap<Uuid, u64>) {
+        let mut buckets = self.buckets.lock().expect("bucket lock");
+        let bucket = buckets.entry(quarter).or_default();
+        for (room, n) in counts {
+            *bucket.entry(*room).or_default() += n;
+        }
+        // Keep the same ten seconds Redis keeps.
+        let oldest = quarter - BUCKET_TTL_SECS * 4;
+        *buckets = buckets.split_off(&oldest);
+    }
+
+    fn fetches(&self, quarters: Range<i64>) -> HashMap<Uuid, u64> {
+        let buckets = self.buckets.lock().expect("bucket lock");
+        let mut sums = HashMap::new();
+        for (_, bucket) in buckets.range(quarters) {
+            for (room, n) in bucket {
+                *sums.entry(*room).or_default() += n;
+            }
+        }
+        sums
+    }
+}
+
+/// The Redis store. Every command has a deadline: a hung Redis must not hang the scheduler.
+pub struct RedisStore {
+    client: redis::Client,
+    prefix: String,
+    timeout: Duration,
+    /// Connected lazily and kept; `ConnectionManager` reconnects by itself after errors.
+    connection: AsyncMutex<Option<ConnectionManager>>,
+}
+
+impl RedisStore {
+    pub fn new(url: &str, prefix: &str) -> Result<Self, StoreError> {
+        Ok(Self {
+            client: redis::Client::open(url)?,
+            prefix: prefix.to_owned(),
+            timeout: Duration::from_millis(500),
+            connection: AsyncMutex::new(None),
+        })
+    }
+
+    fn key(&self, name: &str) -> String {
+        format!("{}:{name}", self.prefix)
+    }
+
+    async fn connection(&self) -> Result<ConnectionManager, StoreError> {
+        let mut slot = self.connection.lock().await;
+        if let Some(connection) = slot.as_ref() {
+            return Ok(connection.clone());
+        }
+        let config = redis::aio::ConnectionManagerConfig::new()
+            .set_connection_timeout(self.timeout)
+            .set_response_timeout(self.timeout)
+            .set_number_of_retries(1);
+        let connection = tokio::time::timeout(
+            self.timeout * 2,
+            ConnectionManager::new_with_config(self.client.clone(), config),
+        )
+        .await
+        .map_err(|_| StoreError::Timeout(self.timeout * 2))??;
+        *slot = Some(connection.clone());
+        Ok(connection)
+    }
+
+    async fn run<T>(
+        &self,
+        op: impl Future<Output = Result<T, redis::RedisError>>,
+    ) -> Result<T, StoreError> {
+        tokio::time::timeout(self.timeout, op)
+            .await
+            .map_err(|_| StoreError::Timeout(self.timeout))?
+            .map_err(StoreError::from)
+    }
+
+    async fn add_fetches(
+        &self,
+        quarter: i64,
+        counts: &HashMap<Uuid, u64>,
+    ) -> Result<(), StoreError> {
+        if counts.is_empty() {
+            return Ok(());
+        }
+        let key = self.key(&format!("fetches:{quarter}"));
+        let mut pipe = redis::pipe();
+        for (room, n) in counts {
+            pipe.hincr(&key, room.to_string(), *n).ignore();
+        }
+        pipe.expire(&key, BUCKET_TTL_SECS).ignore();
+        let mut connection = self.connection().await?;
+        self.run(pipe.query_async::<()>(&mut connection)).await
+    }
+
+    async fn fetches(&self, quarters: Range<i64>) -> Result<HashMap<Uuid, u64>, StoreError> {
+        let mut pipe = redis::pipe();
+        for quarter in quarters {
+            pipe.hgetall(self.key(&format!("fetches:{quarter}")));
+        }
+        let mut connection = self.connection().await?;
+        let buckets: Vec<HashMap<String, u64>> =
+            self.run(pipe.query_async(&mut connection)).await?;
+        let mut sums = HashMap::new();
+        for bucket in buckets {
+            for (room, n) in bucket {
+                if let Ok(room) = room.parse::<Uuid>() {
+                    *sums.entry(room).or_default() += n;
+                }
+            }
+        }
+        Ok(sums)
+    }
+
+    async fn hot_map(&self) -> Result<HotMap, StoreError> {
+        let mut connection = self.connection().await?;
+        let raw: HashMap<String, i64> = self.run(connection.hgetall(self.key("hot"))).await?;
+        Ok(raw
+            .into_iter()
+            .filter_map(|(room, at)| room.parse().ok().map(|room| (room, at)))
+            .collect())
+    }
+
+    async fn set_hot_map(&self, previous: &HotMap, next: &HotMap) -> Result<(), StoreError> {
+        let key = self.key("hot");
+        let mut pipe = redis::pipe();
+        pipe.atomic();
+        for room in previous.keys().filter(|room| !next.contains_key(room)) {
+            pipe.hdel(&key, room.to_string()).ignore();
+        }
+        for (room, at) in next {
+            pipe.hset(&key, room.to_string(), *at).ignore();
+        }
+        let mut connection = self.connection().await?;
+        self.run(pipe.query_async::<()>(&mut connection)).await
+    }
+
+    async fn lead(&self, instance: Uuid, ttl: Duration) -> Result<bool, StoreError> {
+        // Keep the lock if it is ours, otherwise take it if it is free; one round trip either way.
+        let script = Script::new(
+            r"local holder = redis.call('GET', KEYS[1])
+              if holder == ARGV[1] then
+                redis.call('PEXPIRE', KEYS[1], ARGV[2])
+                return 1
+              elseif not holder then
+                redis.call('SET', KEYS[1], ARGV[1], 'PX', ARGV[2])
+                return 1
+              end
+              return 0",
+        );
+        let mut connection = self.connection().await?;
+        let mut invocation = script.key(self.key("leader"));
+        invocation
+            .arg(instance.to_string())
+            .arg(ttl.as_millis() as u64);
+        let led: i64 = self.run(invocation.invoke_async(&mut connection)).await?;
+        Ok(led == 1)
+    }
+
+    async fn resign(&self, instance: Uuid) -> Result<(), StoreError> {
+        let script = Script::new(
+            r"if redis.call('GET', KEYS[1]) == ARGV[1] then return redis.call('DEL', KEYS[1]) end
+              return 0",
+        );
+        let mut connection = self.connection().await?;
+        let mut invocation = script.key(self.key("leader"));
+        invocation.arg(instance.to_string());
+        self.run(invocation.invoke_async::<i64>(&mut connection))
+            .await
+            .map(|_| ())
+    }
+}
