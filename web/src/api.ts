@@ -40,6 +40,9 @@ export function parseRetryAfter(value: string | null | undefined, now = Date.now
   const trimmed = value.trim();
   if (trimmed === '') return undefined;
   if (/^\d+$/.test(trimmed)) return Number(trimmed);
+  // An HTTP date names its weekday and month; anything else (e.g. "-1", which Date.parse takes for a
+  // year) is not one.
+  if (!/[a-z]{3}/i.test(trimmed)) return undefined;
   const date = Date.parse(trimmed);
   if (Number.isNaN(date)) return undefined;
   return Math.max(0, Math.ceil((date - now) / 1000));

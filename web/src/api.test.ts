@@ -1,0 +1,130 @@
+import { describe, expect, it, vi } from 'vitest';
+
+import { ApiError, backoffDelayMs, createApi, MAX_BACKOFF_MS, parseRetryAfter } from './api';
+
+function json(status: number, body: unknown, headers: Record<string, string> = {}): Response {
+  return new Response(JSON.stringify(body), { status, headers: { 'content-type': 'application/json', ...headers } });
+}
+
+describe('Retry-After', () => {
+  it('reads delta-seconds and HTTP dates', () => {
+    const now = Date.parse('2025-01-01T00:00:00Z');
+    expect(parseRetryAfter('3')).toBe(3);
+    expect(parseRetryAfter(' 0 ')).toBe(0);
+    expect(parseRetryAfter('Wed, 01 Jan 2025 00:00:10 GMT', now)).toBe(10);
+    expect(parseRetryAfter('Tue, 31 Dec 2024 23:59:00 GMT', now)).toBe(0);
+    expect(parseRetryAfter(null)).toBeUndefined();
+    expect(parseRetryAfter('soon')).toBeUndefined();
+    expect(parseRetryAfter('-1')).toBeUndefined();
+  });
+});
+
+describe('backoff', () => {
+  it('waits at least what Retry-After says, with a little jitter', () => {
+    expect(backoffDelayMs({ attempt: 0, retryAfterSecs: 2, random: () => 0 })).toBe(2000);
+    expect(backoffDelayMs({ attempt: 0, retryAfterSecs: 2, random: () => 1 })).toBe(2400);
+    expect(backoffDelayMs({ attempt: 5, retryAfterSecs: 10, random: () => 1 })).toBe(11000);
+    // Retry-After 0 still spreads clients a little.
+    expect(backoffDelayMs({ attempt: 0, retryAfterSecs: 0, random: () => 1 })).toBe(100);
+  });
+
+  it('grows exponentially without Retry-After, slower in a throttled room, and is capped', () => {
+    const max = (attempt: number, mode?: 'normal' | 'throttled') => backoffDelayMs({ attempt, mode, random: () => 1 });
+    const min = (attempt: number) => backoffDelayMs({ attempt, random: () => 0 });
+    expect([0, 1, 2, 3].map((a) => max(a))).toEqual([500, 1000, 2000, 4000]);
+    expect(min(3)).toBe(2000);
+    expect(max(0, 'throttled')).toBe(1000);
+    expect(max(20)).toBe(MAX_BACKOFF_MS);
+    expect(backoffDelayMs({ attempt: 0, retryAfterSecs: 3600, random: () => 0 })).toBe(MAX_BACKOFF_MS);
+  });
+});
+
+describe('API client', () => {
+  it('returns the server’s error shape as an ApiError', async () => {
+    const api = createApi({ fetch: async () => json(400, { error: { code: 'empty_text', message: 'text is empty' } }) });
+    const error = await api.postMessage('r', ' ').catch((e) => e);
+    expect(error).toBeInstanceOf(ApiError);
+    expect(error).toMatchObject({ status: 400, code: 'empty_text', message: 'text is empty' });
+  });
+
+  it('sends the bearer token and JSON body, under the base URL', async () => {
+    const fetch = vi.fn(async (_url: RequestInfo | URL, _init?: RequestInit) =>
+      json(201, { id: 'm', room_id: 'r', user: { id: 'u', name: 'a' }, text: 'hi', at: '', reactions: {} }),
+    );
+    const api = createApi({ baseUrl: 'http://chat.test/', fetch, getToken: () => 'tok' });
+    await api.postMessage('r 1', 'hi');
+    const [url, init] = fetch.mock.calls[0];
+    expect(url).toBe('http://chat.test/api/rooms/r%201/messages');
+    expect(init?.method).toBe('POST');
+    expect((init?.headers as Record<string, string>).authorization).toBe('Bearer tok');
+    expect(init?.body).toBe('{"text":"hi"}');
+  });
+
+  it('URL-encodes the emoji of a reaction', async () => {
+    const fetch = vi.fn(async (_url: RequestInfo | URL, _init?: RequestInit) => new Response(null, { status: 202 }));
+    const api = createApi({ fetch, getToken: () => 'tok' });
+    await api.addReaction('r', 'm', '👍');
+    await api.removeReaction('r', 'm', '❤️');
+    expect(fetch.mock.calls[0][0]).toBe('/api/rooms/r/messages/m/reactions/%F0%9F%91%8D');
+    expect(fetch.mock.calls[0][1]?.method).toBe('PUT');
+    expect(fetch.mock.calls[1][0]).toBe('/api/rooms/r/messages/m/reactions/%E2%9D%A4%EF%B8%8F');
+    expect(fetch.mock.calls[1][1]?.method).toBe('DELETE');
+  });
+
+  it('waits out a 429 as Retry-After says and tries again', async () => {
+    const responses = [
+      json(429, { error: { code: 'rate_limited', message: 'slow down' } }, { 'retry-after': '2' }),
+      json(200, { messages: [], mode: 'throttled' }, { 'x-room-mode': 'throttled' }),
+    ];
+    const sleep = vi.fn(async () => {});
+    const onRetry = vi.fn();
+    const api = createApi({ fetch: async () => responses.shift()!, sleep, random: () => 0 });
+    const page = await api.fetchMessages('r', { limit: 50, before: 'm1', onRetry });
+    expect(page).toEqual({ messages: [], mode: 'throttled' });
+    expect(sleep).toHaveBeenCalledWith(2000, undefined);
+    expect(onRetry).toHaveBeenCalledWith(expect.objectContaining({ delayMs: 2000, attempt: 0 }));
+  });
+
+  it('gives up after a few attempts with the last error', async () => {
+    const sleep = vi.fn(async () => {});
+    const api = createApi({
+      fetch: async () => json(429, { error: { code: 'rate_limited', message: 'slow down' } }, { 'retry-after': '1' }),
+      sleep,
+    });
+    await expect(api.fetchMessages('r')).rejects.toMatchObject({ status: 429, retryAfterSecs: 1 });
+    expect(sleep).toHaveBeenCalledTimes(4);
+  });
+
+  it('does not retry a POST (it may have been applied)', async () => {
+    const fetch = vi.fn(async () => json(503, { error: { code: 'unavailable', message: 'broker down' } }, { 'retry-after': '1' }));
+    const api = createApi({ fetch, sleep: async () => {} });
+    await expect(api.postMessage('r', 'hi')).rejects.toMatchObject({ status: 503 });
+    expect(fetch).toHaveBeenCalledTimes(1);
+  });
+
+  it('reads the mode from the header when the body has none', async () => {
+    const api = createApi({ fetch: async () => json(200, { messages: [] }, { 'x-room-mode': 'throttled' }) });
+    expect((await api.fetchMessages('r')).mode).toBe('throttled');
+  });
+
+  it('reports a 401 on an authenticated call', async () => {
+    const onUnauthorized = vi.fn();
+    const api = createApi({
+      fetch: async () => json(401, { error: { code: 'unauthorized', message: 'token expired' } }),
+      getToken: () => 'old',
+      onUnauthorized,
+    });
+    await expect(api.createRoom('x')).rejects.toMatchObject({ status: 401 });
+    expect(onUnauthorized).toHaveBeenCalledOnce();
+  });
+
+  it('turns a network failure into a retryable error', async () => {
+    const api = createApi({
+      fetch: async () => {
+        throw new TypeError('Failed to fetch');
+      },
+      sleep: async () => {},
+    });
+    await expect(api.listRooms()).rejects.toMatchObject({ status: 0, code: 'network', retryable: true });
+  });
+});
