@@ -35,6 +35,11 @@ export const MessageItem = memo(function MessageItem({
   onDiscard(clientId: string): void;
 }) {
   const sent = message.status === 'sent';
+  const choices = reactionChoices(message.reactions);
+  // Reactions someone used (or we did) are shown with their counts; the others are a picker.
+  const isUsed = (emoji: string) => (message.reactions[emoji] ?? 0) > 0 || message.mine.includes(emoji);
+  const used = choices.filter(isUsed);
+  const unused = choices.filter((e) => !isUsed(e));
   const classes = ['msg', own ? 'msg--own' : '', continued ? 'msg--continued' : '', `msg--${message.status}`];
   return (
     <li className={classes.filter(Boolean).join(' ')} aria-busy={message.status === 'pending' || undefined}>
@@ -60,26 +65,44 @@ export const MessageItem = memo(function MessageItem({
         </span>
       )}
       {sent && (
-        <div className="reactions">
-          {reactionChoices(message.reactions).map((emoji) => {
-            const count = message.reactions[emoji] ?? 0;
-            const mine = message.mine.includes(emoji);
-            return (
-              <button
-                key={emoji}
-                type="button"
-                className={`reaction ${count > 0 ? 'reaction--used' : ''} ${mine ? 'reaction--mine' : ''}`}
-                aria-label={`React ${emoji}${count > 0 ? ` ${count}` : ''}`}
-                aria-pressed={mine}
-                onClick={() => onReact(message.id, emoji)}
-              >
-                <span className="reaction__emoji">{emoji}</span>
-                {count > 0 && <span className="reaction__count">{count}</span>}
-              </button>
-            );
-          })}
+        <div className={`reactions ${used.length ? 'reactions--used' : ''}`}>
+          {used.map((emoji) => (
+            <ReactionButton key={emoji} message={message} emoji={emoji} onReact={onReact} />
+          ))}
+          {unused.length > 0 && (
+            <span className="reaction-picker">
+              {unused.map((emoji) => (
+                <ReactionButton key={emoji} message={message} emoji={emoji} onReact={onReact} />
+              ))}
+            </span>
+          )}
         </div>
       )}
     </li>
   );
 });
+
+function ReactionButton({
+  message,
+  emoji,
+  onReact,
+}: {
+  message: ChatMessage;
+  emoji: string;
+  onReact(messageId: string, emoji: string): void;
+}) {
+  const count = message.reactions[emoji] ?? 0;
+  const mine = message.mine.includes(emoji);
+  return (
+    <button
+      type="button"
+      className={`reaction ${mine ? 'reaction--mine' : ''}`}
+      aria-label={`React ${emoji}${count > 0 ? ` ${count}` : ''}`}
+      aria-pressed={mine}
+      onClick={() => onReact(message.id, emoji)}
+    >
+      <span className="reaction__emoji">{emoji}</span>
+      {count > 0 && <span className="reaction__count">{count}</span>}
+    </button>
+  );
+}

@@ -1,0 +1,209 @@
+// End-to-end test of the web client against real servers, in headless Chromium.
+//
+//   CHAT_URL=http://127.0.0.1:8080 node web/e2e/chat.e2e.mjs
+//
+// Two browser contexts are two users: alice on a phone-sized viewport, bob on a desktop one. alice
+// creates a room through the UI and bob opens it from the room list. A message from one must appear on
+// the other within a second, and so must a reaction's count; reloading shows the history. Any error in
+// either browser console fails the test. It leaves screenshots of the room view in docs/.
+//
+// Environment: CHAT_URL (required), CHROMIUM (default /usr/bin/chromium), SCREENSHOT_DIR (default
+// docs/ in the repository), E2E_ARTIFACTS (where failure screenshots go; default a temp directory).
+
+import { mkdirSync, mkdtempSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { dirname, join, resolve } from 'node:path';
+import { fileURLToPath } from 'node:url';
+
+import { chromium } from 'playwright-core';
+
+const here = dirname(fileURLToPath(import.meta.url));
+const CHAT_URL = process.env.CHAT_URL;
+const CHROMIUM = process.env.CHROMIUM ?? '/usr/bin/chromium';
+const SCREENSHOT_DIR = resolve(process.env.SCREENSHOT_DIR ?? join(here, '..', '..', 'docs'));
+const ARTIFACTS = process.env.E2E_ARTIFACTS ?? mkdtempSync(join(tmpdir(), 'hotchat-e2e-'));
+/** The product's promise: live updates reach the other user within a second. */
+const LIVE_MS = 1000;
+
+if (!CHAT_URL) {
+  console.error('chat.e2e: set CHAT_URL to the chat-server serving the built app, e.g. http://127.0.0.1:8080');
+  process.exit(2);
+}
+
+const consoleErrors = [];
+const steps = [];
+
+function step(name) {
+  steps.push(name);
+  console.log(`  - ${name}`);
+}
+
+function watch(page, who) {
+  page.on('console', (msg) => {
+    if (msg.type() === 'error') {
+      const where = msg.location()?.url ? ` (${msg.location().url})` : '';
+      consoleErrors.push(`${who}: console error: ${msg.text()}${where}`);
+    }
+  });
+  page.on('pageerror', (error) => consoleErrors.push(`${who}: uncaught: ${error.message}`));
+}
+
+async function signIn(page, name) {
+  await page.goto(CHAT_URL);
+  await page.getByRole('textbox', { name: 'Name' }).fill(name);
+  await page.getByRole('button', { name: 'Sign in' }).click();
+  await page.getByRole('textbox', { name: 'Room name' }).waitFor();
+}
+
+const messageItem = (page, text) => page.getByRole('list', { name: 'Messages' }).getByRole('listitem').filter({ hasText: text });
+
+async function waitLive(page) {
+  await page.getByRole('status').filter({ hasText: /^Live$/ }).waitFor();
+}
+
+/** Sends `text` from `from` with Enter and returns how long `to` took to show it. */
+async function sendAndSee(from, to, text) {
+  const box = from.getByRole('textbox', { name: 'Message' });
+  await box.fill(text);
+  const started = Date.now();
+  await box.press('Enter');
+  await messageItem(to, text).waitFor({ timeout: LIVE_MS });
+  const took = Date.now() - started;
+  // The sender sees it once: the optimistic copy was reconciled with the server's.
+  await messageItem(from, text).filter({ hasNotText: 'Sending' }).waitFor();
+  await from.waitForTimeout(150);
+  const copies = await messageItem(from, text).count();
+  if (copies !== 1) throw new Error(`the sender shows ${copies} copies of "${text}"`);
+  return took;
+}
+
+/** `who` clicks a reaction on the message `text`; returns how long `other` took to show `count`. */
+async function reactAndSee(who, other, text, emoji, count) {
+  const started = Date.now();
+  await messageItem(who, text).getByRole('button', { name: `React ${emoji}` }).click();
+  await messageItem(other, text).getByRole('button', { name: `React ${emoji} ${count}`, exact: true }).waitFor({ timeout: LIVE_MS });
+  const took = Date.now() - started;
+  await messageItem(who, text).getByRole('button', { name: `React ${emoji} ${count}`, exact: true }).waitFor();
+  return took;
+}
+
+async function main() {
+  const browser = await chromium.launch({
+    executablePath: CHROMIUM,
+    headless: true,
+    // launch() gives the browser a fresh temporary --user-data-dir of its own (Playwright refuses one in
+    // `args`); each context below is a separate profile on top of it.
+    args: [
+      '--headless',
+      '--no-sandbox',
+      '--disable-gpu',
+      '--disable-quic',
+      '--no-first-run',
+      '--disable-background-networking',
+      '--disable-component-update',
+      '--disable-sync',
+    ],
+  });
+  const pages = [];
+  try {
+    const phone = await browser.newContext({
+      viewport: { width: 390, height: 844 },
+      deviceScaleFactor: 2,
+      isMobile: true,
+      hasTouch: true,
+    });
+    const desktop = await browser.newContext({ viewport: { width: 1180, height: 760 } });
+    phone.setDefaultTimeout(10_000);
+    desktop.setDefaultTimeout(10_000);
+    const alice = await phone.newPage();
+    const bob = await desktop.newPage();
+    pages.push(['alice', alice], ['bob', bob]);
+    watch(alice, 'alice');
+    watch(bob, 'bob');
+
+    const stamp = Date.now().toString(36);
+    const roomName = `launch-party-${stamp}`;
+
+    step('alice signs in and creates a room through the UI');
+    await signIn(alice, 'alice');
+    await alice.getByRole('textbox', { name: 'Room name' }).fill(roomName);
+    await alice.getByRole('button', { name: 'Create room' }).click();
+    await alice.getByRole('heading', { name: roomName }).waitFor();
+    await waitLive(alice);
+    const roomUrl = alice.url();
+    if (!/\/rooms\/[0-9a-f-]{36}$/.test(roomUrl)) throw new Error(`unexpected room URL ${roomUrl}`);
+
+    step('bob signs in and opens the room from the room list');
+    await signIn(bob, 'bob');
+    await bob.getByRole('link', { name: roomName, exact: true }).click();
+    await bob.getByRole('heading', { name: roomName }).waitFor();
+    await waitLive(bob);
+
+    step('a message from alice appears on bob’s page within a second');
+    const hello = `Hi bob, doors open at 8 (${stamp})`;
+    const t1 = await sendAndSee(alice, bob, hello);
+    console.log(`    seen by bob after ${t1} ms`);
+
+    step('a message from bob appears on alice’s page within a second');
+    const reply = 'Great, saving us a spot near the stage 🎸';
+    const t2 = await sendAndSee(bob, alice, reply);
+    console.log(`    seen by alice after ${t2} ms`);
+
+    step('bob’s 👍 on alice’s message shows its count on alice’s page within a second');
+    const t3 = await reactAndSee(bob, alice, hello, '👍', 1);
+    console.log(`    count seen by alice after ${t3} ms`);
+
+    step('alice’s 🎉 on bob’s message shows its count on bob’s page within a second');
+    const t4 = await reactAndSee(alice, bob, reply, '🎉', 1);
+    console.log(`    count seen by bob after ${t4} ms`);
+
+    step('alice adds 👍 too: both pages count 2');
+    await reactAndSee(alice, bob, hello, '👍', 2);
+
+    await sendAndSee(alice, bob, 'See you there!');
+
+    step('reloading shows the history (messages and reaction counts)');
+    await alice.reload();
+    await alice.getByRole('heading', { name: roomName }).waitFor();
+    for (const text of [hello, reply, 'See you there!']) await messageItem(alice, text).waitFor();
+    await messageItem(alice, hello).getByRole('button', { name: 'React 👍 2', exact: true }).waitFor();
+    await messageItem(alice, reply).getByRole('button', { name: 'React 🎉 1', exact: true }).waitFor();
+    await waitLive(alice);
+    await bob.reload();
+    for (const text of [hello, reply]) await messageItem(bob, text).waitFor();
+    await waitLive(bob);
+
+    step('live updates still flow after the reload');
+    await sendAndSee(bob, alice, 'Reloaded and still live ✨');
+
+    step('screenshots of the room view');
+    mkdirSync(SCREENSHOT_DIR, { recursive: true });
+    await alice.getByRole('textbox', { name: 'Message' }).blur();
+    await alice.mouse.move(0, 0);
+    // On the desktop, hovering a message shows its reaction picker.
+    await messageItem(bob, 'See you there!').locator('.msg__bubble').hover();
+    await alice.screenshot({ path: join(SCREENSHOT_DIR, 'screenshot-room.png') });
+    await bob.screenshot({ path: join(SCREENSHOT_DIR, 'screenshot-room-desktop.png') });
+    console.log(`    ${join(SCREENSHOT_DIR, 'screenshot-room.png')} (phone), screenshot-room-desktop.png (desktop)`);
+
+    if (consoleErrors.length) throw new Error(`errors in the browser console:\n    ${consoleErrors.join('\n    ')}`);
+  } catch (error) {
+    for (const [who, page] of pages) {
+      await page.screenshot({ path: join(ARTIFACTS, `failure-${who}.png`) }).catch(() => {});
+    }
+    if (consoleErrors.length) console.error(`browser console errors:\n  ${consoleErrors.join('\n  ')}`);
+    console.error(`failure screenshots in ${ARTIFACTS}`);
+    throw error;
+  } finally {
+    await browser.close();
+  }
+}
+
+console.log(`web e2e against ${CHAT_URL}`);
+main().then(
+  () => console.log(`web e2e: all ${steps.length} steps passed`),
+  (error) => {
+    console.error(`web e2e FAILED at step "${steps.at(-1) ?? 'start'}": ${error?.message ?? error}`);
+    process.exitCode = 1;
+  },
+);
