@@ -87,6 +87,32 @@ async function reactAndSee(who, other, text, emoji, count) {
   return took;
 }
 
+/**
+ * Fetches `url` from `concurrency` loops until `until` settles (bounded: at most `max` requests and
+ * `deadlineMs`), like many clients opening a popular room at once. Returns the answers by kind.
+ */
+async function hammer(url, until, { concurrency = 12, max = 4000, deadlineMs = 15_000 } = {}) {
+  const stats = { sent: 0, ok: 0, limited: 0, other: 0 };
+  const deadline = Date.now() + deadlineMs;
+  let done = false;
+  until.then(
+    () => (done = true),
+    () => (done = true),
+  );
+  const worker = async () => {
+    while (!done && stats.sent < max && Date.now() < deadline) {
+      stats.sent += 1;
+      const response = await fetch(url);
+      await response.arrayBuffer();
+      if (response.status === 200) stats.ok += 1;
+      else if (response.status === 429) stats.limited += 1;
+      else stats.other += 1;
+    }
+  };
+  await Promise.all(Array.from({ length: concurrency }, worker));
+  return stats;
+}
+
 async function main() {
   const browser = await chromium.launch({
     executablePath: CHROMIUM,
@@ -175,6 +201,23 @@ async function main() {
 
     step('live updates still flow after the reload');
     await sendAndSee(bob, alice, 'Reloaded and still live ✨');
+
+    step('a burst of fetches makes the room hot: both pages say the room is busy, then recover');
+    const roomId = roomUrl.split('/').pop();
+    const busy = (page) => page.getByText('This room is busy.');
+    const bothBusy = Promise.all([busy(alice).waitFor({ timeout: 15_000 }), busy(bob).waitFor({ timeout: 15_000 })]);
+    const stats = await hammer(`${CHAT_URL}/api/rooms/${roomId}/messages?limit=5`, bothBusy);
+    await bothBusy;
+    console.log(`    busy after ${stats.sent} fetches (${stats.ok} answered, ${stats.limited} rate-limited with 429)`);
+    if (stats.limited === 0) throw new Error('the hot room never answered 429 to the burst');
+    await bob.getByRole('navigation', { name: 'Rooms' }).getByRole('listitem').filter({ hasText: roomName }).getByText('Hot').waitFor();
+    await sendAndSee(alice, bob, 'It got busy in here 🔥');
+    await bob.screenshot({ path: join(ARTIFACTS, 'busy.png') });
+    mkdirSync(SCREENSHOT_DIR, { recursive: true });
+    await bob.mouse.move(0, 0);
+    await bob.screenshot({ path: join(SCREENSHOT_DIR, 'screenshot-room-busy.png') });
+    await busy(alice).waitFor({ state: 'detached', timeout: 20_000 });
+    await busy(bob).waitFor({ state: 'detached', timeout: 20_000 });
 
     step('screenshots of the room view');
     mkdirSync(SCREENSHOT_DIR, { recursive: true });

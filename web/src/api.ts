@@ -226,7 +226,8 @@ export function createApi(options: ApiOptions = {}) {
       const { data, headers } = await request<{ messages: Message[]; mode?: RoomMode }>(
         'GET',
         `${room(roomId)}/messages${qs ? `?${qs}` : ''}`,
-        { signal: opts.signal, mode: opts.mode, onRetry: opts.onRetry },
+        // Signed in, a busy room's rate limit counts this user rather than everyone behind one address.
+        { signal: opts.signal, mode: opts.mode, onRetry: opts.onRetry, auth: true },
       );
       const mode = (data.mode ?? headers.get('x-room-mode') ?? 'normal') === 'throttled' ? 'throttled' : 'normal';
       return { messages: data.messages, mode };

@@ -4,7 +4,7 @@ import { createApi } from '../api';
 import { chatBaseUrl, resolveEventsBaseUrl } from '../config';
 import { navigate, useRoute } from '../router';
 import { clearSession, loadSession, saveSession } from '../session';
-import type { Room, Session } from '../types';
+import type { Room, RoomMode, Session } from '../types';
 import { RoomList } from './RoomList';
 import { RoomView } from './RoomView';
 import { SignIn } from './SignIn';
@@ -44,6 +44,9 @@ export function App() {
   const route = useRoute();
   // Rooms we know names for, so the room view can show a name before its own fetch answers.
   const [rooms, setRooms] = useState<Room[]>([]);
+  // The open room's live mode, so the list marks it hot at once rather than at its next refresh.
+  const [liveMode, setLiveMode] = useState<{ roomId: string; mode: RoomMode } | null>(null);
+  const onModeChange = useCallback((roomId: string, mode: RoomMode) => setLiveMode({ roomId, mode }), []);
 
   if (!session) {
     return (
@@ -85,7 +88,7 @@ export function App() {
       </header>
       <div className="layout">
         <aside className="sidebar">
-          <RoomList api={api} currentRoomId={roomId} onRooms={setRooms} />
+          <RoomList api={api} currentRoomId={roomId} onRooms={setRooms} liveMode={liveMode} />
         </aside>
         <main className="main">
           {roomId && eventsBaseUrl !== null ? (
@@ -96,6 +99,7 @@ export function App() {
               eventsBaseUrl={eventsBaseUrl}
               me={session.user}
               knownRoom={rooms.find((r) => r.id === roomId)}
+              onModeChange={onModeChange}
             />
           ) : roomId ? (
             <p className="placeholder">Connecting…</p>

@@ -1,8 +1,8 @@
-import { useCallback, useEffect, useState, type FormEvent } from 'react';
+import { useCallback, useEffect, useRef, useState, type FormEvent } from 'react';
 
 import { ApiError, type Api } from '../api';
 import { navigate, roomPath } from '../router';
-import type { Room } from '../types';
+import type { Room, RoomMode } from '../types';
 
 /** How often the list (and its hot badges) is refreshed while the page is visible. */
 const REFRESH_MS = 10_000;
@@ -11,16 +11,27 @@ export function RoomList({
   api,
   currentRoomId,
   onRooms,
+  liveMode,
 }: {
   api: Api;
   currentRoomId: string | null;
   onRooms(rooms: Room[]): void;
+  /** The open room's mode as its live stream tells it (fresher than the list's `hot`). */
+  liveMode?: { roomId: string; mode: RoomMode } | null;
 }) {
   const [rooms, setRooms] = useState<Room[] | null>(null);
   const [loadError, setLoadError] = useState<string | null>(null);
   const [name, setName] = useState('');
   const [creating, setCreating] = useState(false);
   const [createError, setCreateError] = useState<string | null>(null);
+
+  const reload = useRef<() => void>(() => {});
+  // A mode change in the open room changes its hot flag: refresh the list now.
+  const openMode = liveMode?.mode;
+  const openRoom = liveMode?.roomId;
+  useEffect(() => {
+    if (openMode) reload.current();
+  }, [openMode, openRoom]);
 
   const show = useCallback(
     (list: Room[]) => {
@@ -43,9 +54,16 @@ export function RoomList({
           setLoadError(e instanceof ApiError ? e.message : 'Could not load the rooms.');
         }
       }
-      if (!abort.signal.aborted) timer = setTimeout(load, REFRESH_MS);
+      if (abort.signal.aborted) return;
+      // One timer at a time, however many loads overlapped.
+      clearTimeout(timer);
+      timer = setTimeout(load, REFRESH_MS);
     };
     void load();
+    reload.current = () => {
+      clearTimeout(timer);
+      void load();
+    };
     const onVisible = () => {
       if (document.visibilityState === 'visible') {
         clearTimeout(timer);
@@ -106,7 +124,7 @@ export function RoomList({
                 </span>
                 {room.name}
               </a>
-              {room.hot && (
+              {(room.hot || (liveMode?.roomId === room.id && liveMode.mode === 'throttled')) && (
                 <span className="badge badge--hot" title="Lots of people are here right now">
                   🔥 Hot
                 </span>

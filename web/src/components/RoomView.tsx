@@ -1,6 +1,8 @@
+import { useEffect } from 'react';
+
 import type { Api } from '../api';
 import { navigate } from '../router';
-import type { Room, User } from '../types';
+import type { Room, RoomMode, User } from '../types';
 import { useRoom } from '../useRoom';
 import { Composer } from './Composer';
 import { ConnectionBadge } from './ConnectionBadge';
@@ -12,16 +14,20 @@ export function RoomView({
   eventsBaseUrl,
   me,
   knownRoom,
+  onModeChange,
 }: {
   api: Api;
   roomId: string;
   eventsBaseUrl: string;
   me: User;
   knownRoom?: Room;
+  onModeChange?(roomId: string, mode: RoomMode): void;
 }) {
   const room = useRoom(api, roomId, eventsBaseUrl, me);
+  useEffect(() => onModeChange?.(roomId, room.mode), [onModeChange, roomId, room.mode]);
   const name = room.room?.name ?? knownRoom?.name ?? '';
-  const hot = knownRoom?.hot ?? false;
+  // Hot and throttled go together; the mode is live (SSE), the list's flag is refreshed every few seconds.
+  const hot = room.mode === 'throttled' || (knownRoom?.hot ?? false);
 
   return (
     <section className="room" aria-label={name ? `Room ${name}` : 'Room'}>
