@@ -6,6 +6,7 @@
 pub mod api;
 pub mod broker;
 pub mod database;
+pub mod process;
 pub mod redis_server;
 pub mod sse;
 pub mod stack;

@@ -79,6 +79,30 @@ impl SseClient {
         }
     }
 
+    /// Reads until a `:` comment (keep-alive) arrives; returns the events that came before it, or
+    /// `None` if no comment came within `timeout`.
+    pub async fn until_comment(&mut self, timeout: Duration) -> Option<Vec<SseEvent>> {
+        let deadline = tokio::time::Instant::now() + timeout;
+        let before = self.comments;
+        let mut events = Vec::new();
+        loop {
+            while let Some(end) = self.buffer.find("\n\n") {
+                let block: String = self.buffer.drain(..end + 2).collect();
+                if let Some(event) = self.parse(&block) {
+                    events.push(event);
+                }
+                if self.comments > before {
+                    return Some(events);
+                }
+            }
+            let chunk = tokio::time::timeout_at(deadline, self.stream.next())
+                .await
+                .ok()??;
+            self.buffer
+                .push_str(std::str::from_utf8(&chunk.ok()?).expect("UTF-8 stream"));
+        }
+    }
+
     /// The next event of type `kind`, skipping others; panics if none comes within `timeout`.
     pub async fn next_of(&mut self, kind: &str, timeout: Duration) -> SseEvent {
         let deadline = tokio::time::Instant::now() + timeout;

@@ -20,6 +20,16 @@ pub struct Stack {
     pub produce_timeout: Duration,
     /// Hot-room settings for chat-servers added from now on (Redis, with a key prefix of its own).
     pub hot: HotSettings,
+    /// Keep-alive period of publish-servers added from now on.
+    pub keepalive: Duration,
+    /// Stream limit of publish-servers added from now on.
+    pub max_connections: usize,
+    /// Events per partition kept for resuming, in publish-servers added from now on.
+    pub resume_buffer: usize,
+    /// Ring size per room (how far a client may fall behind), in publish-servers added from now on.
+    pub room_buffer: usize,
+    /// One per publish-server, in order: cancelling stops that instance.
+    pub publish_stops: Vec<CancellationToken>,
     /// One per chat-server, in order: cancelling stops that instance.
     pub chat_stops: Vec<CancellationToken>,
     stops: Vec<CancellationToken>,
@@ -63,6 +73,11 @@ impl Stack {
                 key_prefix: format!("hotchat-test:{}", uuid::Uuid::now_v7().simple()),
                 ..HotSettings::local()
             },
+            keepalive: Duration::from_secs(10),
+            max_connections: 1_000,
+            resume_buffer: 10_000,
+            room_buffer: 1024,
+            publish_stops: Vec::new(),
             chat_stops: Vec::new(),
             stops: Vec::new(),
         }
@@ -129,8 +144,12 @@ impl Stack {
             kafka: self.kafka(),
             database_url: database_url.to_owned(),
             projector_group: group.to_owned(),
-            keepalive: Duration::from_secs(15),
-            room_buffer: 1024,
+            keepalive: self.keepalive,
+            room_buffer: self.room_buffer,
+            resume_buffer: self.resume_buffer,
+            max_connections: self.max_connections,
+            send_buffer: 65_536,
+            drain: Duration::from_secs(3),
             cors_origins: vec!["http://allowed.example".into()],
         };
         let app = publish_server::startup::Application::build(settings)
@@ -139,6 +158,7 @@ impl Stack {
         let base = format!("http://{}", app.local_addr());
         let stop = CancellationToken::new();
         tokio::spawn(app.run_until_stopped(stop.clone()));
+        self.publish_stops.push(stop.clone());
         self.stops.push(stop);
         self.publishers.push(base.clone());
         base

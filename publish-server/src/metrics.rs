@@ -11,6 +11,12 @@ pub struct ConsumerLabel {
     pub consumer: &'static str,
 }
 
+#[derive(Debug, Clone, Hash, PartialEq, Eq, EncodeLabelSet)]
+pub struct LagLabel {
+    pub consumer: &'static str,
+    pub partition: String,
+}
+
 pub struct Metrics {
     registry: Registry,
     /// Open SSE connections.
@@ -23,6 +29,10 @@ pub struct Metrics {
     pub records_skipped: Family<ConsumerLabel, Counter>,
     /// Events written to the read model for the first time.
     pub events_projected: Counter,
+    /// Rooms with at least one subscriber here.
+    pub sse_rooms: Gauge,
+    /// Records not yet handled, by consumer and partition.
+    pub consumer_lag: Family<LagLabel, Gauge>,
 }
 
 impl Default for Metrics {
@@ -54,8 +64,22 @@ impl Default for Metrics {
             "Events written to the read model",
             events_projected.clone(),
         );
+        let sse_rooms = Gauge::default();
+        registry.register(
+            "sse_rooms",
+            "Rooms with subscribers on this instance",
+            sse_rooms.clone(),
+        );
+        let consumer_lag = Family::default();
+        registry.register(
+            "consumer_lag",
+            "Records at the end of a partition not yet handled, by consumer",
+            consumer_lag.clone(),
+        );
         Self {
             registry,
+            sse_rooms,
+            consumer_lag,
             sse_clients,
             events_delivered,
             clients_cut_off,

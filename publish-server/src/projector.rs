@@ -5,7 +5,11 @@
 //! read model recognises by event id, so nothing is lost and nothing doubles. A database outage stops
 //! the projector where it is; it retries until the database is back, and never skips ahead.
 
-use std::{sync::Arc, time::Duration};
+use std::{
+    collections::HashMap,
+    sync::{Arc, Mutex},
+    time::Duration,
+};
 
 use anyhow::Context;
 use futures::FutureExt;
@@ -25,6 +29,8 @@ pub const MAX_BATCH: usize = 500;
 
 pub struct Projector {
     consumer: StreamConsumer,
+    /// The next offset to project, per partition (for the lag metric).
+    pub progress: Arc<Mutex<HashMap<i32, i64>>>,
     topic: String,
     read_model: ReadModel,
     metrics: Arc<Metrics>,
@@ -48,6 +54,7 @@ impl Projector {
             .context("subscribing the projector")?;
         Ok(Self {
             consumer,
+            progress: Arc::default(),
             topic: settings.topic.clone(),
             read_model,
             metrics,
@@ -105,6 +112,14 @@ impl Projector {
             drop(batch);
             if !self.write(&events, &shutdown).await {
                 break;
+            }
+            {
+                let mut progress = self.progress.lock().expect("projector offsets lock");
+                for element in commit.elements() {
+                    if let Offset::Offset(next) = element.offset() {
+                        progress.insert(element.partition(), next);
+                    }
+                }
             }
             if let Err(e) = self.consumer.commit(&commit, CommitMode::Async) {
                 tracing::warn!(error = %e, "projector offset commit failed; the batch may be replayed");

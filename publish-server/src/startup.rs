@@ -3,11 +3,20 @@
 use std::{net::SocketAddr, sync::Arc, time::Duration};
 
 use anyhow::Context;
-use shared::{readmodel::ReadModel, shutdown::CancellationToken};
-use tokio::net::TcpListener;
+use shared::{
+    readmodel::ReadModel,
+    serve::{ConnectionOptions, serve},
+    shutdown::CancellationToken,
+};
+use tokio::{net::TcpListener, sync::Semaphore};
 
 use crate::{
-    fanout::Fanout, hub::Hub, metrics::Metrics, projector::Projector, routes, settings::Settings,
+    fanout::{self, Fanout, LogEnd},
+    hub::Hub,
+    metrics::Metrics,
+    projector::Projector,
+    routes,
+    settings::Settings,
     state::AppState,
 };
 
@@ -17,16 +26,32 @@ pub struct Application {
     state: AppState,
     fanout: Fanout,
     projector: Projector,
+    drain: Duration,
+    connection_options: ConnectionOptions,
 }
 
 impl Application {
-    /// Creates the topic if missing, connects the read model, positions the fan-out consumer at the
-    /// end of every partition, joins the projector group and binds the listener (`PUBLISH_ADDR`).
+    /// Creates the topic if missing, connects the read model, positions the fan-out consumer near
+    /// the end of every partition, joins the projector group and binds the listener
+    /// (`PUBLISH_ADDR`; port 0 picks a free port).
     pub async fn build(settings: Settings) -> anyhow::Result<Self> {
         let partitions = settings.kafka.ensure_topic().await?;
         let read_model = ReadModel::connect(&settings.database_url).await?;
         let metrics = Arc::new(Metrics::default());
-        let fanout = Fanout::assign(&settings.kafka, partitions).await?;
+        let hub = Arc::new(Hub::new(
+            settings.room_buffer,
+            settings.resume_buffer,
+            read_model.clone(),
+        ));
+        let log_end = Arc::new(LogEnd::new(&settings.kafka)?);
+        let fanout = Fanout::assign(
+            &settings.kafka,
+            &log_end,
+            partitions,
+            settings.resume_buffer,
+            &hub,
+        )
+        .await?;
         let projector = Projector::join(
             &settings.kafka,
             &settings.projector_group,
@@ -35,9 +60,11 @@ impl Application {
         )?;
         tracing::info!(topic = %settings.kafka.topic, partitions, group = %settings.projector_group, "consumers ready");
         let state = AppState {
-            hub: Arc::new(Hub::new(settings.room_buffer, read_model.clone())),
+            hub,
             read_model,
             metrics,
+            log_end,
+            connections: Arc::new(Semaphore::new(settings.max_connections)),
             keepalive: settings.keepalive,
             shutdown: CancellationToken::new(),
         };
@@ -51,6 +78,11 @@ impl Application {
             state,
             fanout,
             projector,
+            drain: settings.drain,
+            connection_options: ConnectionOptions {
+                send_buffer: Some(settings.send_buffer),
+                write_buffer: Some(settings.send_buffer),
+            },
         })
     }
 
@@ -60,8 +92,9 @@ impl Application {
             .expect("a bound listener has an address")
     }
 
-    /// Serves until `shutdown` is cancelled: then every stream ends, both consumers stop (the
-    /// projector commits what it wrote) and in-flight requests finish.
+    /// Serves until `shutdown` is cancelled: then every stream ends (clients reconnect elsewhere and
+    /// resume), both consumers stop (the projector commits what it wrote) and open connections get
+    /// `SHUTDOWN_DRAIN_MS` to close.
     pub async fn run_until_stopped(self, shutdown: CancellationToken) -> anyhow::Result<()> {
         let stop = self.state.shutdown.clone();
         tokio::spawn({
@@ -71,17 +104,29 @@ impl Application {
                 stop.cancel();
             }
         });
+        let state = self.state;
+        let progress = self.projector.progress.clone();
         let fanout = tokio::spawn(self.fanout.run(
-            self.state.hub.clone(),
-            self.state.metrics.clone(),
+            state.hub.clone(),
+            state.metrics.clone(),
             stop.clone(),
         ));
         let projector = tokio::spawn(self.projector.run(stop.clone()));
-        let served = axum::serve(self.listener, self.router)
-            .with_graceful_shutdown(stop.clone().cancelled_owned())
-            .await
-            .context("serving HTTP");
-        stop.cancel();
+        tokio::spawn(fanout::report_lag(
+            state.log_end.clone(),
+            state.hub.clone(),
+            progress,
+            state.metrics.clone(),
+            stop.clone(),
+        ));
+        serve(
+            self.listener,
+            self.router,
+            stop.clone(),
+            self.drain,
+            self.connection_options,
+        )
+        .await;
         for (name, task) in [("fan-out", fanout), ("projector", projector)] {
             match tokio::time::timeout(Duration::from_secs(3), task).await {
                 Ok(Ok(())) => {}
@@ -89,6 +134,6 @@ impl Application {
                 Err(_) => tracing::warn!(task = name, "task did not stop within 3 s"),
             }
         }
-        served
+        Ok(())
     }
 }

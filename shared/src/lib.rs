@@ -10,6 +10,7 @@ pub mod event;
 pub mod http;
 pub mod kafka;
 pub mod readmodel;
+pub mod serve;
 pub mod settings;
 pub mod shutdown;
 pub mod telemetry;

@@ -8,4 +8,5 @@ mod fetch;
 mod hot;
 mod pipeline;
 mod rebuild;
+mod sse;
 mod validation;

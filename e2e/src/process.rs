@@ -1,0 +1,113 @@
+//! The real binaries as separate processes, for what only a process shows: signals, exit, memory.
+
+use std::{path::PathBuf, process::Stdio, time::Duration};
+
+use tokio::process::{Child, Command};
+
+use crate::stack::Stack;
+
+pub struct ServerProcess {
+    pub base: String,
+    child: Child,
+}
+
+/// `target/<profile>/<name>`, next to the test binary's `deps/` folder.
+pub fn binary(name: &str) -> PathBuf {
+    let exe = std::env::current_exe().expect("test binary path");
+    let dir = exe
+        .parent()
+        .and_then(|deps| deps.parent())
+        .expect("target/<profile>/deps");
+    let path = dir.join(name);
+    assert!(
+        path.is_file(),
+        "{} is missing: build the binaries first (`cargo build --bins`; scripts/test does)",
+        path.display()
+    );
+    path
+}
+
+fn free_port() -> u16 {
+    std::net::TcpListener::bind("127.0.0.1:0")
+        .expect("free port")
+        .local_addr()
+        .expect("addr")
+        .port()
+}
+
+impl ServerProcess {
+    /// Starts `publish-server` for `stack` (same topic, database and projector group) with `env`
+    /// added, and waits until it is ready.
+    pub async fn publish_server(stack: &Stack, env: &[(&str, String)]) -> Self {
+        let port = free_port();
+        let mut command = Command::new(binary("publish-server"));
+        command
+            .env_clear()
+            .env("PATH", std::env::var("PATH").unwrap_or_default())
+            .env("KAFKA_BROKERS", &stack.brokers)
+            .env("KAFKA_TOPIC", &stack.topic)
+            .env("KAFKA_PARTITIONS", "3")
+            .env("DATABASE_URL", &stack.database_url)
+            .env("PROJECTOR_GROUP", stack.projector_group())
+            .env("PUBLISH_ADDR", format!("127.0.0.1:{port}"))
+            .env("RUST_LOG", "warn");
+        for (name, value) in env {
+            command.env(name, value);
+        }
+        let child = command
+            .stdout(Stdio::null())
+            .stderr(Stdio::inherit())
+            .kill_on_drop(true)
+            .spawn()
+            .expect("start publish-server");
+        let server = Self {
+            base: format!("http://127.0.0.1:{port}"),
+            child,
+        };
+        let ready = format!("{}/readyz", server.base);
+        crate::eventually(
+            Duration::from_secs(30),
+            "publish-server process to be ready",
+            || {
+                let ready = ready.clone();
+                async move {
+                    let response = reqwest::get(&ready).await.ok()?;
+                    response.status().is_success().then_some(())
+                }
+            },
+        )
+        .await;
+        server
+    }
+
+    pub fn pid(&self) -> u32 {
+        self.child.id().expect("process is running")
+    }
+
+    pub fn signal(&self, signal: &str) {
+        let status = std::process::Command::new("kill")
+            .args([signal, &self.pid().to_string()])
+            .status()
+            .expect("kill");
+        assert!(status.success(), "kill {signal} failed");
+    }
+
+    /// Waits up to `timeout` for the process to exit; its exit status, or None if it did not.
+    pub async fn wait_exit(&mut self, timeout: Duration) -> Option<std::process::ExitStatus> {
+        tokio::time::timeout(timeout, self.child.wait())
+            .await
+            .ok()
+            .map(|status| status.expect("wait"))
+    }
+
+    /// Resident memory of the process, in KiB.
+    pub fn rss_kib(&self) -> u64 {
+        let status =
+            std::fs::read_to_string(format!("/proc/{}/status", self.pid())).expect("proc status");
+        status
+            .lines()
+            .find_map(|line| line.strip_prefix("VmRSS:"))
+            .and_then(|v| v.trim().trim_end_matches("kB").trim().parse().ok())
+            .expect("VmRSS")
+    }
+}

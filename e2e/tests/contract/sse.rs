@@ -1,0 +1,367 @@
+//! SSE delivery guarantees: gapless resume on any instance, reset for cursors that cannot be
+//! resumed, keep-alives, slow clients cut off with bounded memory, limits, graceful shutdown.
+
+use std::time::{Duration, Instant};
+
+use e2e::{SseClient, Stack, api::Session, eventually, process::ServerProcess};
+use serde_json::Value;
+use shared::event::{Envelope, EventBody, User};
+use tokio::io::{AsyncReadExt, AsyncWriteExt};
+
+const WAIT: Duration = Duration::from_secs(20);
+
+fn texts(events: &[e2e::SseEvent]) -> Vec<String> {
+    events
+        .iter()
+        .map(|e| e.json()["text"].as_str().unwrap().to_owned())
+        .collect()
+}
+
+async fn room(stack: &Stack) -> (Session, String) {
+    let alice = stack.chat(0).sign_in("alice").await;
+    let room = stack.chat(0).create_room(&alice, "stream").await;
+    (alice, room["id"].as_str().unwrap().to_owned())
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn a_client_resuming_on_the_other_publish_server_gets_exactly_the_missed_events_then_live_ones()
+ {
+    let stack = Stack::start(1, 2).await;
+    let (alice, room) = room(&stack).await;
+    let api = stack.chat(0);
+    let mut first = SseClient::connect(&stack.events_url(0, &room), None).await;
+    for i in 0..5 {
+        api.post(&alice, &room, &format!("seen {i}")).await;
+    }
+    let seen = first.collect("message", 5, WAIT).await;
+    let cursor = seen.last().unwrap().id.clone().unwrap();
+    drop(first);
+    for i in 0..7 {
+        api.post(&alice, &room, &format!("missed {i}")).await;
+    }
+
+    // Header form on the other instance, then the query form a fresh EventSource would use.
+    let mut resumed = SseClient::connect(&stack.events_url(1, &room), Some(&cursor)).await;
+    let url = format!("{}?last_event_id={cursor}", stack.events_url(1, &room));
+    let mut by_query = SseClient::connect(&url, None).await;
+    api.post(&alice, &room, "live").await;
+    let expected: Vec<String> = (0..7)
+        .map(|i| format!("missed {i}"))
+        .chain(["live".to_owned()])
+        .collect();
+    for client in [&mut resumed, &mut by_query] {
+        let got = client.collect("message", 8, WAIT).await;
+        assert_eq!(texts(&got), expected);
+        assert!(
+            got.iter().all(|e| e.id.is_some()),
+            "every event has a cursor"
+        );
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn events_posted_while_a_resumed_client_catches_up_appear_once_and_in_order() {
+    let stack = Stack::start(2, 2).await;
+    let (alice, room) = room(&stack).await;
+    let mut first = SseClient::connect(&stack.events_url(0, &room), None).await;
+    let mut posted = Vec::new();
+    for i in 0..30 {
+        let text = format!("m{i}");
+        stack.chat(i % 2).post(&alice, &room, &text).await;
+        posted.push(text);
+    }
+    let seen = first.collect("message", 5, WAIT).await;
+    let cursor = seen.last().unwrap().id.clone().unwrap();
+    drop(first);
+
+    // Keep posting while the client reconnects and catches up.
+    let poster = {
+        let (chats, alice, room) = (stack.chats.clone(), alice.clone(), room.clone());
+        tokio::spawn(async move {
+            let mut texts = Vec::new();
+            for i in 30..70 {
+                let text = format!("m{i}");
+                chats[i % 2].post(&alice, &room, &text).await;
+                texts.push(text);
+            }
+            texts
+        })
+    };
+    let mut resumed = SseClient::connect(&stack.events_url(1, &room), Some(&cursor)).await;
+    posted.extend(poster.await.unwrap());
+    let got = resumed.collect("message", 65, WAIT).await;
+    assert_eq!(
+        texts(&got),
+        posted[5..],
+        "each missed and live event exactly once, in order"
+    );
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn a_bogus_or_too_old_cursor_gets_reset_then_the_live_stream() {
+    let mut stack = Stack::empty().await;
+    stack.resume_buffer = 5;
+    stack.add_chat_server().await;
+    stack.add_default_publish_server().await;
+    let (alice, room) = room(&stack).await;
+    let api = stack.chat(0);
+    let mut first = SseClient::connect(&stack.events_url(0, &room), None).await;
+    api.post(&alice, &room, "first").await;
+    let old = first.next_of("message", WAIT).await.id.unwrap();
+    for i in 0..10 {
+        api.post(&alice, &room, &format!("m{i}")).await;
+    }
+    first.collect("message", 10, WAIT).await;
+    let partition = old.split('-').next().unwrap().to_owned();
+
+    for (cursor, reason) in [
+        ("garbage".to_owned(), "malformed_cursor"),
+        ("99-5".to_owned(), "foreign_cursor"),
+        (format!("{partition}-999999"), "unknown_cursor"),
+        (old.clone(), "cursor_too_old"),
+    ] {
+        let mut client = SseClient::connect(&stack.events_url(0, &room), Some(&cursor)).await;
+        let reset = client.next(WAIT).await.expect("an event");
+        assert_eq!(reset.event, "reset", "cursor {cursor}");
+        assert_eq!(reset.json()["reason"], reason, "cursor {cursor}");
+        api.post(&alice, &room, &format!("after {cursor}")).await;
+        let live = client.next_of("message", WAIT).await;
+        assert_eq!(
+            live.json()["text"],
+            format!("after {cursor}"),
+            "the live stream follows the reset"
+        );
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn an_idle_stream_gets_a_keepalive_within_fifteen_seconds_and_proxy_safe_headers() {
+    let stack = Stack::start(1, 1).await;
+    let (_, room) = room(&stack).await;
+    let response = reqwest::get(stack.events_url(0, &room)).await.unwrap();
+    assert_eq!(response.headers()["cache-control"], "no-cache");
+    assert_eq!(response.headers()["x-accel-buffering"], "no");
+    assert!(response.headers().get("content-encoding").is_none());
+    drop(response);
+
+    let mut client = SseClient::connect(&stack.events_url(0, &room), None).await;
+    let events = client
+        .until_comment(Duration::from_secs(15))
+        .await
+        .expect("a keep-alive within 15 s");
+    assert!(
+        events.is_empty(),
+        "an idle room sends no events: {events:?}"
+    );
+    assert_eq!(client.retry, Some(2000), "a retry hint");
+}
+
+/// Opens an SSE request on a socket with a tiny receive buffer and never reads the body.
+async fn stalled_client(base: &str, room: &str) -> tokio::net::TcpStream {
+    let addr: std::net::SocketAddr = base.trim_start_matches("http://").parse().unwrap();
+    let socket = tokio::net::TcpSocket::new_v4().unwrap();
+    socket.set_recv_buffer_size(4096).unwrap();
+    let mut stream = socket.connect(addr).await.unwrap();
+    let request = format!(
+        "GET /api/rooms/{room}/events HTTP/1.1\r\nHost: {addr}\r\nAccept: text/event-stream\r\n\r\n"
+    );
+    stream.write_all(request.as_bytes()).await.unwrap();
+    let mut head = vec![0u8; 512];
+    let n = stream.read(&mut head).await.unwrap();
+    assert!(
+        head[..n].starts_with(b"HTTP/1.1 200"),
+        "{}",
+        String::from_utf8_lossy(&head[..n])
+    );
+    stream
+}
+
+/// Appends `n` message events of about `size` bytes straight to the topic.
+async fn flood(stack: &Stack, room: &str, n: usize, size: usize) {
+    let producer = stack.kafka().producer().unwrap();
+    let room: uuid::Uuid = room.parse().unwrap();
+    let user = User {
+        id: uuid::Uuid::now_v7(),
+        name: "flood".into(),
+    };
+    let sends = (0..n).map(|i| {
+        let event = Envelope::new(
+            room,
+            user.clone(),
+            EventBody::MessagePosted {
+                message_id: uuid::Uuid::now_v7(),
+                text: format!("{i:05} {}", "x".repeat(size)),
+            },
+        );
+        let producer = producer.clone();
+        let topic = stack.topic.clone();
+        async move {
+            let (key, payload) = (event.key(), event.encode());
+            producer
+                .send(
+                    rdkafka::producer::FutureRecord::to(&topic)
+                        .key(&key)
+                        .payload(&payload),
+                    Duration::from_secs(10),
+                )
+                .await
+                .map_err(|(e, _)| e)
+                .unwrap();
+        }
+    });
+    // Send in order: each send is acknowledged before the next, keeping the room's order simple.
+    for send in sends {
+        send.await;
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn a_stalled_client_is_cut_off_without_delaying_others_or_growing_memory() {
+    let stack = Stack::start(1, 0).await;
+    let (_, room) = room(&stack).await;
+    let server = ServerProcess::publish_server(&stack, &[]).await;
+    let url = format!("{}/api/rooms/{room}/events", server.base);
+    let mut normal = SseClient::connect(&url, None).await;
+    let mut stalled = Vec::new();
+    for _ in 0..10 {
+        stalled.push(stalled_client(&server.base, &room).await);
+    }
+    let rss_before = server.rss_kib();
+
+    let started = Instant::now();
+    let (_, got) = tokio::join!(
+        flood(&stack, &room, 3000, 1024),
+        normal.collect("message", 3000, Duration::from_secs(60))
+    );
+    let delivered = started.elapsed();
+    for (i, event) in got.iter().enumerate() {
+        assert!(
+            event.json()["text"]
+                .as_str()
+                .unwrap()
+                .starts_with(&format!("{i:05} ")),
+            "event {i} out of order"
+        );
+    }
+    let rss_after = server.rss_kib();
+
+    let api = e2e::Api::new(server.base.clone());
+    eventually(
+        Duration::from_secs(10),
+        "every stalled client to be cut off",
+        || async { (api.metric("hotchat_sse_clients_cut_off_total").await >= 10.0).then_some(()) },
+    )
+    .await;
+    for mut socket in stalled {
+        // The server closed it: what is buffered drains, then EOF (or a reset).
+        let drained = tokio::time::timeout(Duration::from_secs(10), async {
+            let mut sink = vec![0u8; 64 * 1024];
+            loop {
+                match socket.read(&mut sink).await {
+                    Ok(0) | Err(_) => break,
+                    Ok(_) => {}
+                }
+            }
+        })
+        .await;
+        assert!(
+            drained.is_ok(),
+            "a stalled client's connection is still open"
+        );
+    }
+    let growth_kib = rss_after.saturating_sub(rss_before);
+    eprintln!(
+        "3000 events of 1 KiB to 1 reader and 10 stalled clients in {delivered:?}; RSS {rss_before} KiB -> {rss_after} KiB"
+    );
+    // Without a bound, each stalled client would hold the whole flood (10 x 3 MiB).
+    assert!(
+        growth_kib < 20 * 1024,
+        "server memory grew by {growth_kib} KiB"
+    );
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn streams_beyond_the_connection_limit_get_503_and_rooms_without_subscribers_are_released() {
+    let mut stack = Stack::empty().await;
+    stack.max_connections = 2;
+    stack.keepalive = Duration::from_secs(1);
+    stack.add_chat_server().await;
+    stack.add_default_publish_server().await;
+    let (_, room) = room(&stack).await;
+    let url = stack.events_url(0, &room);
+    let first = SseClient::connect(&url, None).await;
+    let _second = SseClient::connect(&url, None).await;
+    let response = reqwest::get(&url).await.unwrap();
+    assert_eq!(response.status(), 503);
+    assert!(response.headers().contains_key("retry-after"));
+    let body: Value = response.json().await.unwrap();
+    assert_eq!(body["error"]["code"], "too_many_connections");
+
+    let publisher = e2e::Api::new(stack.publishers[0].clone());
+    assert_eq!(publisher.metric("hotchat_sse_clients").await, 2.0);
+    drop(first);
+    eventually(
+        Duration::from_secs(10),
+        "the closed stream's slot to be free again",
+        || async { (reqwest::get(&url).await.ok()?.status() == 200).then_some(()) },
+    )
+    .await;
+    drop(_second);
+    eventually(
+        Duration::from_secs(10),
+        "the room's channel to be released",
+        || async { (publisher.metric("hotchat_sse_rooms").await == 0.0).then_some(()) },
+    )
+    .await;
+    let metrics = reqwest::get(format!("{}/metrics", stack.publishers[0]))
+        .await
+        .unwrap()
+        .text()
+        .await
+        .unwrap();
+    for series in [
+        "hotchat_sse_events_delivered_total",
+        "hotchat_sse_clients_cut_off_total",
+        "hotchat_consumer_lag{",
+    ] {
+        assert!(metrics.contains(series), "{series} missing from /metrics");
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn sigterm_ends_streams_and_exits_within_five_seconds_and_clients_resume_elsewhere() {
+    let stack = Stack::start(1, 1).await;
+    let (alice, room) = room(&stack).await;
+    let mut server = ServerProcess::publish_server(&stack, &[]).await;
+    let mut client =
+        SseClient::connect(&format!("{}/api/rooms/{room}/events", server.base), None).await;
+    let api = stack.chat(0);
+    for i in 0..3 {
+        api.post(&alice, &room, &format!("before {i}")).await;
+    }
+    let seen = client.collect("message", 3, WAIT).await;
+    let cursor = seen.last().unwrap().id.clone().unwrap();
+
+    let signalled = Instant::now();
+    server.signal("-TERM");
+    assert!(
+        client.next(Duration::from_secs(5)).await.is_none(),
+        "the stream ends"
+    );
+    let status = server
+        .wait_exit(Duration::from_secs(5))
+        .await
+        .expect("exited within 5 s");
+    assert!(status.success(), "clean exit, got {status}");
+    eprintln!(
+        "publish-server exited {:?} after SIGTERM",
+        signalled.elapsed()
+    );
+
+    for i in 0..4 {
+        api.post(&alice, &room, &format!("after {i}")).await;
+    }
+    let mut resumed = SseClient::connect(&stack.events_url(0, &room), Some(&cursor)).await;
+    let got = resumed.collect("message", 4, WAIT).await;
+    assert_eq!(texts(&got), ["after 0", "after 1", "after 2", "after 3"]);
+}

@@ -1,0 +1,116 @@
+//! Serving HTTP with a handle on every connection.
+//!
+//! `axum::serve` owns its connections, so nothing can close one whose client stopped reading: hyper
+//! stops polling a response body while the socket is blocked, and a stalled SSE client would hold its
+//! connection (and buffers) until TCP gives up. This accept loop gives every request a
+//! [`ConnectionCut`] token; cancelling it drops the connection at once. It also hands the peer address
+//! to `ConnectInfo` and shuts down gracefully: on `shutdown` each connection finishes its in-flight
+//! request (SSE streams end themselves), and whatever is still open after `drain` is dropped.
+
+use std::{net::SocketAddr, time::Duration};
+
+use axum::{Router, extract::ConnectInfo, extract::Request};
+use hyper_util::{
+    rt::{TokioExecutor, TokioIo},
+    server::conn::auto,
+    service::TowerToHyperService,
+};
+use tokio::net::TcpListener;
+use tokio_util::{sync::CancellationToken, task::TaskTracker};
+use tower::ServiceExt;
+
+/// Cancelling it closes the connection that carried the request.
+#[derive(Clone, Debug)]
+pub struct ConnectionCut(pub CancellationToken);
+
+/// How connections are set up.
+#[derive(Debug, Clone, Copy, Default)]
+pub struct ConnectionOptions {
+    /// The socket's send buffer (`SO_SNDBUF`), in bytes. Left to the kernel, it grows to megabytes
+    /// per connection (Linux autotuning); a small one makes a client that stops reading block its
+    /// stream early, so it is noticed and cut off while it has cost little memory.
+    pub send_buffer: Option<usize>,
+    /// hyper's own write buffer limit per connection, in bytes (at least 8192).
+    pub write_buffer: Option<usize>,
+}
+
+/// Serves `router` on `listener` until `shutdown`, then waits up to `drain` for open connections.
+pub async fn serve(
+    listener: TcpListener,
+    router: Router,
+    shutdown: CancellationToken,
+    drain: Duration,
+    options: ConnectionOptions,
+) {
+    let connections = TaskTracker::new();
+    loop {
+        let accepted = tokio::select! {
+            () = shutdown.cancelled() => break,
+            accepted = listener.accept() => accepted,
+        };
+        let (stream, peer) = match accepted {
+            Ok(accepted) => accepted,
+            Err(e) => {
+                // Out of file descriptors and the like: wait instead of spinning.
+                tracing::warn!(error = %e, "accept failed");
+                tokio::time::sleep(Duration::from_millis(50)).await;
+                continue;
+            }
+        };
+        let _ = stream.set_nodelay(true);
+        if let Some(bytes) = options.send_buffer {
+            let _ = socket2::SockRef::from(&stream).set_send_buffer_size(bytes);
+        }
+        let cut = CancellationToken::new();
+        let service = router.clone().map_request({
+            let cut = cut.clone();
+            move |mut request: Request<hyper::body::Incoming>| {
+                request
+                    .extensions_mut()
+                    .insert(ConnectInfo::<SocketAddr>(peer));
+                request.extensions_mut().insert(ConnectionCut(cut.clone()));
+                request
+            }
+        });
+        let shutdown = shutdown.clone();
+        connections.spawn(async move {
+            let mut builder = auto::Builder::new(TokioExecutor::new());
+            if let Some(bytes) = options.write_buffer {
+                builder.http1().max_buf_size(bytes.max(8192));
+            }
+            let connection = builder.serve_connection_with_upgrades(
+                TokioIo::new(stream),
+                TowerToHyperService::new(service),
+            );
+            tokio::pin!(connection);
+            tokio::select! {
+                result = connection.as_mut() => {
+                    if let Err(e) = result {
+                        tracing::debug!(%peer, error = %e, "connection ended with an error");
+                    }
+                }
+                () = cut.cancelled() => {
+                    tracing::debug!(%peer, "connection cut");
+                }
+                () = shutdown.cancelled() => {
+                    connection.as_mut().graceful_shutdown();
+                    tokio::select! {
+                        _ = connection.as_mut() => {}
+                        () = cut.cancelled() => {}
+                    }
+                }
+            }
+        });
+    }
+    drop(listener);
+    connections.close();
+    if tokio::time::timeout(drain, connections.wait())
+        .await
+        .is_err()
+    {
+        tracing::warn!(
+            open = connections.len(),
+            "connections still open after the drain period; dropping them"
+        );
+    }
+}
