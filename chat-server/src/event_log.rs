@@ -1,9 +1,10 @@
-//! Appending events to the topic.
+//! Appending events to the log: Kafka in the distributed mode, the embedded log otherwise.
 //!
-//! `append` resolves only when the broker acknowledged the record (idempotent producer, `acks=all`) and
-//! fails after a bounded time otherwise: that is what lets the API promise "2xx means the broker has it".
+//! `append` resolves only when the log has the event — the broker acknowledged it (idempotent
+//! producer, `acks=all`) or the embedded log committed it to disk — and fails after a bounded time
+//! otherwise: that is what lets the API promise "2xx means the log has it".
 
-use std::time::Duration;
+use std::{sync::Arc, time::Duration};
 
 use anyhow::Context;
 use rdkafka::{
@@ -11,7 +12,12 @@ use rdkafka::{
     producer::{FutureProducer, FutureRecord, Producer},
     util::Timeout,
 };
-use shared::{cursor::Cursor, event::Envelope, kafka::KafkaSettings};
+use shared::{
+    cursor::Cursor,
+    event::Envelope,
+    kafka::KafkaSettings,
+    local_log::{LocalLog, LocalLogError},
+};
 
 #[derive(Debug, thiserror::Error)]
 pub enum AppendError {
@@ -19,15 +25,49 @@ pub enum AppendError {
     Timeout(Duration),
     #[error("the broker refused the event: {0}")]
     Kafka(#[from] KafkaError),
+    #[error(transparent)]
+    Local(#[from] LocalLogError),
 }
 
-/// The producing end of the event topic.
-pub struct EventLog {
+pub enum EventLog {
+    Kafka(KafkaLog),
+    Local(Arc<LocalLog>),
+}
+
+impl EventLog {
+    /// Appends `event` (key = its room id) and returns where the log stored it.
+    pub async fn append(&self, event: &Envelope) -> Result<Cursor, AppendError> {
+        match self {
+            EventLog::Kafka(kafka) => kafka.append(event).await,
+            EventLog::Local(local) => Ok(local.append(event).await?),
+        }
+    }
+
+    /// Checks that the log answers (readiness).
+    pub async fn ping(&self) -> anyhow::Result<()> {
+        match self {
+            EventLog::Kafka(kafka) => kafka.ping().await,
+            EventLog::Local(local) => local.ping().await,
+        }
+    }
+
+    /// Waits for queued records to be delivered, at shutdown.
+    pub fn flush(&self, timeout: Duration) {
+        if let EventLog::Kafka(kafka) = self
+            && let Err(e) = kafka.producer.flush(Timeout::After(timeout))
+        {
+            tracing::warn!(error = %e, "producer did not flush before shutdown");
+        }
+    }
+}
+
+/// The producing end of the Kafka topic.
+pub struct KafkaLog {
     producer: FutureProducer,
     settings: KafkaSettings,
 }
 
-impl EventLog {
+impl KafkaLog {
     pub fn new(settings: KafkaSettings) -> anyhow::Result<Self> {
         Ok(Self {
             producer: settings.producer()?,
@@ -35,8 +75,7 @@ impl EventLog {
         })
     }
 
-    /// Appends `event` (key = its room id) and returns where the broker stored it.
-    pub async fn append(&self, event: &Envelope) -> Result<Cursor, AppendError> {
+    async fn append(&self, event: &Envelope) -> Result<Cursor, AppendError> {
         let key = event.key();
         let payload = event.encode();
         let record = FutureRecord::to(&self.settings.topic)
@@ -56,8 +95,7 @@ impl EventLog {
         }
     }
 
-    /// Checks that the broker answers and knows the topic (readiness).
-    pub async fn ping(&self) -> anyhow::Result<()> {
+    async fn ping(&self) -> anyhow::Result<()> {
         let producer = self.producer.clone();
         let topic = self.settings.topic.clone();
         tokio::task::spawn_blocking(move || {
@@ -69,12 +107,5 @@ impl EventLog {
         })
         .await
         .context("metadata task panicked")?
-    }
-
-    /// Waits for queued records to be delivered, at shutdown.
-    pub fn flush(&self, timeout: Duration) {
-        if let Err(e) = self.producer.flush(Timeout::After(timeout)) {
-            tracing::warn!(error = %e, "producer did not flush before shutdown");
-        }
     }
 }

@@ -139,6 +139,11 @@ impl Default for Metrics {
 }
 
 impl Metrics {
+    /// Registers the event-stream metrics here too (the embedded mode serves the streams).
+    pub fn register_sse(&mut self) -> publish_server::metrics::Metrics {
+        publish_server::metrics::Metrics::registered_in(&mut self.registry)
+    }
+
     /// The Prometheus text exposition of every metric.
     pub fn render(&self) -> String {
         let mut out = String::new();

@@ -22,9 +22,10 @@ use crate::{error::ApiError, metrics::EventTypeLabel, settings::Settings, state:
 /// Request bodies above this are refused with 413 before they are parsed.
 pub const MAX_BODY_BYTES: usize = 64 * 1024;
 
-/// The API, plus the web app from `settings.web_dir` at every other path.
-pub fn router(state: AppState, settings: &Settings) -> Router {
-    let api = Router::new()
+/// The API, plus `extra` routes (the event stream in the embedded mode), plus the web app from
+/// `settings.web_dir` at every other path.
+pub fn router(state: AppState, settings: &Settings, extra: Option<Router>) -> Router {
+    let mut app = Router::new()
         .merge(config::router(settings.public_events_url.clone()))
         .merge(sessions::router())
         .merge(rooms::router())
@@ -34,17 +35,20 @@ pub fn router(state: AppState, settings: &Settings) -> Router {
         .route(
             "/api/{*rest}",
             any(|| async { ApiError::not_found("route") }),
-        );
+        )
+        .with_state(state);
+    if let Some(extra) = extra {
+        app = app.merge(extra);
+    }
     let app = match &settings.web_dir {
         // A single-page app: unknown paths get index.html and the client routes them.
-        Some(dir) => api
+        Some(dir) => app
             .fallback_service(ServeDir::new(dir).fallback(ServeFile::new(dir.join("index.html")))),
-        None => api.fallback(|| async { ApiError::not_found("route") }),
+        None => app.fallback(|| async { ApiError::not_found("route") }),
     };
     app.layer(DefaultBodyLimit::max(MAX_BODY_BYTES))
         .layer(shared::http::cors(&settings.cors_origins))
         .layer(TraceLayer::new_for_http())
-        .with_state(state)
 }
 
 /// A room id from the path; anything that is not a room id is an unknown room.

@@ -4,13 +4,19 @@ use std::{net::SocketAddr, sync::Arc, time::Duration};
 
 use anyhow::Context;
 use moka::future::Cache;
-use shared::{readmodel::ReadModel, shutdown::CancellationToken};
+use publish_server::embedded::Embedded;
+use shared::{
+    local_log::LocalLog,
+    readmodel::ReadModel,
+    serve::{ConnectionOptions, serve},
+    shutdown::CancellationToken,
+};
 use tokio::net::TcpListener;
 use uuid::Uuid;
 
 use crate::{
     auth::TokenSigner,
-    event_log::EventLog,
+    event_log::{EventLog, KafkaLog},
     hot::{
         FetchCounter, HotView,
         scheduler::Scheduler,
@@ -23,23 +29,53 @@ use crate::{
     state::AppState,
 };
 
+/// How long shutdown waits for open connections.
+const DRAIN: Duration = Duration::from_secs(3);
+
 pub struct Application {
     listener: TcpListener,
     router: axum::Router,
     state: AppState,
     scheduler: Scheduler,
+    /// The embedded read side, when there is no Kafka.
+    embedded: Option<Embedded>,
+    connection_options: ConnectionOptions,
 }
 
 impl Application {
-    /// Connects to the broker and the database, creates the topic if missing and binds the listener
-    /// (`CHAT_ADDR`; port 0 picks a free port, see [`Application::local_addr`]). Redis is not needed
-    /// to start: the hot-room loop connects (and reconnects) by itself.
+    /// Opens the event log (Kafka, creating the topic if missing, or the embedded log), the read
+    /// model and, without Kafka, the embedded read side; then binds the listener (`CHAT_ADDR`; port 0
+    /// picks a free port, see [`Application::local_addr`]). Redis is not needed to start: the
+    /// hot-room loop connects (and reconnects) by itself.
     pub async fn build(settings: Settings) -> anyhow::Result<Self> {
-        let partitions = settings.kafka.ensure_topic().await?;
-        tracing::info!(topic = %settings.kafka.topic, partitions, "event topic ready");
-        let read_model = ReadModel::connect(&settings.database_url).await?;
-        let log = Arc::new(EventLog::new(settings.kafka.clone())?);
-        let metrics = Arc::new(Metrics::default());
+        let (log, local) = match &settings.kafka {
+            Some(kafka) => {
+                let partitions = kafka.ensure_topic().await?;
+                tracing::info!(topic = %kafka.topic, partitions, "event topic ready");
+                (EventLog::Kafka(KafkaLog::new(kafka.clone())?), None)
+            }
+            None => {
+                let file = settings.data_dir.join("events.db");
+                let local = Arc::new(LocalLog::open(&file).await?);
+                tracing::info!(file = %file.display(), records = local.end(), "embedded event log (KAFKA_BROKERS is unset)");
+                (EventLog::Local(local.clone()), Some(local))
+            }
+        };
+        let read_model =
+            ReadModel::open(settings.database_url.as_deref(), &settings.data_dir).await?;
+        let mut metrics = Metrics::default();
+        let embedded = match local {
+            Some(local) => {
+                let sse_metrics = Arc::new(metrics.register_sse());
+                Some(
+                    Embedded::prepare(local, read_model.clone(), &settings.sse, sse_metrics)
+                        .await?,
+                )
+            }
+            None => None,
+        };
+        let metrics = Arc::new(metrics);
+        let log = Arc::new(log);
         let hot = Arc::new(HotView::default());
         let counter = Arc::new(FetchCounter::default());
         let throttle = Arc::new(Throttle::new(&settings.hot));
@@ -76,12 +112,26 @@ impl Application {
         let listener = TcpListener::bind(settings.addr)
             .await
             .with_context(|| format!("binding {}", settings.addr))?;
-        let router = routes::router(state.clone(), &settings);
+        let router = routes::router(
+            state.clone(),
+            &settings,
+            embedded.as_ref().map(Embedded::router),
+        );
+        let connection_options = match embedded {
+            // Event streams are served here: small socket buffers so stalled clients are noticed.
+            Some(_) => ConnectionOptions {
+                send_buffer: Some(settings.sse.send_buffer),
+                write_buffer: Some(settings.sse.send_buffer),
+            },
+            None => ConnectionOptions::default(),
+        };
         Ok(Self {
             listener,
             router,
             state,
             scheduler,
+            embedded,
+            connection_options,
         })
     }
 
@@ -95,14 +145,15 @@ impl Application {
     /// lock over and flushes the producer.
     pub async fn run_until_stopped(self, shutdown: CancellationToken) -> anyhow::Result<()> {
         let scheduler = tokio::spawn(self.scheduler.run(shutdown.clone()));
-        let served = axum::serve(
+        let embedded = self.embedded.map(|e| tokio::spawn(e.run(shutdown.clone())));
+        serve(
             self.listener,
-            self.router
-                .into_make_service_with_connect_info::<SocketAddr>(),
+            self.router,
+            shutdown.clone(),
+            DRAIN,
+            self.connection_options,
         )
-        .with_graceful_shutdown(shutdown.clone().cancelled_owned())
-        .await
-        .context("serving HTTP");
+        .await;
         shutdown.cancel();
         if tokio::time::timeout(Duration::from_secs(2), scheduler)
             .await
@@ -110,7 +161,14 @@ impl Application {
         {
             tracing::warn!("hot-room scheduler did not stop within 2 s");
         }
+        if let Some(embedded) = embedded
+            && tokio::time::timeout(Duration::from_secs(2), embedded)
+                .await
+                .is_err()
+        {
+            tracing::warn!("embedded read side did not stop within 2 s");
+        }
         self.state.log.flush(Duration::from_secs(3));
-        served
+        Ok(())
     }
 }

@@ -36,6 +36,46 @@ fn free_port() -> u16 {
 }
 
 impl ServerProcess {
+    /// Starts `chat-server` in `dir` with nothing configured but its port: the embedded default.
+    pub async fn embedded_chat_server(dir: &std::path::Path) -> Self {
+        let port = free_port();
+        let mut command = Command::new(binary("chat-server"));
+        command
+            .env_clear()
+            .env("PATH", std::env::var("PATH").unwrap_or_default())
+            .env("CHAT_ADDR", format!("127.0.0.1:{port}"))
+            .env("RUST_LOG", "warn")
+            .current_dir(dir);
+        Self::start(command, port, "chat-server").await
+    }
+
+    async fn start(mut command: Command, port: u16, what: &str) -> Self {
+        let child = command
+            .stdout(Stdio::null())
+            .stderr(Stdio::inherit())
+            .kill_on_drop(true)
+            .spawn()
+            .unwrap_or_else(|e| panic!("start {what}: {e}"));
+        let server = Self {
+            base: format!("http://127.0.0.1:{port}"),
+            child,
+        };
+        let ready = format!("{}/readyz", server.base);
+        crate::eventually(
+            Duration::from_secs(30),
+            &format!("{what} process to be ready"),
+            || {
+                let ready = ready.clone();
+                async move {
+                    let response = reqwest::get(&ready).await.ok()?;
+                    response.status().is_success().then_some(())
+                }
+            },
+        )
+        .await;
+        server
+    }
+
     /// Starts `publish-server` for `stack` (same topic, database and projector group) with `env`
     /// added, and waits until it is ready.
     pub async fn publish_server(stack: &Stack, env: &[(&str, String)]) -> Self {

@@ -13,7 +13,13 @@ use rdkafka::{
     Message, Offset, TopicPartitionList,
     consumer::{BaseConsumer, Consumer, StreamConsumer},
 };
-use shared::{cursor::Cursor, event::Envelope, kafka::KafkaSettings, shutdown::CancellationToken};
+use shared::{
+    cursor::Cursor,
+    event::Envelope,
+    kafka::KafkaSettings,
+    local_log::{self, LocalLog},
+    shutdown::CancellationToken,
+};
 use uuid::Uuid;
 
 use crate::{
@@ -22,7 +28,7 @@ use crate::{
 };
 
 /// How often stalled subscribers are cut off and empty rooms released.
-const SWEEP_EVERY: Duration = Duration::from_secs(1);
+pub(crate) const SWEEP_EVERY: Duration = Duration::from_secs(1);
 /// How often consumer lag is measured.
 const LAG_EVERY: Duration = Duration::from_secs(5);
 
@@ -35,7 +41,7 @@ impl Fanout {
     /// hub where each starts.
     pub async fn assign(
         settings: &KafkaSettings,
-        log_end: &LogEnd,
+        log_end: &KafkaWatermarks,
         partitions: i32,
         resume_capacity: usize,
         hub: &Hub,
@@ -64,12 +70,7 @@ impl Fanout {
             let message = tokio::select! {
                 () = shutdown.cancelled() => break,
                 _ = sweep.tick() => {
-                    let cut = hub.sweep();
-                    if cut > 0 {
-                        metrics.clients_cut_off.inc_by(cut as u64);
-                        tracing::info!(cut, "cut off SSE clients that stopped reading");
-                    }
-                    metrics.sse_rooms.set(hub.room_count() as i64);
+                    sweep_hub(&hub, &metrics);
                     continue;
                 }
                 message = self.consumer.recv() => message,
@@ -104,13 +105,40 @@ impl Fanout {
     }
 }
 
+/// Cuts off stalled subscribers and releases empty rooms (every [`SWEEP_EVERY`]).
+pub(crate) fn sweep_hub(hub: &Hub, metrics: &Metrics) {
+    let cut = hub.sweep();
+    if cut > 0 {
+        metrics.clients_cut_off.inc_by(cut as u64);
+        tracing::info!(cut, "cut off SSE clients that stopped reading");
+    }
+    metrics.sse_rooms.set(hub.room_count() as i64);
+}
+
+/// Where each partition of the event log ends: asked from Kafka, or read off the embedded log.
+pub enum LogEnd {
+    Kafka(KafkaWatermarks),
+    Local(Arc<LocalLog>),
+}
+
+impl LogEnd {
+    /// The offset the next record of `partition` will get.
+    pub async fn high_watermark(&self, partition: i32) -> anyhow::Result<i64> {
+        match self {
+            LogEnd::Kafka(kafka) => Ok(kafka.watermarks(partition).await?.1),
+            LogEnd::Local(log) if partition == local_log::PARTITION => Ok(log.end()),
+            LogEnd::Local(_) => Ok(0),
+        }
+    }
+}
+
 /// Asks the broker where partitions begin and end.
-pub struct LogEnd {
+pub struct KafkaWatermarks {
     client: Arc<BaseConsumer>,
     topic: String,
 }
 
-impl LogEnd {
+impl KafkaWatermarks {
     pub fn new(settings: &KafkaSettings) -> anyhow::Result<Self> {
         let client: BaseConsumer = settings
             .consumer_config(&format!("hotchat-watermarks-{}", Uuid::now_v7()))
@@ -133,10 +161,6 @@ impl LogEnd {
         })
         .await
         .context("watermark task panicked")?
-    }
-
-    pub async fn high_watermark(&self, partition: i32) -> anyhow::Result<i64> {
-        Ok(self.watermarks(partition).await?.1)
     }
 }
 

@@ -6,6 +6,7 @@
 //! **projector** shares the partitions with the other instances through one consumer group and writes
 //! the read model, committing offsets only after the write.
 
+pub mod embedded;
 pub mod fanout;
 pub mod hub;
 pub mod metrics;

@@ -38,6 +38,16 @@ pub struct Metrics {
 impl Default for Metrics {
     fn default() -> Self {
         let mut registry = Registry::with_prefix("hotchat");
+        let mut metrics = Self::registered_in(&mut registry);
+        metrics.registry = registry;
+        metrics
+    }
+}
+
+impl Metrics {
+    /// The metrics, registered in `registry` (chat-server's, in the embedded mode) rather than in a
+    /// registry of their own.
+    pub fn registered_in(registry: &mut Registry) -> Self {
         let sse_clients = Gauge::default();
         registry.register("sse_clients", "Open SSE connections", sse_clients.clone());
         let events_delivered = Counter::default();
@@ -77,7 +87,7 @@ impl Default for Metrics {
             consumer_lag.clone(),
         );
         Self {
-            registry,
+            registry: Registry::default(),
             sse_rooms,
             consumer_lag,
             sse_clients,
@@ -90,6 +100,7 @@ impl Default for Metrics {
 }
 
 impl Metrics {
+    /// The metrics in this instance's own registry, in the Prometheus text format.
     pub fn render(&self) -> String {
         let mut out = String::new();
         encode(&mut out, &self.registry).expect("writing to a String cannot fail");

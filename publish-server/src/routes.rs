@@ -9,6 +9,11 @@ use tower_http::trace::TraceLayer;
 
 use crate::state::AppState;
 
+/// Only the event stream, for chat-server to serve in the embedded mode.
+pub fn events_router() -> Router<AppState> {
+    events::router()
+}
+
 pub fn router(state: AppState, cors_origins: &[String]) -> Router {
     // No compression layer: it would buffer the stream.
     Router::new()

@@ -11,7 +11,7 @@ use shared::{
 use tokio::{net::TcpListener, sync::Semaphore};
 
 use crate::{
-    fanout::{self, Fanout, LogEnd},
+    fanout::{self, Fanout, KafkaWatermarks, LogEnd},
     hub::Hub,
     metrics::Metrics,
     projector::Projector,
@@ -36,22 +36,25 @@ impl Application {
     /// (`PUBLISH_ADDR`; port 0 picks a free port).
     pub async fn build(settings: Settings) -> anyhow::Result<Self> {
         let partitions = settings.kafka.ensure_topic().await?;
-        let read_model = ReadModel::connect(&settings.database_url).await?;
+        let read_model =
+            ReadModel::open(settings.database_url.as_deref(), &settings.data_dir).await?;
         let metrics = Arc::new(Metrics::default());
+        let sse = &settings.sse;
         let hub = Arc::new(Hub::new(
-            settings.room_buffer,
-            settings.resume_buffer,
+            sse.room_buffer,
+            sse.resume_buffer,
             read_model.clone(),
         ));
-        let log_end = Arc::new(LogEnd::new(&settings.kafka)?);
+        let watermarks = KafkaWatermarks::new(&settings.kafka)?;
         let fanout = Fanout::assign(
             &settings.kafka,
-            &log_end,
+            &watermarks,
             partitions,
-            settings.resume_buffer,
+            sse.resume_buffer,
             &hub,
         )
         .await?;
+        let log_end = Arc::new(LogEnd::Kafka(watermarks));
         let projector = Projector::join(
             &settings.kafka,
             &settings.projector_group,
@@ -64,8 +67,8 @@ impl Application {
             read_model,
             metrics,
             log_end,
-            connections: Arc::new(Semaphore::new(settings.max_connections)),
-            keepalive: settings.keepalive,
+            connections: Arc::new(Semaphore::new(sse.max_connections)),
+            keepalive: sse.keepalive,
             shutdown: CancellationToken::new(),
         };
         let listener = TcpListener::bind(settings.addr)
@@ -80,8 +83,8 @@ impl Application {
             projector,
             drain: settings.drain,
             connection_options: ConnectionOptions {
-                send_buffer: Some(settings.send_buffer),
-                write_buffer: Some(settings.send_buffer),
+                send_buffer: Some(sse.send_buffer),
+                write_buffer: Some(sse.send_buffer),
             },
         })
     }

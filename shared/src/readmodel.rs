@@ -1,18 +1,23 @@
-//! The read model in PostgreSQL: what the fetch API reads and the projector writes.
+//! The read model: what the fetch API reads and the projector writes.
 //!
-//! It is a projection of the topic, never the source of truth: every write is an event applied at most
-//! once (keyed by event id, in the same transaction as its effect), so a redelivery, a replay after a
-//! crash or a full rebuild from offset zero all end in the same rows.
+//! It is a projection of the event log, never the source of truth: every write is an event applied at
+//! most once (keyed by event id, in the same transaction as its effect), so a redelivery, a replay
+//! after a crash or a full rebuild from offset zero all end in the same rows.
+//!
+//! Two engines hold it: PostgreSQL (`DATABASE_URL=postgres://…`, the distributed mode) and SQLite (a
+//! file under the data directory, the embedded default). The SQL is the same text for both; each query
+//! is written once and run on whichever pool this is ([`on_pool!`]).
 
-use std::{collections::BTreeMap, str::FromStr, time::Duration};
+use std::{collections::BTreeMap, path::Path, str::FromStr, time::Duration};
 
 use anyhow::Context;
 use chrono::{DateTime, Utc};
 use serde::Serialize;
 use sqlx::{
-    PgPool, Postgres, Transaction,
+    PgPool, QueryBuilder, SqlitePool,
     migrate::{MigrateDatabase, Migrator},
     postgres::{PgConnectOptions, PgPoolOptions},
+    sqlite::{SqliteConnectOptions, SqliteJournalMode, SqlitePoolOptions, SqliteSynchronous},
 };
 use uuid::Uuid;
 
@@ -22,9 +27,11 @@ use crate::{
     settings,
 };
 
-/// The schema, applied by whichever server starts first (sqlx serialises concurrent runs with an
-/// advisory lock).
-pub static MIGRATOR: Migrator = sqlx::migrate!("./migrations");
+/// The PostgreSQL schema, applied by whichever server starts first (sqlx serialises concurrent runs
+/// with an advisory lock).
+pub static POSTGRES_MIGRATOR: Migrator = sqlx::migrate!("./migrations/postgres");
+/// The same schema for SQLite.
+pub static SQLITE_MIGRATOR: Migrator = sqlx::migrate!("./migrations/sqlite");
 
 /// The most messages one fetch may return.
 pub const MAX_PAGE: i64 = 200;
@@ -70,16 +77,107 @@ pub enum ReadModelError {
 
 /// Handle on the read model; cheap to clone.
 #[derive(Debug, Clone)]
-pub struct ReadModel {
-    pool: PgPool,
+pub enum ReadModel {
+    Postgres(PgPool),
+    Sqlite(SqlitePool),
+}
+
+/// Runs the same code on whichever pool `$model` holds, binding it to `$pool`.
+macro_rules! on_pool {
+    ($model:expr, |$pool:ident| $body:expr) => {
+        match $model {
+            ReadModel::Postgres($pool) => $body,
+            ReadModel::Sqlite($pool) => $body,
+        }
+    };
+}
+
+/// Applies one event on `$conn` unless its id was applied before; evaluates to whether it was new.
+/// A macro rather than a function so the same statements run on either engine's connection.
+macro_rules! apply_event {
+    ($conn:expr, $cursor:expr, $event:expr) => {{
+        let conn = $conn;
+        let cursor: Cursor = $cursor;
+        let event: &Envelope = $event;
+        let first_time = sqlx::query("INSERT INTO applied_events (event_id) VALUES ($1) ON CONFLICT DO NOTHING")
+            .bind(event.event_id)
+            .execute(&mut *conn)
+            .await?
+            .rows_affected()
+            == 1;
+        if first_time {
+            match &event.body {
+                EventBody::RoomCreated { name } => {
+                    sqlx::query(
+                        "INSERT INTO rooms (id, name, created_by, created_at) VALUES ($1, $2, $3, $4) \
+                         ON CONFLICT (id) DO NOTHING",
+                    )
+                    .bind(event.room_id)
+                    .bind(name)
+                    .bind(event.user.id)
+                    .bind(event.at)
+                    .execute(&mut *conn)
+                    .await?;
+                }
+                EventBody::MessagePosted { message_id, text } => {
+                    sqlx::query(
+                        "INSERT INTO messages (id, room_id, user_id, user_name, text, at, seq) \
+                         VALUES ($1, $2, $3, $4, $5, $6, $7) ON CONFLICT (id) DO NOTHING",
+                    )
+                    .bind(message_id)
+                    .bind(event.room_id)
+                    .bind(event.user.id)
+                    .bind(&event.user.name)
+                    .bind(text)
+                    .bind(event.at)
+                    .bind(cursor.offset)
+                    .execute(&mut *conn)
+                    .await?;
+                }
+                EventBody::ReactionAdded { message_id, emoji } => {
+                    sqlx::query(
+                        "INSERT INTO reactions (message_id, emoji, user_id) VALUES ($1, $2, $3) \
+                         ON CONFLICT DO NOTHING",
+                    )
+                    .bind(message_id)
+                    .bind(emoji)
+                    .bind(event.user.id)
+                    .execute(&mut *conn)
+                    .await?;
+                }
+                EventBody::ReactionRemoved { message_id, emoji } => {
+                    sqlx::query(
+                        "DELETE FROM reactions WHERE message_id = $1 AND emoji = $2 AND user_id = $3",
+                    )
+                    .bind(message_id)
+                    .bind(emoji)
+                    .bind(event.user.id)
+                    .execute(&mut *conn)
+                    .await?;
+                }
+                EventBody::RoomModeChanged { mode } => {
+                    sqlx::query("UPDATE rooms SET mode = $2 WHERE id = $1")
+                        .bind(event.room_id)
+                        .bind(mode.as_str())
+                        .execute(&mut *conn)
+                        .await?;
+                }
+            }
+        }
+        first_time
+    }};
 }
 
 impl ReadModel {
-    /// Connects to `url`, creating the database if it does not exist yet, and migrates it.
+    /// Connects to a `postgres://` or `sqlite://` URL, creating the database if it does not exist
+    /// yet, and migrates it.
     ///
     /// `DATABASE_MAX_CONNECTIONS` (default 10) sizes the pool; a request waits at most
     /// `DATABASE_ACQUIRE_TIMEOUT_MS` (default 3000) for a connection, then fails fast.
     pub async fn connect(url: &str) -> anyhow::Result<Self> {
+        if url.starts_with("sqlite:") {
+            return Self::connect_sqlite(url).await;
+        }
         let options = PgConnectOptions::from_str(url).context("DATABASE_URL is not a valid URL")?;
         if !sqlx::Postgres::database_exists(url).await.unwrap_or(true)
             && let Err(e) = sqlx::Postgres::create_database(url).await
@@ -90,23 +188,60 @@ impl ReadModel {
         }
         let pool = PgPoolOptions::new()
             .max_connections(settings::parse_or("DATABASE_MAX_CONNECTIONS", 10)?)
-            .acquire_timeout(settings::millis_or(
-                "DATABASE_ACQUIRE_TIMEOUT_MS",
-                Duration::from_secs(3),
-            )?)
+            .acquire_timeout(acquire_timeout()?)
             .connect_with(options)
             .await
             .context("connecting to PostgreSQL")?;
-        MIGRATOR
+        POSTGRES_MIGRATOR
             .run(&pool)
             .await
             .context("migrating the read model")?;
-        Ok(Self { pool })
+        Ok(Self::Postgres(pool))
+    }
+
+    /// `DATABASE_URL` if given, else the SQLite file `hotchat.db` in `data_dir` (the embedded default).
+    pub async fn open(database_url: Option<&str>, data_dir: &Path) -> anyhow::Result<Self> {
+        match database_url {
+            Some(url) => Self::connect(url).await,
+            None => Self::open_file(&data_dir.join("hotchat.db")).await,
+        }
+    }
+
+    /// The SQLite read model in `file` (created with its folder if missing).
+    pub async fn open_file(file: &Path) -> anyhow::Result<Self> {
+        if let Some(dir) = file.parent() {
+            std::fs::create_dir_all(dir)
+                .with_context(|| format!("creating the data folder {}", dir.display()))?;
+        }
+        Self::connect_sqlite(&format!("sqlite://{}", file.display())).await
+    }
+
+    async fn connect_sqlite(url: &str) -> anyhow::Result<Self> {
+        let options = SqliteConnectOptions::from_str(url)
+            .context("not a valid sqlite:// URL")?
+            .create_if_missing(true)
+            // WAL lets the fetch API read while the projector writes; FULL makes a commit durable.
+            .journal_mode(SqliteJournalMode::Wal)
+            .synchronous(SqliteSynchronous::Full)
+            .busy_timeout(Duration::from_secs(5));
+        let pool = SqlitePoolOptions::new()
+            .max_connections(settings::parse_or("DATABASE_MAX_CONNECTIONS", 4)?)
+            .acquire_timeout(acquire_timeout()?)
+            .connect_with(options)
+            .await
+            .with_context(|| format!("opening the SQLite read model {url}"))?;
+        SQLITE_MIGRATOR
+            .run(&pool)
+            .await
+            .context("migrating the read model")?;
+        Ok(Self::Sqlite(pool))
     }
 
     /// Checks that the database answers (readiness).
     pub async fn ping(&self) -> Result<(), ReadModelError> {
-        sqlx::query("SELECT 1").execute(&self.pool).await?;
+        on_pool!(self, |pool| {
+            sqlx::query("SELECT 1").execute(pool).await?;
+        });
         Ok(())
     }
 
@@ -115,32 +250,74 @@ impl ReadModel {
         &self,
         events: &[(Cursor, Envelope)],
     ) -> Result<usize, ReadModelError> {
-        let mut tx = self.pool.begin().await?;
-        let mut applied = 0;
-        for (cursor, event) in events {
-            if apply(&mut tx, *cursor, event).await? {
-                applied += 1;
+        self.apply(events, None).await
+    }
+
+    /// Like [`ReadModel::apply_batch`], and records in the same transaction that the embedded log
+    /// has been projected up to (not including) `next_offset`.
+    pub async fn apply_local(
+        &self,
+        events: &[(Cursor, Envelope)],
+        next_offset: i64,
+    ) -> Result<usize, ReadModelError> {
+        self.apply(events, Some(next_offset)).await
+    }
+
+    async fn apply(
+        &self,
+        events: &[(Cursor, Envelope)],
+        next_offset: Option<i64>,
+    ) -> Result<usize, ReadModelError> {
+        let applied = on_pool!(self, |pool| {
+            let mut tx = pool.begin().await?;
+            let mut applied = 0;
+            for (cursor, event) in events {
+                if apply_event!(&mut *tx, *cursor, event) {
+                    applied += 1;
+                }
             }
-        }
-        tx.commit().await?;
+            if let Some(next) = next_offset {
+                sqlx::query(
+                    "INSERT INTO local_log_position (id, next_offset) VALUES (1, $1) \
+                     ON CONFLICT (id) DO UPDATE SET next_offset = excluded.next_offset",
+                )
+                .bind(next)
+                .execute(&mut *tx)
+                .await?;
+            }
+            tx.commit().await?;
+            applied
+        });
         Ok(applied)
     }
 
-    pub async fn room(&self, id: Uuid) -> Result<Option<Room>, ReadModelError> {
-        Ok(
-            sqlx::query_as("SELECT id, name, created_at FROM rooms WHERE id = $1")
-                .bind(id)
-                .fetch_optional(&self.pool)
-                .await?,
-        )
+    /// Where projecting the embedded log should resume (0 for a new read model).
+    pub async fn local_position(&self) -> Result<i64, ReadModelError> {
+        let next: Option<i64> = on_pool!(self, |pool| {
+            sqlx::query_scalar("SELECT next_offset FROM local_log_position WHERE id = 1")
+                .fetch_optional(pool)
+                .await?
+        });
+        Ok(next.unwrap_or(0))
     }
 
-    /// The room's mode as last announced in the topic, if the room exists.
+    pub async fn room(&self, id: Uuid) -> Result<Option<Room>, ReadModelError> {
+        Ok(on_pool!(self, |pool| {
+            sqlx::query_as("SELECT id, name, created_at FROM rooms WHERE id = $1")
+                .bind(id)
+                .fetch_optional(pool)
+                .await?
+        }))
+    }
+
+    /// The room's mode as last announced in the log, if the room exists.
     pub async fn room_mode(&self, id: Uuid) -> Result<Option<RoomMode>, ReadModelError> {
-        let mode: Option<String> = sqlx::query_scalar("SELECT mode FROM rooms WHERE id = $1")
-            .bind(id)
-            .fetch_optional(&self.pool)
-            .await?;
+        let mode: Option<String> = on_pool!(self, |pool| {
+            sqlx::query_scalar("SELECT mode FROM rooms WHERE id = $1")
+                .bind(id)
+                .fetch_optional(pool)
+                .await?
+        });
         Ok(mode.map(|m| {
             if m == RoomMode::Throttled.as_str() {
                 RoomMode::Throttled
@@ -152,11 +329,11 @@ impl ReadModel {
 
     /// All rooms, oldest first.
     pub async fn rooms(&self) -> Result<Vec<Room>, ReadModelError> {
-        Ok(
+        Ok(on_pool!(self, |pool| {
             sqlx::query_as("SELECT id, name, created_at FROM rooms ORDER BY created_at, id")
-                .fetch_all(&self.pool)
-                .await?,
-        )
+                .fetch_all(pool)
+                .await?
+        }))
     }
 
     /// Up to `limit` messages of `room` before the message `before` (or the newest), oldest first.
@@ -166,41 +343,48 @@ impl ReadModel {
         before: Option<Uuid>,
         limit: i64,
     ) -> Result<Vec<Message>, ReadModelError> {
-        let before_seq = match before {
+        let before_seq: i64 = match before {
             None => i64::MAX,
-            Some(id) => {
+            Some(id) => on_pool!(self, |pool| {
                 sqlx::query_scalar("SELECT seq FROM messages WHERE id = $1 AND room_id = $2")
                     .bind(id)
                     .bind(room)
-                    .fetch_optional(&self.pool)
+                    .fetch_optional(pool)
                     .await?
-                    .ok_or(ReadModelError::UnknownCursor(id))?
-            }
+            })
+            .ok_or(ReadModelError::UnknownCursor(id))?,
         };
-        let mut rows: Vec<MessageRow> = sqlx::query_as(
-            "SELECT id, room_id, user_id, user_name, text, at FROM messages \
-             WHERE room_id = $1 AND seq < $2 ORDER BY seq DESC LIMIT $3",
-        )
-        .bind(room)
-        .bind(before_seq)
-        .bind(limit.clamp(1, MAX_PAGE))
-        .fetch_all(&self.pool)
-        .await?;
+        let mut rows: Vec<MessageRow> = on_pool!(self, |pool| {
+            sqlx::query_as(
+                "SELECT id, room_id, user_id, user_name, text, at FROM messages \
+                 WHERE room_id = $1 AND seq < $2 ORDER BY seq DESC LIMIT $3",
+            )
+            .bind(room)
+            .bind(before_seq)
+            .bind(limit.clamp(1, MAX_PAGE))
+            .fetch_all(pool)
+            .await?
+        });
         rows.reverse();
-        let ids: Vec<Uuid> = rows.iter().map(|r| r.id).collect();
-        let counts: Vec<(Uuid, String, i64)> = sqlx::query_as(
-            "SELECT message_id, emoji, count(*) FROM reactions \
-             WHERE message_id = ANY($1) GROUP BY message_id, emoji",
-        )
-        .bind(&ids)
-        .fetch_all(&self.pool)
-        .await?;
         let mut by_message: BTreeMap<Uuid, BTreeMap<String, i64>> = BTreeMap::new();
-        for (message_id, emoji, count) in counts {
-            by_message
-                .entry(message_id)
-                .or_default()
-                .insert(emoji, count);
+        if !rows.is_empty() {
+            let counts: Vec<(Uuid, String, i64)> = on_pool!(self, |pool| {
+                let mut query = QueryBuilder::new(
+                    "SELECT message_id, emoji, count(*) FROM reactions WHERE message_id IN (",
+                );
+                let mut ids = query.separated(", ");
+                for row in &rows {
+                    ids.push_bind(row.id);
+                }
+                query.push(") GROUP BY message_id, emoji");
+                query.build_query_as().fetch_all(pool).await?
+            });
+            for (message_id, emoji, count) in counts {
+                by_message
+                    .entry(message_id)
+                    .or_default()
+                    .insert(emoji, count);
+            }
         }
         Ok(rows
             .into_iter()
@@ -220,98 +404,28 @@ impl ReadModel {
 
     /// Whether `message` was posted in `room`.
     pub async fn message_in_room(&self, room: Uuid, message: Uuid) -> Result<bool, ReadModelError> {
-        Ok(sqlx::query_scalar(
-            "SELECT EXISTS (SELECT 1 FROM messages WHERE id = $1 AND room_id = $2)",
-        )
-        .bind(message)
-        .bind(room)
-        .fetch_one(&self.pool)
-        .await?)
+        // count(*) is a 64-bit integer in both engines.
+        let found: i64 = on_pool!(self, |pool| {
+            sqlx::query_scalar("SELECT count(*) FROM messages WHERE id = $1 AND room_id = $2")
+                .bind(message)
+                .bind(room)
+                .fetch_one(pool)
+                .await?
+        });
+        Ok(found > 0)
     }
 
     /// Every (emoji, user) reaction on `message`.
     pub async fn reactions(&self, message: Uuid) -> Result<Vec<(String, Uuid)>, ReadModelError> {
-        Ok(
+        Ok(on_pool!(self, |pool| {
             sqlx::query_as("SELECT emoji, user_id FROM reactions WHERE message_id = $1")
                 .bind(message)
-                .fetch_all(&self.pool)
-                .await?,
-        )
+                .fetch_all(pool)
+                .await?
+        }))
     }
 }
 
-/// Applies one event unless its id was applied before; returns whether it was new.
-async fn apply(
-    tx: &mut Transaction<'_, Postgres>,
-    cursor: Cursor,
-    event: &Envelope,
-) -> Result<bool, sqlx::Error> {
-    let first_time =
-        sqlx::query("INSERT INTO applied_events (event_id) VALUES ($1) ON CONFLICT DO NOTHING")
-            .bind(event.event_id)
-            .execute(&mut **tx)
-            .await?
-            .rows_affected()
-            == 1;
-    if !first_time {
-        return Ok(false);
-    }
-    match &event.body {
-        EventBody::RoomCreated { name } => {
-            sqlx::query(
-                "INSERT INTO rooms (id, name, created_by, created_at) VALUES ($1, $2, $3, $4) \
-                 ON CONFLICT (id) DO NOTHING",
-            )
-            .bind(event.room_id)
-            .bind(name)
-            .bind(event.user.id)
-            .bind(event.at)
-            .execute(&mut **tx)
-            .await?;
-        }
-        EventBody::MessagePosted { message_id, text } => {
-            sqlx::query(
-                "INSERT INTO messages (id, room_id, user_id, user_name, text, at, seq) \
-                 VALUES ($1, $2, $3, $4, $5, $6, $7) ON CONFLICT (id) DO NOTHING",
-            )
-            .bind(message_id)
-            .bind(event.room_id)
-            .bind(event.user.id)
-            .bind(&event.user.name)
-            .bind(text)
-            .bind(event.at)
-            .bind(cursor.offset)
-            .execute(&mut **tx)
-            .await?;
-        }
-        EventBody::ReactionAdded { message_id, emoji } => {
-            sqlx::query(
-                "INSERT INTO reactions (message_id, emoji, user_id) VALUES ($1, $2, $3) \
-                 ON CONFLICT DO NOTHING",
-            )
-            .bind(message_id)
-            .bind(emoji)
-            .bind(event.user.id)
-            .execute(&mut **tx)
-            .await?;
-        }
-        EventBody::RoomModeChanged { mode } => {
-            sqlx::query("UPDATE rooms SET mode = $2 WHERE id = $1")
-                .bind(event.room_id)
-                .bind(mode.as_str())
-                .execute(&mut **tx)
-                .await?;
-        }
-        EventBody::ReactionRemoved { message_id, emoji } => {
-            sqlx::query(
-                "DELETE FROM reactions WHERE message_id = $1 AND emoji = $2 AND user_id = $3",
-            )
-            .bind(message_id)
-            .bind(emoji)
-            .bind(event.user.id)
-            .execute(&mut **tx)
-            .await?;
-        }
-    }
-    Ok(true)
+fn acquire_timeout() -> anyhow::Result<Duration> {
+    settings::millis_or("DATABASE_ACQUIRE_TIMEOUT_MS", Duration::from_secs(3))
 }

@@ -44,3 +44,11 @@ pub fn list(name: &str) -> Vec<String> {
         })
         .unwrap_or_default()
 }
+
+/// `HOTCHAT_DATA_DIR` (default `./data`): where the embedded engines keep their files (the event log,
+/// the SQLite read model, the generated auth secret).
+pub fn data_dir() -> std::path::PathBuf {
+    var("HOTCHAT_DATA_DIR")
+        .map(std::path::PathBuf::from)
+        .unwrap_or_else(|| std::path::PathBuf::from("data"))
+}

@@ -3,7 +3,7 @@
 
 use std::time::Duration;
 
-use e2e::{Stack, eventually};
+use e2e::{Stack, eventually, in_both_modes, stack::Mode};
 use serde_json::Value;
 
 const WAIT: Duration = Duration::from_secs(15);
@@ -15,9 +15,9 @@ fn texts(messages: &[Value]) -> Vec<&str> {
         .collect()
 }
 
-#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
-async fn fetch_returns_messages_oldest_first_with_reaction_counts_and_paginates() {
-    let stack = Stack::start(1, 1).await;
+in_both_modes!(fetch_returns_messages_oldest_first_with_reaction_counts_and_paginates);
+async fn fetch_returns_messages_oldest_first_with_reaction_counts_and_paginates(mode: Mode) {
+    let stack = Stack::single(mode).await;
     let api = stack.chat(0);
     let alice = api.sign_in("alice").await;
     let bob = api.sign_in("bob").await;
@@ -105,9 +105,9 @@ async fn fetch_returns_messages_oldest_first_with_reaction_counts_and_paginates(
     assert_eq!(page["messages"], serde_json::json!([]));
 }
 
-#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
-async fn unknown_rooms_are_404_and_bad_paging_parameters_are_400() {
-    let stack = Stack::start(1, 1).await;
+in_both_modes!(unknown_rooms_are_404_and_bad_paging_parameters_are_400);
+async fn unknown_rooms_are_404_and_bad_paging_parameters_are_400(mode: Mode) {
+    let stack = Stack::single(mode).await;
     let api = stack.chat(0);
     let alice = api.sign_in("alice").await;
     let room = api.create_room(&alice, "paging").await;

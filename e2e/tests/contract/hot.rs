@@ -8,7 +8,7 @@ use std::{
     time::{Duration, Instant},
 };
 
-use e2e::{Api, SseClient, Stack, eventually, redis_server::OwnRedis};
+use e2e::{Api, SseClient, Stack, eventually, in_both_modes, redis_server::OwnRedis, stack::Mode};
 use serde_json::Value;
 
 const THROTTLED_QUERIES: &str = "hotchat_fetch_db_queries_total{mode=\"throttled\"}";
@@ -38,12 +38,24 @@ fn load(
     })
 }
 
-async fn two_chat_servers(configure: impl FnOnce(&mut Stack)) -> Stack {
-    let mut stack = Stack::empty().await;
+/// Two chat-servers on Redis (distributed), or the one embedded chat-server.
+async fn chat_servers(mode: Mode, configure: impl FnOnce(&mut Stack)) -> Stack {
+    let mut stack = Stack::empty_in(mode).await;
     configure(&mut stack);
     stack.add_chat_server().await;
-    stack.add_chat_server().await;
+    if mode == Mode::Distributed {
+        stack.add_chat_server().await;
+    }
     stack
+}
+
+async fn two_chat_servers(configure: impl FnOnce(&mut Stack)) -> Stack {
+    chat_servers(Mode::Distributed, configure).await
+}
+
+/// The last chat-server (the second in the distributed mode, the only one embedded).
+fn last(stack: &Stack) -> &Api {
+    stack.chats.last().unwrap()
 }
 
 async fn wait_for_mode(stack: &Stack, room: &str, mode: &str, within: Duration) -> Duration {
@@ -64,9 +76,11 @@ async fn wait_for_mode(stack: &Stack, room: &str, mode: &str, within: Duration) 
     started.elapsed()
 }
 
-#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
-async fn a_room_under_load_turns_hot_within_two_seconds_and_normal_again_after_the_cooldown() {
-    let mut stack = two_chat_servers(|stack| {
+in_both_modes!(a_room_under_load_turns_hot_within_two_seconds_and_normal_again_after_the_cooldown);
+async fn a_room_under_load_turns_hot_within_two_seconds_and_normal_again_after_the_cooldown(
+    mode: Mode,
+) {
+    let mut stack = chat_servers(mode, |stack| {
         stack.hot.threshold = 20;
         stack.hot.cooldown = Duration::from_secs(2);
         stack.hot.client_rate = 10_000;
@@ -97,11 +111,11 @@ async fn a_room_under_load_turns_hot_within_two_seconds_and_normal_again_after_t
     );
 
     assert_eq!(
-        stack.chat(1).mode(&cold).await,
+        last(&stack).mode(&cold).await,
         "normal",
         "the cold room stays normal"
     );
-    let response = stack.chat(1).fetch(&hot, "limit=5").await;
+    let response = last(&stack).fetch(&hot, "limit=5").await;
     assert_eq!(response.status(), 200);
     assert_eq!(response.headers()["x-room-mode"], "throttled");
     let body: Value = response.json().await.unwrap();
@@ -135,9 +149,13 @@ async fn a_room_under_load_turns_hot_within_two_seconds_and_normal_again_after_t
     assert_eq!(event.json()["mode"], "normal");
 }
 
-#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
-async fn two_hundred_concurrent_fetches_of_a_throttled_page_make_at_most_one_query_per_instance() {
-    let stack = two_chat_servers(|stack| {
+in_both_modes!(
+    two_hundred_concurrent_fetches_of_a_throttled_page_make_at_most_one_query_per_instance
+);
+async fn two_hundred_concurrent_fetches_of_a_throttled_page_make_at_most_one_query_per_instance(
+    mode: Mode,
+) {
+    let stack = chat_servers(mode, |stack| {
         stack.hot.threshold = 5;
         stack.hot.cooldown = Duration::from_secs(60);
         stack.hot.cache_ttl = Duration::from_secs(30);
@@ -159,12 +177,13 @@ async fn two_hundred_concurrent_fetches_of_a_throttled_page_make_at_most_one_que
     stop.store(true, Ordering::Relaxed);
     warm.await.unwrap();
 
-    let before = [
-        stack.chat(0).metric(THROTTLED_QUERIES).await,
-        stack.chat(1).metric(THROTTLED_QUERIES).await,
-    ];
+    let mut before = Vec::new();
+    for api in &stack.chats {
+        before.push(api.metric(THROTTLED_QUERIES).await);
+    }
+    let instances = stack.chats.len();
     let fetches = (0..200).map(|i| {
-        let api = stack.chat(i % 2).clone();
+        let api = stack.chat(i % instances).clone();
         let room = room.clone();
         tokio::spawn(async move {
             let response = api.fetch(&room, "limit=7").await;
@@ -189,15 +208,18 @@ async fn two_hundred_concurrent_fetches_of_a_throttled_page_make_at_most_one_que
         let queries = stack.chat(i).metric(THROTTLED_QUERIES).await - before;
         assert_eq!(
             queries, 1.0,
-            "chat-server {i} queried the database {queries} times for 100 fetches"
+            "chat-server {i} queried the database {queries} times for its share of 200 fetches"
         );
     }
 }
 
-#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
-async fn a_client_over_its_rate_gets_429_with_retry_after_while_a_client_under_it_keeps_getting_200()
- {
-    let stack = two_chat_servers(|stack| {
+in_both_modes!(
+    a_client_over_its_rate_gets_429_with_retry_after_while_a_client_under_it_keeps_getting_200
+);
+async fn a_client_over_its_rate_gets_429_with_retry_after_while_a_client_under_it_keeps_getting_200(
+    mode: Mode,
+) {
+    let stack = chat_servers(mode, |stack| {
         stack.hot.threshold = 5;
         stack.hot.cooldown = Duration::from_secs(60);
         stack.hot.client_rate = 2;

@@ -3,7 +3,7 @@
 
 use std::time::Duration;
 
-use e2e::{SseClient, Stack, eventually};
+use e2e::{SseClient, Stack, eventually, in_both_modes, stack::Mode};
 use serde_json::Value;
 
 const WAIT: Duration = Duration::from_secs(15);
@@ -108,9 +108,9 @@ async fn a_hundred_messages_over_three_rooms_keep_per_room_order_in_every_stream
     }
 }
 
-#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
-async fn reactions_reach_subscribers_with_live_counts_and_repeats_change_nothing() {
-    let stack = Stack::start(1, 1).await;
+in_both_modes!(reactions_reach_subscribers_with_live_counts_and_repeats_change_nothing);
+async fn reactions_reach_subscribers_with_live_counts_and_repeats_change_nothing(mode: Mode) {
+    let stack = Stack::single(mode).await;
     let alice = stack.chat(0).sign_in("alice").await;
     let bob = stack.chat(0).sign_in("bob").await;
     let room = stack.chat(0).create_room(&alice, "reactions").await;

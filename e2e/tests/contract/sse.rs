@@ -3,7 +3,9 @@
 
 use std::time::{Duration, Instant};
 
-use e2e::{SseClient, Stack, api::Session, eventually, process::ServerProcess};
+use e2e::{
+    SseClient, Stack, api::Session, eventually, in_both_modes, process::ServerProcess, stack::Mode,
+};
 use serde_json::Value;
 use shared::event::{Envelope, EventBody, User};
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
@@ -97,10 +99,10 @@ async fn events_posted_while_a_resumed_client_catches_up_appear_once_and_in_orde
     );
 }
 
-#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
-async fn a_bogus_or_too_old_cursor_gets_reset_then_the_live_stream() {
-    let mut stack = Stack::empty().await;
-    stack.resume_buffer = 5;
+in_both_modes!(a_bogus_or_too_old_cursor_gets_reset_then_the_live_stream);
+async fn a_bogus_or_too_old_cursor_gets_reset_then_the_live_stream(mode: Mode) {
+    let mut stack = Stack::empty_in(mode).await;
+    stack.sse.resume_buffer = 5;
     stack.add_chat_server().await;
     stack.add_default_publish_server().await;
     let (alice, room) = room(&stack).await;
@@ -134,9 +136,9 @@ async fn a_bogus_or_too_old_cursor_gets_reset_then_the_live_stream() {
     }
 }
 
-#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
-async fn an_idle_stream_gets_a_keepalive_within_fifteen_seconds_and_proxy_safe_headers() {
-    let stack = Stack::start(1, 1).await;
+in_both_modes!(an_idle_stream_gets_a_keepalive_within_fifteen_seconds_and_proxy_safe_headers);
+async fn an_idle_stream_gets_a_keepalive_within_fifteen_seconds_and_proxy_safe_headers(mode: Mode) {
+    let stack = Stack::single(mode).await;
     let (_, room) = room(&stack).await;
     let response = reqwest::get(stack.events_url(0, &room)).await.unwrap();
     assert_eq!(response.headers()["cache-control"], "no-cache");
@@ -280,11 +282,15 @@ async fn a_stalled_client_is_cut_off_without_delaying_others_or_growing_memory()
     );
 }
 
-#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
-async fn streams_beyond_the_connection_limit_get_503_and_rooms_without_subscribers_are_released() {
-    let mut stack = Stack::empty().await;
-    stack.max_connections = 2;
-    stack.keepalive = Duration::from_secs(1);
+in_both_modes!(
+    streams_beyond_the_connection_limit_get_503_and_rooms_without_subscribers_are_released
+);
+async fn streams_beyond_the_connection_limit_get_503_and_rooms_without_subscribers_are_released(
+    mode: Mode,
+) {
+    let mut stack = Stack::empty_in(mode).await;
+    stack.sse.max_connections = 2;
+    stack.sse.keepalive = Duration::from_secs(1);
     stack.add_chat_server().await;
     stack.add_default_publish_server().await;
     let (_, room) = room(&stack).await;

@@ -3,7 +3,7 @@
 
 use std::time::{Duration, Instant};
 
-use e2e::{Stack, broker::OwnBroker};
+use e2e::{Stack, broker::OwnBroker, in_both_modes, stack::Mode};
 use reqwest::{Method, StatusCode};
 use serde_json::{Value, json};
 
@@ -17,9 +17,9 @@ type Case<'a> = (
     &'static str,
 );
 
-#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
-async fn every_invalid_request_gets_a_4xx_json_error_and_produces_no_record() {
-    let stack = Stack::start(1, 0).await;
+in_both_modes!(every_invalid_request_gets_a_4xx_json_error_and_produces_no_record);
+async fn every_invalid_request_gets_a_4xx_json_error_and_produces_no_record(mode: Mode) {
+    let stack = Stack::single(mode).await;
     let api = stack.chat(0);
     let alice = api.sign_in("alice").await;
     let room = api.create_room(&alice, "strict").await;
@@ -251,9 +251,9 @@ async fn every_invalid_request_gets_a_4xx_json_error_and_produces_no_record() {
     );
 }
 
-#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
-async fn a_user_can_never_post_as_someone_else() {
-    let stack = Stack::start(1, 0).await;
+in_both_modes!(a_user_can_never_post_as_someone_else);
+async fn a_user_can_never_post_as_someone_else(mode: Mode) {
+    let stack = Stack::single(mode).await;
     let api = stack.chat(0);
     let alice = api.sign_in("alice").await;
     let room = api.create_room(&alice, "who").await;
