@@ -4,7 +4,10 @@
 //! producer, `acks=all`) or the embedded log committed it to disk — and fails after a bounded time
 //! otherwise: that is what lets the API promise "2xx means the log has it".
 
-use std::{sync::Arc, time::Duration};
+use std::{
+    sync::{Arc, Mutex},
+    time::Duration,
+};
 
 use anyhow::Context;
 use rdkafka::{
@@ -54,25 +57,44 @@ impl EventLog {
     /// Waits for queued records to be delivered, at shutdown.
     pub fn flush(&self, timeout: Duration) {
         if let EventLog::Kafka(kafka) = self
-            && let Err(e) = kafka.producer.flush(Timeout::After(timeout))
+            && let Err(e) = kafka.current().1.flush(Timeout::After(timeout))
         {
             tracing::warn!(error = %e, "producer did not flush before shutdown");
         }
     }
 }
 
+/// Whether `error` means the producer's idempotent session is gone for good: every later send on
+/// this producer would fail the same way.
+fn session_lost(error: &AppendError) -> bool {
+    use rdkafka::types::RDKafkaErrorCode::{
+        InvalidProducerEpoch, OutOfOrderSequenceNumber, ProducerFenced, UnknownProducerId,
+    };
+    matches!(
+        error,
+        AppendError::Kafka(KafkaError::MessageProduction(
+            ProducerFenced | InvalidProducerEpoch | UnknownProducerId | OutOfOrderSequenceNumber
+        ))
+    )
+}
+
 /// The producing end of the Kafka topic.
 pub struct KafkaLog {
-    producer: FutureProducer,
+    /// The current producer and its generation (see [`KafkaLog::recover`]).
+    producer: Mutex<(u64, FutureProducer)>,
     settings: KafkaSettings,
 }
 
 impl KafkaLog {
     pub fn new(settings: KafkaSettings) -> anyhow::Result<Self> {
         Ok(Self {
-            producer: settings.producer()?,
+            producer: Mutex::new((0, settings.producer()?)),
             settings,
         })
+    }
+
+    fn current(&self) -> (u64, FutureProducer) {
+        self.producer.lock().expect("producer lock").clone()
     }
 
     async fn append(&self, event: &Envelope) -> Result<Cursor, AppendError> {
@@ -82,21 +104,48 @@ impl KafkaLog {
             .key(&key)
             .payload(&payload);
         let limit = self.settings.produce_timeout;
+        let (generation, producer) = self.current();
         // librdkafka fails the delivery after `message.timeout.ms`; the outer timeout is a backstop
         // so that no request can hang on a wedged client.
-        let delivery = self.producer.send(record, Timeout::After(limit));
-        match tokio::time::timeout(limit + Duration::from_secs(1), delivery).await {
+        let delivery = producer.send(record, Timeout::After(limit));
+        let result = match tokio::time::timeout(limit + Duration::from_secs(1), delivery).await {
             Err(_) => Err(AppendError::Timeout(limit)),
             Ok(Err((e, _))) => Err(AppendError::Kafka(e)),
             Ok(Ok(delivery)) => Ok(Cursor {
                 partition: delivery.partition,
                 offset: delivery.offset,
             }),
+        };
+        if let Err(e) = &result
+            && (producer.client().fatal_error().is_some() || session_lost(e))
+        {
+            self.recover(generation);
+        }
+        result
+    }
+
+    /// Replaces a producer that hit a fatal error or lost its session. An idempotent producer whose in-flight
+    /// messages time out bumps its epoch; a broker may then fence it (the Tansu test broker answers
+    /// `ProducerFenced`), and a fenced producer fails every later send. A new producer starts a new
+    /// idempotent session, so posting resumes once the broker is back.
+    fn recover(&self, generation: u64) {
+        let mut current = self.producer.lock().expect("producer lock");
+        if current.0 != generation {
+            return; // another request already replaced it
+        }
+        match self.settings.producer() {
+            Ok(fresh) => {
+                tracing::error!(
+                    "the Kafka producer's idempotent session is lost; replaced the producer"
+                );
+                *current = (generation + 1, fresh);
+            }
+            Err(e) => tracing::error!(error = %e, "cannot replace the failed Kafka producer"),
         }
     }
 
     async fn ping(&self) -> anyhow::Result<()> {
-        let producer = self.producer.clone();
+        let (_, producer) = self.current();
         let topic = self.settings.topic.clone();
         tokio::task::spawn_blocking(move || {
             producer

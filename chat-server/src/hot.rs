@@ -24,7 +24,10 @@ pub mod throttle;
 
 use std::{
     collections::{HashMap, HashSet},
-    sync::{Mutex, RwLock},
+    sync::{
+        Mutex, RwLock,
+        atomic::{AtomicBool, Ordering},
+    },
     time::Duration,
 };
 
@@ -85,9 +88,19 @@ impl HotSettings {
 }
 
 /// This instance's copy of the hot set, refreshed by the scheduler loop.
-#[derive(Default)]
 pub struct HotView {
     rooms: RwLock<HashSet<Uuid>>,
+    /// Whether the last round reached the store (readiness reports it).
+    store_reachable: AtomicBool,
+}
+
+impl Default for HotView {
+    fn default() -> Self {
+        Self {
+            rooms: RwLock::default(),
+            store_reachable: AtomicBool::new(true),
+        }
+    }
 }
 
 impl HotView {
@@ -109,6 +122,14 @@ impl HotView {
 
     pub fn is_empty(&self) -> bool {
         self.len() == 0
+    }
+
+    pub fn store_reachable(&self) -> bool {
+        self.store_reachable.load(Ordering::Relaxed)
+    }
+
+    fn set_store_reachable(&self, reachable: bool) {
+        self.store_reachable.store(reachable, Ordering::Relaxed);
     }
 
     fn replace(&self, rooms: HashSet<Uuid>) {

@@ -7,6 +7,7 @@ pub mod auth;
 pub mod error;
 pub mod event_log;
 pub mod hot;
+pub mod limits;
 pub mod metrics;
 pub mod routes;
 pub mod settings;

@@ -3,10 +3,13 @@
 use anyhow::Context;
 use chat_server::{settings::Settings, startup::Application};
 
-#[tokio::main]
-async fn main() -> anyhow::Result<()> {
+fn main() -> anyhow::Result<()> {
     shared::telemetry::init();
     let settings = Settings::from_env().context("reading settings")?;
+    shared::shutdown::run_main(serve(settings))
+}
+
+async fn serve(settings: Settings) -> anyhow::Result<()> {
     let app = Application::build(settings).await?;
     tracing::info!(addr = %app.local_addr(), "chat-server listening");
     app.run_until_stopped(shared::shutdown::on_signal()).await

@@ -71,8 +71,10 @@ async fn existing_room(state: &AppState, raw: &str) -> Result<Room, ApiError> {
     Ok(room)
 }
 
-/// Appends `event`, answering 503 when the broker does not acknowledge it in time.
+/// Appends `event` on behalf of its user, answering 429 when the user writes too fast and 503 when
+/// the log does not take it in time.
 async fn append(state: &AppState, event: &Envelope) -> Result<Cursor, ApiError> {
+    state.post_limiter.admit(event.user.id)?;
     let started = Instant::now();
     match state.log.append(event).await {
         Ok(cursor) => {

@@ -10,7 +10,7 @@ use anyhow::{Context, bail};
 use publish_server::settings::SseSettings;
 use shared::{kafka::KafkaSettings, settings};
 
-use crate::hot::HotSettings;
+use crate::{hot::HotSettings, limits::PostLimits};
 
 #[derive(Debug, Clone)]
 pub struct Settings {
@@ -24,6 +24,8 @@ pub struct Settings {
     pub data_dir: PathBuf,
     pub auth: AuthSettings,
     pub hot: HotSettings,
+    /// Per-user write limits.
+    pub post_limits: PostLimits,
     /// Event streams served by this process in the embedded mode.
     pub sse: SseSettings,
     /// `CORS_ORIGINS`: comma-separated origins allowed to call the API from a browser.
@@ -71,6 +73,7 @@ impl Settings {
                 token_ttl: Duration::from_secs(settings::parse_or("AUTH_TOKEN_TTL_SECS", 86_400)?),
             },
             hot: HotSettings::from_env()?,
+            post_limits: PostLimits::from_env()?,
             sse: SseSettings::from_env()?,
             cors_origins: settings::list("CORS_ORIGINS"),
             web_dir: settings::var("WEB_DIR")

@@ -23,6 +23,7 @@ use crate::{
         store::{HotStore, LocalStore, RedisStore},
         throttle::Throttle,
     },
+    limits::PostLimiter,
     metrics::Metrics,
     routes,
     settings::Settings,
@@ -97,6 +98,7 @@ impl Application {
             hot: hot.clone(),
             counter: counter.clone(),
             throttle: throttle.clone(),
+            post_limiter: Arc::new(PostLimiter::new(settings.post_limits)),
             trust_forwarded_for: settings.hot.trust_forwarded_for,
         };
         let scheduler = Scheduler {
@@ -105,7 +107,6 @@ impl Application {
             store,
             counter,
             view: hot,
-            throttle,
             log,
             metrics,
         };
@@ -146,6 +147,7 @@ impl Application {
     pub async fn run_until_stopped(self, shutdown: CancellationToken) -> anyhow::Result<()> {
         let scheduler = tokio::spawn(self.scheduler.run(shutdown.clone()));
         let embedded = self.embedded.map(|e| tokio::spawn(e.run(shutdown.clone())));
+        tokio::spawn(housekeeping(self.state.clone(), shutdown.clone()));
         serve(
             self.listener,
             self.router,
@@ -170,5 +172,19 @@ impl Application {
         }
         self.state.log.flush(Duration::from_secs(3));
         Ok(())
+    }
+}
+
+/// Every 10 s: rate limiters forget clients that went quiet, so their memory follows the active ones.
+async fn housekeeping(state: AppState, shutdown: CancellationToken) {
+    let mut every = tokio::time::interval(Duration::from_secs(10));
+    loop {
+        tokio::select! {
+            () = shutdown.cancelled() => break,
+            _ = every.tick() => {
+                state.throttle.housekeeping();
+                state.post_limiter.housekeeping();
+            }
+        }
     }
 }

@@ -10,6 +10,7 @@ use crate::{
     auth::TokenSigner,
     event_log::EventLog,
     hot::{FetchCounter, HotView, throttle::Throttle},
+    limits::PostLimiter,
     metrics::Metrics,
 };
 
@@ -25,6 +26,8 @@ pub struct AppState {
     pub hot: Arc<HotView>,
     pub counter: Arc<FetchCounter>,
     pub throttle: Arc<Throttle>,
+    /// Per-user write limits.
+    pub post_limiter: Arc<PostLimiter>,
     /// Key anonymous clients by `X-Forwarded-For` (behind a trusted proxy).
     pub trust_forwarded_for: bool,
 }

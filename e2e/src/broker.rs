@@ -99,11 +99,13 @@ impl OwnBroker {
         };
         let addr = format!("127.0.0.1:{port}");
         let url = format!("tcp://{addr}");
+        let log = std::env::temp_dir().join(format!("hotchat-own-broker-{port}.log"));
+        let log = std::fs::File::create(&log).expect("broker log file");
         let child = Command::new("tansu")
             .args(["broker", "--listener-url", &url, "--advertised-listener-url", &url])
             .args(["--storage-engine", "memory://tansu/"])
             .stdout(Stdio::null())
-            .stderr(Stdio::null())
+            .stderr(log)
             .kill_on_drop(true)
             .spawn()
             .expect("cannot start `tansu`: run scripts/install-test-broker (it installs into ~/.cargo/bin)");

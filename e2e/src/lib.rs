@@ -7,6 +7,7 @@ pub mod api;
 pub mod broker;
 pub mod database;
 pub mod process;
+pub mod proxy;
 pub mod redis_server;
 pub mod sse;
 pub mod stack;
@@ -16,6 +17,17 @@ pub use sse::{SseClient, SseEvent};
 pub use stack::Stack;
 
 use std::time::Duration;
+
+/// Logs of the servers under test, when `RUST_LOG` is set (e.g. `RUST_LOG=info,rdkafka=debug`);
+/// nextest shows them for failing tests.
+pub fn init_logs() {
+    if std::env::var_os("RUST_LOG").is_some() {
+        let _ = tracing_subscriber::fmt()
+            .with_env_filter(tracing_subscriber::EnvFilter::from_default_env())
+            .with_test_writer()
+            .try_init();
+    }
+}
 
 /// Polls `check` until it returns `Some`, or panics with `what` after `timeout`.
 pub async fn eventually<T, F, Fut>(timeout: Duration, what: &str, mut check: F) -> T

@@ -38,26 +38,58 @@ fn free_port() -> u16 {
 impl ServerProcess {
     /// Starts `chat-server` in `dir` with nothing configured but its port: the embedded default.
     pub async fn embedded_chat_server(dir: &std::path::Path) -> Self {
-        let port = free_port();
+        let mut command = Self::embedded_command(dir);
+        command.env("RUST_LOG", "warn");
+        Self::start(command, "chat-server", None).await
+    }
+
+    /// The same at log level `info`, its log written to `log`.
+    pub async fn embedded_chat_server_logging(
+        dir: &std::path::Path,
+        log: &std::path::Path,
+    ) -> Self {
+        let mut command = Self::embedded_command(dir);
+        command.env("RUST_LOG", "info");
+        Self::start(command, "chat-server", Some(log)).await
+    }
+
+    fn embedded_command(dir: &std::path::Path) -> Command {
         let mut command = Command::new(binary("chat-server"));
         command
             .env_clear()
             .env("PATH", std::env::var("PATH").unwrap_or_default())
-            .env("CHAT_ADDR", format!("127.0.0.1:{port}"))
-            .env("RUST_LOG", "warn")
+            .env("CHAT_ADDR", format!("127.0.0.1:{}", free_port()))
             .current_dir(dir);
-        Self::start(command, port, "chat-server").await
+        command
     }
 
-    async fn start(mut command: Command, port: u16, what: &str) -> Self {
+    async fn start(mut command: Command, what: &str, log: Option<&std::path::Path>) -> Self {
+        let addr = command
+            .as_std()
+            .get_envs()
+            .find_map(|(name, value)| {
+                (name == "CHAT_ADDR" || name == "PUBLISH_ADDR")
+                    .then(|| value.map(|v| v.to_string_lossy().into_owned()))
+            })
+            .flatten()
+            .expect("a listen address");
+        // The servers log to stdout; with `log`, both streams go to that file.
+        let (stdout, stderr) = match log {
+            Some(path) => {
+                let file = std::fs::File::create(path).expect("log file");
+                let copy = file.try_clone().expect("log file handle");
+                (Stdio::from(file), Stdio::from(copy))
+            }
+            None => (Stdio::null(), Stdio::inherit()),
+        };
         let child = command
-            .stdout(Stdio::null())
-            .stderr(Stdio::inherit())
+            .stdout(stdout)
+            .stderr(stderr)
             .kill_on_drop(true)
             .spawn()
             .unwrap_or_else(|e| panic!("start {what}: {e}"));
         let server = Self {
-            base: format!("http://127.0.0.1:{port}"),
+            base: format!("http://{addr}"),
             child,
         };
         let ready = format!("{}/readyz", server.base);
@@ -94,30 +126,7 @@ impl ServerProcess {
         for (name, value) in env {
             command.env(name, value);
         }
-        let child = command
-            .stdout(Stdio::null())
-            .stderr(Stdio::inherit())
-            .kill_on_drop(true)
-            .spawn()
-            .expect("start publish-server");
-        let server = Self {
-            base: format!("http://127.0.0.1:{port}"),
-            child,
-        };
-        let ready = format!("{}/readyz", server.base);
-        crate::eventually(
-            Duration::from_secs(30),
-            "publish-server process to be ready",
-            || {
-                let ready = ready.clone();
-                async move {
-                    let response = reqwest::get(&ready).await.ok()?;
-                    response.status().is_success().then_some(())
-                }
-            },
-        )
-        .await;
-        server
+        Self::start(command, "publish-server", None).await
     }
 
     pub fn pid(&self) -> u32 {

@@ -29,9 +29,35 @@ pub struct SseClient {
     pub comments: usize,
     /// The `retry:` hint, if the server sent one.
     pub retry: Option<u64>,
+    /// True once the server ended the stream (or the connection broke).
+    pub ended: bool,
 }
 
 impl SseClient {
+    /// Like [`SseClient::connect`], but `None` instead of a panic when the server does not answer
+    /// with a stream (for clients that retry, as browsers do).
+    pub async fn try_connect(url: &str, last_event_id: Option<&str>) -> Option<Self> {
+        let mut request = reqwest::Client::new().get(url);
+        if let Some(id) = last_event_id {
+            request = request.header("last-event-id", id);
+        }
+        let response = request.send().await.ok()?;
+        response
+            .status()
+            .is_success()
+            .then(|| Self::from_response(response))
+    }
+
+    fn from_response(response: reqwest::Response) -> Self {
+        Self {
+            stream: Box::pin(response.bytes_stream()),
+            buffer: String::new(),
+            comments: 0,
+            retry: None,
+            ended: false,
+        }
+    }
+
     /// Opens `url` (optionally resuming with `Last-Event-ID`) and checks it is an event stream.
     pub async fn connect(url: &str, last_event_id: Option<&str>) -> Self {
         let mut request = reqwest::Client::new()
@@ -52,12 +78,7 @@ impl SseClient {
             content_type.starts_with("text/event-stream"),
             "content type {content_type}"
         );
-        Self {
-            stream: Box::pin(response.bytes_stream()),
-            buffer: String::new(),
-            comments: 0,
-            retry: None,
-        }
+        Self::from_response(response)
     }
 
     /// The next event within `timeout`; `None` if none came or the stream ended.
@@ -70,12 +91,25 @@ impl SseClient {
                     return Some(event);
                 }
             }
-            let chunk = tokio::time::timeout_at(deadline, self.stream.next())
-                .await
-                .ok()??;
-            let chunk = chunk.ok()?;
-            self.buffer
-                .push_str(std::str::from_utf8(&chunk).expect("UTF-8 stream"));
+            if !self.fill(deadline).await {
+                return None;
+            }
+        }
+    }
+
+    /// Reads one chunk into the buffer; false on timeout or when the stream ended (`ended`).
+    async fn fill(&mut self, deadline: tokio::time::Instant) -> bool {
+        match tokio::time::timeout_at(deadline, self.stream.next()).await {
+            Err(_) => false,
+            Ok(Some(Ok(chunk))) => {
+                self.buffer
+                    .push_str(std::str::from_utf8(&chunk).expect("UTF-8 stream"));
+                true
+            }
+            Ok(Some(Err(_)) | None) => {
+                self.ended = true;
+                false
+            }
         }
     }
 
@@ -95,11 +129,9 @@ impl SseClient {
                     return Some(events);
                 }
             }
-            let chunk = tokio::time::timeout_at(deadline, self.stream.next())
-                .await
-                .ok()??;
-            self.buffer
-                .push_str(std::str::from_utf8(&chunk.ok()?).expect("UTF-8 stream"));
+            if !self.fill(deadline).await {
+                return None;
+            }
         }
     }
 

@@ -11,7 +11,7 @@
 
 use std::{net::SocketAddr, path::PathBuf, time::Duration};
 
-use chat_server::hot::HotSettings;
+use chat_server::{hot::HotSettings, limits::PostLimits};
 use publish_server::settings::SseSettings;
 use shared::{cursor::Cursor, kafka::KafkaSettings, shutdown::CancellationToken};
 
@@ -41,6 +41,8 @@ pub struct Stack {
     pub produce_timeout: Duration,
     /// Hot-room settings for chat-servers added from now on (Redis, with a key prefix of its own).
     pub hot: HotSettings,
+    /// Per-user write limits of chat-servers added from now on (high by default: tests post fast).
+    pub post_limits: PostLimits,
     /// Event-stream settings of servers added from now on.
     pub sse: SseSettings,
     /// One per publish-server, in order: cancelling stops that instance.
@@ -102,6 +104,7 @@ impl Stack {
     }
 
     fn blank(brokers: String, database_url: String) -> Self {
+        crate::init_logs();
         let id = uuid::Uuid::now_v7().simple();
         Self {
             mode: Mode::Distributed,
@@ -116,6 +119,10 @@ impl Stack {
             hot: HotSettings {
                 key_prefix: format!("hotchat-test:{id}"),
                 ..HotSettings::local()
+            },
+            post_limits: PostLimits {
+                rate: 10_000,
+                burst: 10_000,
             },
             sse: SseSettings {
                 max_connections: 1_000,
@@ -165,6 +172,7 @@ impl Stack {
                 token_ttl: Duration::from_secs(3600),
             },
             hot: self.hot.clone(),
+            post_limits: self.post_limits,
             sse: self.sse.clone(),
             cors_origins: vec!["http://allowed.example".into()],
             web_dir: None,

@@ -126,12 +126,17 @@ impl Projector {
             }
             last_commit = Some(commit);
         }
+        // Once more, asynchronously: a synchronous commit would block this runtime thread for as
+        // long as the group coordinator takes, and after a broker outage that can be a minute. The
+        // consumer's close (on drop) still sends it; if it is lost, the last batch is replayed and
+        // recognised by event id.
         if let Some(commit) = last_commit
-            && let Err(e) = self.consumer.commit(&commit, CommitMode::Sync)
+            && let Err(e) = self.consumer.commit(&commit, CommitMode::Async)
         {
             tracing::warn!(error = %e, "final projector commit failed; the last batch may be replayed");
         }
         tracing::info!("projector stopped");
+        shared::kafka::close_in_background(self.consumer);
     }
 
     /// Writes `events`, retrying until it succeeds. Returns false if shutdown came first.

@@ -56,6 +56,19 @@ mod tests {
         assert_eq!("2-1234".parse::<Cursor>(), Ok(cursor));
     }
 
+    proptest::proptest! {
+        #[test]
+        fn any_text_parses_or_is_rejected_without_panicking(text in "\\PC{0,40}") {
+            let _ = text.parse::<Cursor>();
+        }
+
+        #[test]
+        fn every_cursor_round_trips(partition in 0..i32::MAX, offset in 0..i64::MAX) {
+            let cursor = Cursor { partition, offset };
+            proptest::prop_assert_eq!(cursor.to_string().parse::<Cursor>(), Ok(cursor));
+        }
+    }
+
     #[test]
     fn malformed_cursors_are_rejected() {
         for bad in [

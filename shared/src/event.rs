@@ -208,6 +208,29 @@ mod tests {
         }
     }
 
+    proptest::proptest! {
+        #[test]
+        fn arbitrary_bytes_decode_or_fail_without_panicking(
+            key in proptest::option::of(proptest::collection::vec(proptest::num::u8::ANY, 0..64)),
+            value in proptest::option::of(proptest::collection::vec(proptest::num::u8::ANY, 0..512)),
+        ) {
+            let _ = Envelope::decode(key.as_deref(), value.as_deref());
+        }
+
+        #[test]
+        fn envelope_like_json_decodes_or_fails_without_panicking(
+            version in 0u32..4,
+            kind in "(room\\.created|message\\.posted|reaction\\.added|reaction\\.removed|room\\.mode_changed|[a-z.]{0,12})",
+            data in "\\PC{0,60}",
+        ) {
+            let json = format!(
+                r#"{{"schema_version":{version},"event_id":"{}","room_id":"{}","user":{{"id":"{}","name":"n"}},"at":"2026-11-22T00:00:00Z","type":"{kind}","data":{data}}}"#,
+                Uuid::nil(), Uuid::nil(), Uuid::nil()
+            );
+            let _ = Envelope::decode(None, Some(json.as_bytes()));
+        }
+    }
+
     #[test]
     fn decode_rejects_foreign_and_future_records() {
         assert!(matches!(

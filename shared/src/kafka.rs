@@ -101,6 +101,9 @@ impl KafkaSettings {
             .set("enable.auto.commit", "false")
             .set("fetch.wait.max.ms", self.fetch_wait_max_ms.to_string())
             .set("session.timeout.ms", "6000")
+            // Requests to a broker that stopped answering fail after 10 s instead of a minute, so a
+            // consumer that is closing (shutdown) is not held up for long by an outage.
+            .set("socket.timeout.ms", "10000")
             .set("heartbeat.interval.ms", "1000");
         config
     }
@@ -164,5 +167,18 @@ impl KafkaSettings {
         })
         .await
         .context("metadata task panicked")?
+    }
+}
+
+/// Drops a Kafka client on a thread of its own. Closing a group consumer waits for the coordinator
+/// to acknowledge the leave, which after a broker outage can take as long as the session timeout or
+/// more; on a runtime thread that would stall every task on it, and on the blocking pool it would hold
+/// up the runtime's shutdown. A detached thread holds up neither, and the process may exit under it.
+pub fn close_in_background<C: Send + 'static>(client: C) {
+    let spawned = std::thread::Builder::new()
+        .name("kafka-close".into())
+        .spawn(move || drop(client));
+    if let Err(e) = spawned {
+        tracing::warn!(error = %e, "cannot spawn a thread to close a Kafka client");
     }
 }

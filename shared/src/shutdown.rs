@@ -43,3 +43,16 @@ pub fn on_signal() -> CancellationToken {
     });
     token
 }
+
+/// Runs a server's `main` future on a multi-threaded runtime and gives work that cannot be
+/// cancelled (a blocking Kafka call waiting on a dead broker) at most a second once it returns, so a
+/// stopped server always exits promptly.
+pub fn run_main<F>(main: F) -> anyhow::Result<()>
+where
+    F: std::future::Future<Output = anyhow::Result<()>>,
+{
+    let runtime = tokio::runtime::Runtime::new()?;
+    let result = runtime.block_on(main);
+    runtime.shutdown_timeout(std::time::Duration::from_secs(1));
+    result
+}

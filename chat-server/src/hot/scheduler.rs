@@ -14,7 +14,6 @@ use super::{
     FetchCounter, HotSettings, HotView,
     detector::{Thresholds, decide},
     store::{HotStore, StoreError},
-    throttle::Throttle,
 };
 use crate::{event_log::EventLog, metrics::Metrics};
 
@@ -33,7 +32,6 @@ pub struct Scheduler {
     pub store: HotStore,
     pub counter: Arc<FetchCounter>,
     pub view: Arc<HotView>,
-    pub throttle: Arc<Throttle>,
     pub log: Arc<EventLog>,
     pub metrics: Arc<Metrics>,
 }
@@ -44,15 +42,14 @@ impl Scheduler {
         tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Skip);
         let mut last_detect = 0;
         let mut healthy = true;
-        let mut ticks: u64 = 0;
         loop {
             tokio::select! {
                 () = shutdown.cancelled() => break,
                 _ = tick.tick() => {}
             }
-            ticks += 1;
             let now_ms = chrono::Utc::now().timestamp_millis();
             let result = self.round(now_ms, &mut last_detect).await;
+            self.view.set_store_reachable(result.is_ok());
             match (&result, healthy) {
                 (Err(e), true) => {
                     tracing::warn!(error = %e, "hot-room store unreachable: serving every room in normal mode");
@@ -71,9 +68,6 @@ impl Scheduler {
                 self.view.replace(HashSet::new());
             }
             self.metrics.hot_rooms.set(self.view.len() as i64);
-            if ticks.is_multiple_of(40) {
-                self.throttle.housekeeping();
-            }
         }
         if let Err(e) = self.store.resign(self.instance).await {
             tracing::debug!(error = %e, "could not release the scheduler lock; it expires by itself");

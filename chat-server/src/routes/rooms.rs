@@ -65,14 +65,14 @@ async fn create(
     {
         tracing::warn!(room_id = %event.room_id, error = %e, "room write-through failed; the projector will add it");
     }
-    Ok((
-        StatusCode::CREATED,
-        Json(Room {
-            id: event.room_id,
-            name: name.to_owned(),
-            created_at: event.at,
-        }),
-    ))
+    let room = Room {
+        id: event.room_id,
+        name: name.to_owned(),
+        created_at: event.at,
+    };
+    // Known from now on even if the database is unreachable: posting to it needs no query.
+    state.rooms.insert(room.id, room.clone()).await;
+    Ok((StatusCode::CREATED, Json(room)))
 }
 
 async fn list(State(state): State<AppState>) -> Result<Json<Value>, ApiError> {

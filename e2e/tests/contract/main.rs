@@ -5,9 +5,11 @@
 #![allow(clippy::unwrap_used)]
 
 mod embedded;
+mod faults;
 mod fetch;
 mod hot;
 mod pipeline;
 mod rebuild;
+mod security;
 mod sse;
 mod validation;

@@ -1,5 +1,7 @@
 //! Liveness, readiness and metrics.
 
+use std::time::Duration;
+
 use axum::{
     Json, Router,
     extract::State,
@@ -18,19 +20,27 @@ pub fn router() -> Router<AppState> {
         .route("/metrics", get(metrics))
 }
 
-/// Ready when the database answers. (The consumers reconnect to the broker on their own.)
+/// Ready when the broker and the database both answer within 2 s; 503 naming the failed checks.
+/// (The consumers reconnect by themselves; this tells a balancer not to send new streams here.)
 async fn ready(State(state): State<AppState>) -> (StatusCode, Json<Value>) {
-    let database_ok = state.read_model.ping().await.is_ok();
-    let status = if database_ok {
-        StatusCode::OK
-    } else {
-        StatusCode::SERVICE_UNAVAILABLE
-    };
+    let limit = Duration::from_secs(2);
+    let (broker, database) = tokio::join!(
+        tokio::time::timeout(limit, state.log_end.high_watermark(0)),
+        tokio::time::timeout(limit, state.read_model.ping()),
+    );
+    let broker_ok = matches!(broker, Ok(Ok(_)));
+    let database_ok = matches!(database, Ok(Ok(())));
+    let ready = broker_ok && database_ok;
+    let check = |ok: bool| if ok { "ok" } else { "unavailable" };
     (
-        status,
+        if ready {
+            StatusCode::OK
+        } else {
+            StatusCode::SERVICE_UNAVAILABLE
+        },
         Json(json!({
-            "status": if database_ok { "ready" } else { "not_ready" },
-            "checks": {"database": if database_ok { "ok" } else { "unavailable" }},
+            "status": if ready { "ready" } else { "not_ready" },
+            "checks": {"broker": check(broker_ok), "database": check(database_ok)},
         })),
     )
 }

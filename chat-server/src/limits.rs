@@ -1,0 +1,94 @@
+//! Per-user write limits: how often one signed-in user may post, react or create rooms.
+//!
+//! A keyed GCRA limiter (governor) per chat-server instance: memory follows the users active in the
+//! last few seconds ([`PostLimiter::housekeeping`] forgets the others). With N chat-servers behind a
+//! balancer a user can reach up to N times the rate; the limit is there to stop floods, not to meter.
+
+use std::num::NonZeroU32;
+
+use axum::http::StatusCode;
+use governor::{
+    DefaultKeyedRateLimiter, Quota, RateLimiter,
+    clock::{Clock, DefaultClock},
+};
+use uuid::Uuid;
+
+use crate::error::ApiError;
+
+/// `USER_POST_RATE` (default 10 per second) and `USER_POST_BURST` (default 30).
+#[derive(Debug, Clone, Copy)]
+pub struct PostLimits {
+    pub rate: u32,
+    pub burst: u32,
+}
+
+impl Default for PostLimits {
+    fn default() -> Self {
+        Self {
+            rate: 10,
+            burst: 30,
+        }
+    }
+}
+
+impl PostLimits {
+    pub fn from_env() -> anyhow::Result<Self> {
+        let defaults = Self::default();
+        Ok(Self {
+            rate: shared::settings::parse_or("USER_POST_RATE", defaults.rate)?,
+            burst: shared::settings::parse_or("USER_POST_BURST", defaults.burst)?,
+        })
+    }
+}
+
+pub struct PostLimiter {
+    limiter: DefaultKeyedRateLimiter<Uuid>,
+}
+
+impl PostLimiter {
+    pub fn new(limits: PostLimits) -> Self {
+        let rate = NonZeroU32::new(limits.rate).unwrap_or(NonZeroU32::MIN);
+        let burst = NonZeroU32::new(limits.burst).unwrap_or(NonZeroU32::MIN);
+        Self {
+            limiter: RateLimiter::keyed(Quota::per_second(rate).allow_burst(burst)),
+        }
+    }
+
+    /// 429 with `Retry-After` when `user` is writing faster than allowed.
+    pub fn admit(&self, user: Uuid) -> Result<(), ApiError> {
+        self.limiter.check_key(&user).map_err(|not_until| {
+            let wait = not_until.wait_time_from(DefaultClock::default().now());
+            let secs = wait.as_secs_f64().ceil().max(1.0) as u64;
+            ApiError::new(
+                StatusCode::TOO_MANY_REQUESTS,
+                "rate_limited",
+                format!("you are writing too fast; try again in {secs} s"),
+            )
+            .with_retry_after(secs)
+        })
+    }
+
+    /// Forgets users who have not written recently.
+    pub fn housekeeping(&self) {
+        self.limiter.retain_recent();
+        self.limiter.shrink_to_fit();
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_user_beyond_the_burst_is_refused_with_retry_after_and_others_are_not() {
+        let limiter = PostLimiter::new(PostLimits { rate: 1, burst: 3 });
+        let (flooder, other) = (Uuid::now_v7(), Uuid::now_v7());
+        for _ in 0..3 {
+            assert!(limiter.admit(flooder).is_ok());
+        }
+        let refused = limiter.admit(flooder).unwrap_err();
+        assert_eq!(refused.status, StatusCode::TOO_MANY_REQUESTS);
+        assert_eq!(refused.retry_after, Some(1));
+        assert!(limiter.admit(other).is_ok(), "limits are per user");
+    }
+}
