@@ -1,0 +1,64 @@
+//! The SSE fan-out benchmark: `fanout --chat URL --publish URL --out DIR [--full]` writes
+//! `DIR/fanout.json`.
+
+use std::{net::SocketAddr, path::PathBuf};
+
+use anyhow::Context;
+use clap::Parser;
+use loadtest::{
+    api::Api,
+    fanout::{self, FanoutSpec, PhaseSpec, Targets},
+};
+
+#[derive(Parser)]
+#[command(about = "SSE fan-out: subscribers over rooms, stamped messages, post→SSE latency")]
+struct Args {
+    /// chat-server the messages are posted through.
+    #[arg(long)]
+    chat: String,
+    /// publish-server address (host:port) the subscribers connect to.
+    #[arg(long)]
+    publish: SocketAddr,
+    #[arg(long)]
+    publish_pid: Option<u32>,
+    #[arg(long)]
+    out: PathBuf,
+    /// Longer phases.
+    #[arg(long)]
+    full: bool,
+}
+
+#[tokio::main]
+async fn main() -> anyhow::Result<()> {
+    let args = Args::parse();
+    let secs = if args.full { 30.0 } else { 8.0 };
+    let spec = FanoutSpec {
+        rooms: 10,
+        warmup_messages: 50,
+        phases: vec![
+            PhaseSpec {
+                name: "1,000 subscribers".to_owned(),
+                subscribers: 1_000,
+                rate: 100.0,
+                secs,
+            },
+            PhaseSpec {
+                name: "10,000 subscribers".to_owned(),
+                subscribers: 10_000,
+                rate: 50.0,
+                secs,
+            },
+        ],
+    };
+    let targets = Targets {
+        chat: Api::new(&args.chat)?,
+        publish: Api::new(&format!("http://{}", args.publish))?,
+        publish_addr: args.publish,
+        publish_pid: args.publish_pid,
+    };
+    let result = fanout::run(&targets, &spec).await?;
+    let path = args.out.join("fanout.json");
+    std::fs::write(&path, serde_json::to_vec_pretty(&result)?)
+        .with_context(|| format!("writing {}", path.display()))?;
+    Ok(())
+}

@@ -1,0 +1,25 @@
+//! hotchat's load tests: where the service saturates, and what hot-room throttling buys.
+//!
+//! - [`fetch`] runs goose plans ([`scenarios`], stepped by [`plan`]) against chat-servers with
+//!   throttling off and on, plus writers and a mix, and finds each plan's saturation point with the
+//!   rule in [`saturation`].
+//! - [`fanout`] is the SSE benchmark goose cannot do (it does not time streaming bodies): raw
+//!   subscribers ([`sse`]) over several rooms, stamped messages, post→SSE latency, and the
+//!   publish-server's CPU and memory per connection ([`procstat`], [`prom`]).
+//! - [`report`] and [`chart`] turn the results into `report.json`, `report.md` and `chart.png`.
+//!
+//! `loadtest/run` starts a local stack and runs the binaries in `src/bin` in order.
+
+pub mod api;
+pub mod chart;
+pub mod fanout;
+pub mod fetch;
+pub mod plan;
+pub mod procstat;
+pub mod prom;
+pub mod report;
+pub mod saturation;
+pub mod scenarios;
+pub mod seed;
+pub mod sse;
+pub mod stats;

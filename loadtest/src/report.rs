@@ -1,0 +1,492 @@
+//! The run's report: what was measured, on what, by which command, and how it compares with the
+//! targets of the load-test issue. Written as `report.json` (everything) and `report.md` (the tables
+//! a person reads).
+
+use std::{collections::BTreeMap, fmt::Write as _};
+
+use serde::{Deserialize, Serialize};
+
+use crate::{
+    fanout::{FanoutResult, PhaseResult},
+    fetch::FetchReport,
+    plan::PlanResult,
+    saturation::Saturation,
+};
+
+/// The machine the run was on (servers and load generators alike).
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct Machine {
+    pub cores: usize,
+    pub cpu_model: String,
+    pub memory_gib: f64,
+    pub kernel: String,
+}
+
+impl Machine {
+    pub fn here() -> Self {
+        let cpuinfo = std::fs::read_to_string("/proc/cpuinfo").unwrap_or_default();
+        let meminfo = std::fs::read_to_string("/proc/meminfo").unwrap_or_default();
+        Self {
+            cores: std::thread::available_parallelism().map_or(0, usize::from),
+            cpu_model: field(&cpuinfo, "model name").unwrap_or_else(|| "unknown".to_owned()),
+            memory_gib: field(&meminfo, "MemTotal")
+                .and_then(|v| v.split_whitespace().next()?.parse::<f64>().ok())
+                .map_or(0.0, |kib| kib / (1024.0 * 1024.0)),
+            kernel: std::fs::read_to_string("/proc/sys/kernel/osrelease")
+                .map(|s| s.trim().to_owned())
+                .unwrap_or_default(),
+        }
+    }
+}
+
+/// The value of the first `name: value` line.
+fn field(text: &str, name: &str) -> Option<String> {
+    text.lines()
+        .find(|l| l.starts_with(name))
+        .and_then(|l| l.split_once(':'))
+        .map(|(_, v)| v.trim().to_owned())
+}
+
+/// One target of the issue, and where this run stands.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct Verdict {
+    pub target: String,
+    pub measured: String,
+    /// `None` when this run did not measure it.
+    pub met: Option<bool>,
+}
+
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct Report {
+    /// UTC, RFC 3339.
+    pub date: String,
+    pub command: String,
+    pub machine: Machine,
+    /// The stack's settings, as the run script started it.
+    pub stack: BTreeMap<String, String>,
+    pub fetch: Option<FetchReport>,
+    pub fanout: Option<FanoutResult>,
+    pub verdicts: Vec<Verdict>,
+}
+
+/// The Python build of this design measured on this machine (from the issue).
+pub const PYTHON_EVENTS_PER_CPU_SECOND: f64 = 16_000.0;
+pub const PYTHON_BYTES_PER_CONNECTION: f64 = 15.0 * 1024.0;
+pub const PYTHON_P99_MS: f64 = 80.0;
+
+impl Report {
+    pub fn new(
+        command: String,
+        stack: BTreeMap<String, String>,
+        fetch: Option<FetchReport>,
+        fanout: Option<FanoutResult>,
+    ) -> Self {
+        let verdicts = verdicts(fetch.as_ref(), fanout.as_ref());
+        Self {
+            date: chrono::Utc::now().to_rfc3339_opts(chrono::SecondsFormat::Secs, true),
+            command,
+            machine: Machine::here(),
+            stack,
+            fetch,
+            fanout,
+            verdicts,
+        }
+    }
+}
+
+/// The fan-out phase with 1,000 subscribers (the latency target) and the largest one.
+fn phase_with(fanout: &FanoutResult, subscribers: usize) -> Option<&PhaseResult> {
+    fanout.phases.iter().find(|p| p.subscribers == subscribers)
+}
+
+fn largest_phase(fanout: &FanoutResult) -> Option<&PhaseResult> {
+    fanout.phases.iter().max_by_key(|p| p.subscribers)
+}
+
+pub fn verdicts(fetch: Option<&FetchReport>, fanout: Option<&FanoutResult>) -> Vec<Verdict> {
+    let mut out = Vec::new();
+    if let Some(fetch) = fetch {
+        let off = fetch.readers_off.quoted_step();
+        let on = fetch.readers_on.quoted_step();
+        let (off_x, on_x) = (
+            off.map_or(0.0, |s| s.focus.ok_per_sec),
+            on.map_or(0.0, |s| s.focus.ok_per_sec),
+        );
+        let ratio = if off_x > 0.0 { on_x / off_x } else { 0.0 };
+        out.push(Verdict {
+            target: "Throttled hot room: ≥ 10× the unthrottled saturation throughput".to_owned(),
+            measured: format!(
+                "{:.1}× ({} vs {} successful hot-room fetches/s{})",
+                ratio,
+                thousands(on_x),
+                thousands(off_x),
+                saturation_note(&fetch.readers_on)
+            ),
+            met: Some(ratio >= 10.0),
+        });
+        let on_p99 = on.map_or(f64::NAN, |s| s.focus.latency.p99_ms);
+        out.push(Verdict {
+            target: "… with p99 ≤ 20 ms at that point".to_owned(),
+            measured: format!("p99 {on_p99:.1} ms at {} users", on.map_or(0, |s| s.users)),
+            met: Some(on_p99 <= 20.0),
+        });
+        let errors: u64 = fetch.readers_on.steps.iter().map(|s| s.focus.errors).sum();
+        let throttled: u64 = fetch
+            .readers_on
+            .steps
+            .iter()
+            .chain(std::iter::once(&fetch.anonymous))
+            .map(|s| s.focus.throttled)
+            .sum();
+        let answers: u64 = fetch.readers_on.steps.iter().map(|s| s.focus.answers).sum();
+        out.push(Verdict {
+            target: "… and no errors other than intended 429s".to_owned(),
+            measured: format!(
+                "{errors} errors in {} throttled-mode answers; {} intended 429s (anonymous step: {:.0} % of its answers)",
+                thousands(answers as f64),
+                thousands(throttled as f64),
+                percent(fetch.anonymous.focus.throttled, fetch.anonymous.focus.answers)
+            ),
+            met: Some(errors == 0),
+        });
+        let rates: Vec<f64> = fetch
+            .readers_on
+            .steps
+            .iter()
+            .map(|s| s.server.db_queries_throttled)
+            .collect();
+        let (lo, hi) = (
+            rates.iter().copied().fold(f64::INFINITY, f64::min),
+            rates.iter().copied().fold(0.0, f64::max),
+        );
+        let fetches_lo = fetch
+            .readers_on
+            .steps
+            .first()
+            .map_or(0.0, |s| s.focus.answers_per_sec);
+        let fetches_hi = fetch
+            .readers_on
+            .steps
+            .iter()
+            .map(|s| s.focus.answers_per_sec)
+            .fold(0.0, f64::max);
+        out.push(Verdict {
+            target: "… while the database query rate stays flat as load grows".to_owned(),
+            measured: format!(
+                "hot-room queries {lo:.1}–{hi:.1}/s while hot-room fetches grew {}–{}/s",
+                thousands(fetches_lo),
+                thousands(fetches_hi)
+            ),
+            // Coalescing allows one query per page per cache period (1 s) per chat-server; the
+            // sampling edges can add one more.
+            met: Some(!rates.is_empty() && hi <= 3.0),
+        });
+    }
+    if let Some(fanout) = fanout {
+        let thousand = phase_with(fanout, 1_000);
+        out.push(Verdict {
+            target: "post→SSE p99 ≤ 25 ms with 1,000 subscribers".to_owned(),
+            measured: thousand.map_or_else(
+                || "not measured".to_owned(),
+                |p| {
+                    format!(
+                        "p99 {:.1} ms (p50 {:.1} ms) over {} deliveries (Python build: {PYTHON_P99_MS:.0} ms)",
+                        p.latency.p99_ms,
+                        p.latency.p50_ms,
+                        thousands(p.latency.count as f64)
+                    )
+                },
+            ),
+            met: thousand.map(|p| p.latency.p99_ms <= 25.0),
+        });
+        let largest = largest_phase(fanout);
+        out.push(Verdict {
+            target: "10,000 concurrent SSE connections on one publish-server at ≤ 4 KiB RSS each"
+                .to_owned(),
+            measured: largest.map_or_else(
+                || "not measured".to_owned(),
+                |p| {
+                    format!(
+                        "{} open ({} failed); {} per connection after traffic, {} per new idle connection (Python build: {})",
+                        thousands(p.server_clients),
+                        p.open_failures,
+                        bytes(p.rss_per_connection_after_traffic),
+                        bytes(p.rss_per_new_connection_idle),
+                        bytes(Some(PYTHON_BYTES_PER_CONNECTION))
+                    )
+                },
+            ),
+            met: largest.map(|p| {
+                p.server_clients >= 10_000.0
+                    && p.rss_per_connection_after_traffic
+                        .is_some_and(|b| b <= 4096.0)
+            }),
+        });
+        out.push(Verdict {
+            target: "Fan-out ≥ 300,000 deliveries per publish-server CPU-second".to_owned(),
+            measured: largest.map_or_else(
+                || "not measured".to_owned(),
+                |p| {
+                    format!(
+                        "{} deliveries/CPU-s at {} subscribers ({} deliveries/s; Python build: {})",
+                        thousands(p.deliveries_per_cpu_second.unwrap_or(0.0)),
+                        thousands(p.subscribers as f64),
+                        thousands(p.deliveries_per_sec),
+                        thousands(PYTHON_EVENTS_PER_CPU_SECOND)
+                    )
+                },
+            ),
+            met: largest.and_then(|p| p.deliveries_per_cpu_second.map(|d| d >= 300_000.0)),
+        });
+    }
+    out
+}
+
+fn saturation_note(plan: &PlanResult) -> &'static str {
+    match plan.saturation {
+        Saturation::At(_) => "",
+        Saturation::NotReached => "; throttled plan did not saturate: its busiest step",
+        Saturation::BelowFirstStep => "; throttled plan saturated below its first step",
+    }
+}
+
+/// The Markdown report.
+pub fn markdown(report: &Report) -> String {
+    let mut md = String::new();
+    let m = &report.machine;
+    let _ = writeln!(md, "# hotchat load test — {}\n", report.date);
+    let _ = writeln!(
+        md,
+        "- **Machine**: {} cores (`nproc`), {}, {:.0} GiB, Linux {}. The load generators run on the \
+         same cores as the servers, the broker, PostgreSQL and Redis.",
+        m.cores, m.cpu_model, m.memory_gib, m.kernel
+    );
+    let _ = writeln!(md, "- **Command**: `{}`", report.command);
+    if !report.stack.is_empty() {
+        let settings: Vec<String> = report
+            .stack
+            .iter()
+            .map(|(k, v)| format!("`{k}={v}`"))
+            .collect();
+        let _ = writeln!(md, "- **Stack**: {}", settings.join(", "));
+    }
+    md.push_str("\n## Targets\n\n| target | measured | verdict |\n|---|---|---|\n");
+    for v in &report.verdicts {
+        let verdict = match v.met {
+            Some(true) => "**met**",
+            Some(false) => "**not met**",
+            None => "not measured",
+        };
+        let _ = writeln!(md, "| {} | {} | {verdict} |", v.target, v.measured);
+    }
+    if let Some(fetch) = &report.fetch {
+        md.push_str("\n## Fetch and write plans (goose)\n\n");
+        let _ = writeln!(
+            md,
+            "Each step: N closed-loop users for {} s (measured after all have started). \
+             ★ = saturation point (first step whose next step gains < 10 % throughput while its \
+             p99 rises > 1.5× or its errors exceed 1 %); ☆ = busiest step of a plan that did not \
+             saturate. Throughput counts 2xx answers; 429 = intended per-client refusals; errors = \
+             everything else. CPU = chat-server CPU-seconds per second. DB = fetch queries per \
+             second (normal / throttled mode). The hot room was throttled {:.1} s into the warm-up.\n",
+            fetch.config.step_secs, fetch.hot_after_secs
+        );
+        for plan in [
+            &fetch.readers_off,
+            &fetch.readers_on,
+            &fetch.writers,
+            &fetch.mix,
+        ] {
+            plan_table(&mut md, plan);
+        }
+        let a = &fetch.anonymous;
+        let _ = writeln!(
+            md,
+            "**Anonymous readers** ({} users, one client address, throttling on): {} answers/s, of \
+             which {} 2xx/s and {} 429/s; p99 {:.2} ms; {} errors.\n",
+            a.users,
+            thousands(a.focus.answers_per_sec),
+            thousands(a.focus.ok_per_sec),
+            thousands(a.focus.throttled as f64 / a.window_secs),
+            a.focus.latency.p99_ms,
+            a.focus.errors
+        );
+    }
+    if let Some(fanout) = &report.fanout {
+        fanout_table(&mut md, fanout);
+    }
+    md
+}
+
+fn plan_table(md: &mut String, plan: &PlanResult) {
+    let _ = writeln!(
+        md,
+        "### {}\n\nServer: {}. Requests the rule looks at: {}.\n",
+        plan.title,
+        plan.server,
+        plan.focus.join(", ")
+    );
+    md.push_str(
+        "| users | 2xx/s | p50 ms | p99 ms | max ms | errors | 429/s | CPU | DB normal/s | DB throttled/s |\n\
+         |---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|\n",
+    );
+    for (i, step) in plan.steps.iter().enumerate() {
+        let mark = match (plan.saturation, plan.quoted) {
+            (Saturation::At(k), _) if k == i => " ★",
+            (Saturation::NotReached, Some(k)) if k == i => " ☆",
+            _ => "",
+        };
+        let _ = writeln!(
+            md,
+            "| {}{mark} | {} | {:.2} | {:.2} | {:.1} | {:.2} % | {} | {} | {} | {:.1} |",
+            step.users,
+            thousands(step.focus.ok_per_sec),
+            step.focus.latency.p50_ms,
+            step.focus.latency.p99_ms,
+            step.focus.latency.max_ms,
+            step.focus.error_rate() * 100.0,
+            thousands(step.focus.throttled as f64 / step.window_secs),
+            step.server
+                .cpu
+                .map_or_else(|| "–".to_owned(), |c| format!("{c:.2}")),
+            thousands(step.server.db_queries_normal),
+            step.server.db_queries_throttled,
+        );
+    }
+    let verdict = match plan.saturation {
+        Saturation::At(k) => plan.steps.get(k).map_or_else(String::new, |s| {
+            format!(
+                "Saturation point: **{} users, {} answers/s, p99 {:.2} ms**.",
+                s.users,
+                thousands(s.focus.ok_per_sec),
+                s.focus.latency.p99_ms
+            )
+        }),
+        Saturation::NotReached => plan.quoted_step().map_or_else(String::new, |s| {
+            format!(
+                "Not saturated within the plan; busiest step: {} users, {} answers/s, p99 {:.2} ms.",
+                s.users,
+                thousands(s.focus.ok_per_sec),
+                s.focus.latency.p99_ms
+            )
+        }),
+        Saturation::BelowFirstStep => "Saturated below the first step (errors from the start).".to_owned(),
+    };
+    let _ = writeln!(md, "\n{verdict}\n");
+}
+
+fn fanout_table(md: &mut String, fanout: &FanoutResult) {
+    let _ = writeln!(
+        md,
+        "## SSE fan-out\n\nSubscribers spread evenly over {} rooms; the publisher posts stamped \
+         messages round-robin over the rooms through the chat-server. Latency = post sent → event \
+         read by the subscriber. Deliveries/CPU-s = `hotchat_sse_events_delivered_total` over \
+         publish-server CPU seconds in the same window (the publish-server also runs the \
+         projector). RSS/connection: growth over the connections opened in that phase (idle), and \
+         over all open connections since before the first phase (after traffic).\n",
+        fanout.spec.rooms
+    );
+    md.push_str(
+        "| phase | subscribers | msg/s | deliveries/s | received/expected | post→SSE p50 | p99 | max | post p99 | CPU s | deliveries/CPU-s | RSS/conn idle | RSS/conn after traffic | resets |\n\
+         |---|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|\n",
+    );
+    for p in &fanout.phases {
+        let _ = writeln!(
+            md,
+            "| {} | {} | {:.0} | {} | {}/{} | {:.1} ms | {:.1} ms | {:.1} ms | {:.1} ms | {} | {} | {} | {} | {} |",
+            p.name,
+            thousands(p.subscribers as f64),
+            p.messages_posted as f64 / p.window_secs.max(1e-9),
+            thousands(p.deliveries_per_sec),
+            thousands(p.deliveries_received as f64),
+            thousands(p.deliveries_expected as f64),
+            p.latency.p50_ms,
+            p.latency.p99_ms,
+            p.latency.max_ms,
+            p.post_latency.p99_ms,
+            p.server_cpu_seconds
+                .map_or_else(|| "–".to_owned(), |c| format!("{c:.2}")),
+            thousands(p.deliveries_per_cpu_second.unwrap_or(0.0)),
+            bytes(p.rss_per_new_connection_idle),
+            bytes(p.rss_per_connection_after_traffic),
+            p.resets,
+        );
+    }
+    md.push('\n');
+}
+
+/// 12345.6 → "12,346".
+pub fn thousands(value: f64) -> String {
+    if !value.is_finite() {
+        return "–".to_owned();
+    }
+    let digits = format!("{:.0}", value.abs());
+    let mut out = String::new();
+    for (i, c) in digits.chars().enumerate() {
+        if i > 0 && (digits.len() - i) % 3 == 0 {
+            out.push(',');
+        }
+        out.push(c);
+    }
+    if value < -0.5 {
+        out.insert(0, '-');
+    }
+    out
+}
+
+fn bytes(value: Option<f64>) -> String {
+    match value {
+        None => "–".to_owned(),
+        Some(b) if b.abs() >= 1024.0 => format!("{:.1} KiB", b / 1024.0),
+        Some(b) => format!("{b:.0} B"),
+    }
+}
+
+fn percent(part: u64, whole: u64) -> f64 {
+    if whole == 0 {
+        0.0
+    } else {
+        part as f64 * 100.0 / whole as f64
+    }
+}
+
+/// Reads the run script's `stack.env` (`KEY=VALUE` lines; `#` comments).
+pub fn parse_env(text: &str) -> BTreeMap<String, String> {
+    text.lines()
+        .map(str::trim)
+        .filter(|l| !l.is_empty() && !l.starts_with('#'))
+        .filter_map(|l| l.split_once('='))
+        .map(|(k, v)| (k.trim().to_owned(), v.trim().to_owned()))
+        .collect()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn numbers_get_thousands_separators() {
+        assert_eq!(thousands(0.0), "0");
+        assert_eq!(thousands(999.4), "999");
+        assert_eq!(thousands(1234.0), "1,234");
+        assert_eq!(thousands(1234567.8), "1,234,568");
+        assert_eq!(thousands(-4321.0), "-4,321");
+        assert_eq!(thousands(f64::NAN), "–");
+    }
+
+    #[test]
+    fn the_stack_file_is_read_as_key_value_lines() {
+        let env =
+            parse_env("# the stack\nHOT_FETCH_THRESHOLD=100\n\nKAFKA_FETCH_WAIT_MAX_MS = 5\n");
+        assert_eq!(env.len(), 2);
+        assert_eq!(env["HOT_FETCH_THRESHOLD"], "100");
+        assert_eq!(env["KAFKA_FETCH_WAIT_MAX_MS"], "5");
+    }
+
+    #[test]
+    fn cpu_info_fields_are_read_by_name() {
+        let cpuinfo = "processor\t: 0\nmodel name\t: AMD EPYC\nflags\t: fpu\n";
+        assert_eq!(field(cpuinfo, "model name").as_deref(), Some("AMD EPYC"));
+        assert_eq!(field(cpuinfo, "nope"), None);
+    }
+}
