@@ -12,7 +12,7 @@ use plotters::{
     style::{FontStyle, register_font},
 };
 
-use crate::plan::PlanResult;
+use crate::plan::{PlanResult, StepResult};
 
 const WIDTH: u32 = 1400;
 const HEIGHT: u32 = 640;
@@ -71,65 +71,111 @@ pub fn draw(path: &Path, title: &str, plans: &[(&PlanResult, &str)]) -> anyhow::
         &series,
         "Throughput (successful answers/s)",
         "answers/s",
+        Scale::Linear,
         |s| s.focus.ok_per_sec,
     )?;
-    panel(&right, &series, "p99 latency (ms)", "p99 ms", |s| {
-        s.focus.latency.p99_ms
-    })?;
+    panel(
+        &right,
+        &series,
+        "p99 latency (ms)",
+        "p99 ms (log scale)",
+        Scale::Log,
+        |s| s.focus.latency.p99_ms,
+    )?;
     root.present()
         .with_context(|| format!("writing {}", path.display()))?;
     Ok(())
 }
 
+/// How a panel's y axis is drawn.
+#[derive(Clone, Copy)]
+enum Scale {
+    /// From zero, linear.
+    Linear,
+    /// Logarithmic (the values are plotted as their log10).
+    Log,
+}
+
+impl Scale {
+    fn to_axis(self, y: f64) -> f64 {
+        match self {
+            Scale::Linear => y,
+            Scale::Log => y.log10(),
+        }
+    }
+
+    fn value_at(self, y: f64) -> f64 {
+        match self {
+            Scale::Linear => y,
+            Scale::Log => 10f64.powf(y),
+        }
+    }
+}
+
+/// One panel: users on a log2 axis (the plans double them), the values on `scale`.
 fn panel(
     area: &DrawingArea<BitMapBackend<'_>, Shift>,
     series: &[Series],
     caption: &str,
-    y_label: &str,
-    value: fn(&crate::plan::StepResult) -> f64,
+    y_desc: &str,
+    scale: Scale,
+    value: fn(&StepResult) -> f64,
 ) -> anyhow::Result<()> {
-    let points = || {
-        series
+    let line_of = |plan: &PlanResult| -> Vec<(f64, f64)> {
+        plan.steps
             .iter()
-            .flat_map(|s| {
-                s.plan
-                    .steps
-                    .iter()
-                    .map(move |step| (step.users as f64, value(step)))
-            })
-            .filter(|(_, y)| y.is_finite() && *y > 0.0)
+            .map(|step| (step.users as f64, value(step)))
+            .filter(|(x, y)| *x > 0.0 && y.is_finite() && *y > 0.0)
+            .map(|(x, y)| (x.log2(), scale.to_axis(y)))
+            .collect()
     };
-    let x_max = points().map(|(x, _)| x).fold(2.0, f64::max) * 1.4;
-    let x_min = points().map(|(x, _)| x).fold(x_max, f64::min).max(1.0) / 1.4;
-    let y_max = points().map(|(_, y)| y).fold(1.0, f64::max) * 2.0;
-    let y_min = points().map(|(_, y)| y).fold(y_max, f64::min).max(0.01) / 2.0;
+    let all: Vec<(f64, f64)> = series.iter().flat_map(|s| line_of(s.plan)).collect();
+    let x_max = all.iter().map(|p| p.0).fold(1.0, f64::max) + 0.4;
+    let x_min = all.iter().map(|p| p.0).fold(x_max, f64::min) - 0.4;
+    let (y_min, y_max) = match scale {
+        Scale::Linear => (0.0, all.iter().map(|p| p.1).fold(1.0, f64::max) * 1.15),
+        Scale::Log => (
+            all.iter()
+                .map(|p| p.1)
+                .fold(f64::INFINITY, f64::min)
+                .min(0.0)
+                .floor(),
+            all.iter().map(|p| p.1).fold(1.0, f64::max).ceil(),
+        ),
+    };
 
     let mut chart = ChartBuilder::on(area)
         .caption(caption, ("sans-serif", 18))
         .margin(12)
         .x_label_area_size(44)
         .y_label_area_size(70)
-        .build_cartesian_2d((x_min..x_max).log_scale(), (y_min..y_max).log_scale())
+        .build_cartesian_2d(x_min..x_max, y_min..y_max)
         .map_err(draw_error)?;
+    let x_ticks = (x_max - x_min).round() as usize + 1;
     chart
         .configure_mesh()
-        .x_desc("concurrent users (log scale)")
-        .y_desc(format!("{y_label} (log scale)"))
+        .x_desc("concurrent users (doubling each step)")
+        .y_desc(y_desc)
         .label_style(("sans-serif", 13))
         .axis_desc_style(("sans-serif", 14))
-        .x_label_formatter(&|x| format!("{x:.0}"))
-        .y_label_formatter(&|y| short_number(*y))
+        .x_labels(x_ticks)
+        .x_label_formatter(&|x| {
+            if (x - x.round()).abs() < 0.01 {
+                format!("{:.0}", 2f64.powf(x.round()))
+            } else {
+                String::new()
+            }
+        })
+        .y_labels(match scale {
+            Scale::Linear => 10,
+            Scale::Log => ((y_max - y_min) as usize * 2 + 1).max(3),
+        })
+        .y_label_formatter(&|y| short_number(scale.value_at(*y)))
         .draw()
         .map_err(draw_error)?;
 
     for s in series {
-        let line: Vec<(f64, f64)> = s
-            .plan
-            .steps
-            .iter()
-            .map(|step| (step.users as f64, value(step)))
-            .filter(|(_, y)| y.is_finite() && *y > 0.0)
-            .collect();
+        let line = line_of(s.plan);
         let color = s.color;
         chart
             .draw_series(LineSeries::new(line.clone(), color.stroke_width(2)))
@@ -142,8 +188,9 @@ fn panel(
             .draw_series(line.iter().map(|&p| Circle::new(p, 3, color.filled())))
             .map_err(draw_error)?;
         if let Some(step) = s.plan.quoted_step() {
-            let at = (step.users as f64, value(step));
-            if at.1 > 0.0 {
+            let y = value(step);
+            if step.users > 0 && y.is_finite() && y > 0.0 {
+                let at = ((step.users as f64).log2(), scale.to_axis(y));
                 chart
                     .draw_series(std::iter::once(Circle::new(at, 9, color.stroke_width(2))))
                     .map_err(draw_error)?;
@@ -161,10 +208,12 @@ fn panel(
     Ok(())
 }
 
-/// 1234 → "1.2k", 0.5 → "0.5".
+/// 12345 → "12k", 1500 → "1.5k", 0.5 → "0.5".
 fn short_number(value: f64) -> String {
-    if value >= 1000.0 {
+    if value >= 10_000.0 {
         format!("{:.0}k", value / 1000.0)
+    } else if value >= 1000.0 {
+        format!("{:.1}k", value / 1000.0)
     } else if value >= 10.0 {
         format!("{value:.0}")
     } else {

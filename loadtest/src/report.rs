@@ -75,7 +75,9 @@ pub const PYTHON_BYTES_PER_CONNECTION: f64 = 15.0 * 1024.0;
 pub const PYTHON_P99_MS: f64 = 80.0;
 
 impl Report {
+    /// `date`: when the run started (UTC, RFC 3339); now if `None`.
     pub fn new(
+        date: Option<String>,
         command: String,
         stack: BTreeMap<String, String>,
         fetch: Option<FetchReport>,
@@ -83,7 +85,9 @@ impl Report {
     ) -> Self {
         let verdicts = verdicts(fetch.as_ref(), fanout.as_ref());
         Self {
-            date: chrono::Utc::now().to_rfc3339_opts(chrono::SecondsFormat::Secs, true),
+            date: date.unwrap_or_else(|| {
+                chrono::Utc::now().to_rfc3339_opts(chrono::SecondsFormat::Secs, true)
+            }),
             command,
             machine: Machine::here(),
             stack,
@@ -280,6 +284,7 @@ pub fn markdown(report: &Report) -> String {
         let _ = writeln!(md, "| {} | {} | {verdict} |", v.target, v.measured);
     }
     if let Some(fetch) = &report.fetch {
+        md.push_str("\n![Throughput and p99 against users](chart.png)\n");
         md.push_str("\n## Fetch and write plans (goose)\n\n");
         let _ = writeln!(
             md,
@@ -287,8 +292,9 @@ pub fn markdown(report: &Report) -> String {
              ★ = saturation point (first step whose next step gains < 10 % throughput while its \
              p99 rises > 1.5× or its errors exceed 1 %); ☆ = busiest step of a plan that did not \
              saturate. Throughput counts 2xx answers; 429 = intended per-client refusals; errors = \
-             everything else. CPU = chat-server CPU-seconds per second. DB = fetch queries per \
-             second (normal / throttled mode). The hot room was throttled {:.1} s into the warm-up.\n",
+             everything else. CPU = chat-server CPU-seconds per second, and per answer (all answers \
+             of the step, the cold background included; PostgreSQL's CPU is not in it). DB = fetch \
+             queries per second (normal / throttled mode). The hot room was throttled {:.1} s into the warm-up.\n",
             fetch.config.step_secs, fetch.hot_after_secs
         );
         for plan in [
@@ -302,8 +308,9 @@ pub fn markdown(report: &Report) -> String {
         let a = &fetch.anonymous;
         let _ = writeln!(
             md,
-            "**Anonymous readers** ({} users, one client address, throttling on): {} answers/s, of \
-             which {} 2xx/s and {} 429/s; p99 {:.2} ms; {} errors.\n",
+            "**Anonymous readers** ({} users, one client address, throttling on with the default \
+             per-client limit): {} answers/s, of which {} 2xx/s and {} 429/s; p99 {:.2} ms; {} \
+             errors.\n",
             a.users,
             thousands(a.focus.answers_per_sec),
             thousands(a.focus.ok_per_sec),
@@ -327,8 +334,8 @@ fn plan_table(md: &mut String, plan: &PlanResult) {
         plan.focus.join(", ")
     );
     md.push_str(
-        "| users | 2xx/s | p50 ms | p99 ms | max ms | errors | 429/s | CPU | DB normal/s | DB throttled/s |\n\
-         |---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|\n",
+        "| users | 2xx/s | p50 ms | p99 ms | max ms | errors | 429/s | CPU | CPU µs/answer | DB normal/s | DB throttled/s |\n\
+         |---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|\n",
     );
     for (i, step) in plan.steps.iter().enumerate() {
         let mark = match (plan.saturation, plan.quoted) {
@@ -338,7 +345,7 @@ fn plan_table(md: &mut String, plan: &PlanResult) {
         };
         let _ = writeln!(
             md,
-            "| {}{mark} | {} | {:.2} | {:.2} | {:.1} | {:.2} % | {} | {} | {} | {:.1} |",
+            "| {}{mark} | {} | {:.2} | {:.2} | {:.1} | {:.2} % | {} | {} | {} | {} | {:.1} |",
             step.users,
             thousands(step.focus.ok_per_sec),
             step.focus.latency.p50_ms,
@@ -349,6 +356,8 @@ fn plan_table(md: &mut String, plan: &PlanResult) {
             step.server
                 .cpu
                 .map_or_else(|| "–".to_owned(), |c| format!("{c:.2}")),
+            step.cpu_us_per_answer()
+                .map_or_else(|| "–".to_owned(), |us| format!("{us:.0}")),
             thousands(step.server.db_queries_normal),
             step.server.db_queries_throttled,
         );

@@ -15,6 +15,9 @@ struct Args {
     /// The command that produced the run, quoted in the report.
     #[arg(long, default_value = "loadtest/run")]
     command: String,
+    /// When the run started (UTC, RFC 3339); now when not given.
+    #[arg(long)]
+    started: Option<String>,
 }
 
 fn main() -> anyhow::Result<()> {
@@ -24,7 +27,7 @@ fn main() -> anyhow::Result<()> {
     let stack = std::fs::read_to_string(args.dir.join("stack.env"))
         .map(|text| report::parse_env(&text))
         .unwrap_or_default();
-    let report = report::Report::new(args.command, stack, fetch, fanout);
+    let report = report::Report::new(args.started, args.command, stack, fetch, fanout);
 
     write(
         &args.dir.join("report.json"),
