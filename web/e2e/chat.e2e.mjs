@@ -9,8 +9,11 @@
 //
 // Environment: CHAT_URL (required), CHROMIUM (default /usr/bin/chromium), SCREENSHOT_DIR (default
 // docs/ in the repository), E2E_ARTIFACTS (where failure screenshots go; default a temp directory).
+// With PUBLISH_PID_FILE, PUBLISH_SERVER_CMD, PUBLISH_URL (and PUBLISH_LOG) set, as scripts/test-web does,
+// it also restarts the publish-server mid-test to check that the pages reconnect and catch up.
 
-import { mkdirSync, mkdtempSync } from 'node:fs';
+import { spawn } from 'node:child_process';
+import { closeSync, mkdirSync, mkdtempSync, openSync, readFileSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { dirname, join, resolve } from 'node:path';
 import { fileURLToPath } from 'node:url';
@@ -31,6 +34,8 @@ if (!CHAT_URL) {
 }
 
 const consoleErrors = [];
+/** Whether the test has stopped the publish-server on purpose (see the reconnect step). */
+let restarting = false;
 const steps = [];
 
 function step(name) {
@@ -40,7 +45,9 @@ function step(name) {
 
 function watch(page, who) {
   page.on('console', (msg) => {
-    if (msg.type() === 'error') {
+    // While the test holds the publish-server down, the browser itself logs each failed reconnection
+    // attempt of the EventSource (net::ERR_CONNECTION_REFUSED): the test's doing, not the app's.
+    if (msg.type() === 'error' && !(restarting && msg.text().includes('net::ERR_CONNECTION_REFUSED'))) {
       const where = msg.location()?.url ? ` (${msg.location().url})` : '';
       consoleErrors.push(`${who}: console error: ${msg.text()}${where}`);
     }
@@ -56,6 +63,46 @@ async function signIn(page, name) {
 }
 
 const messageItem = (page, text) => page.getByRole('list', { name: 'Messages' }).getByRole('listitem').filter({ hasText: text });
+
+const reconnecting = (page) => page.getByRole('status').filter({ hasText: /^Reconnecting…$/ });
+
+/** Stops the publish-server whose pid is in PUBLISH_PID_FILE and waits until it has exited. */
+async function stopPublishServer() {
+  const pid = Number(readFileSync(process.env.PUBLISH_PID_FILE, 'utf8'));
+  process.kill(pid, 'SIGTERM');
+  const deadline = Date.now() + 15_000;
+  for (;;) {
+    try {
+      process.kill(pid, 0);
+    } catch {
+      return;
+    }
+    if (Date.now() > deadline) throw new Error(`publish-server ${pid} did not stop`);
+    await new Promise((r) => setTimeout(r, 50));
+  }
+}
+
+/** Starts PUBLISH_SERVER_CMD again (same environment, same port), records its pid, waits for /readyz. */
+async function startPublishServer() {
+  const log = openSync(process.env.PUBLISH_LOG ?? '/dev/null', 'a');
+  const child = spawn(process.env.PUBLISH_SERVER_CMD, [], { stdio: ['ignore', log, log] });
+  writeFileSync(process.env.PUBLISH_PID_FILE, String(child.pid));
+  // The caller (scripts/test-web) stops it through the pid file; this process must not wait for it.
+  child.unref();
+  closeSync(log);
+  const ready = `${process.env.PUBLISH_URL}/readyz`;
+  const deadline = Date.now() + 30_000;
+  for (;;) {
+    if (child.exitCode !== null) throw new Error(`publish-server exited with ${child.exitCode} on restart`);
+    try {
+      if ((await fetch(ready)).ok) return;
+    } catch {
+      // not listening yet
+    }
+    if (Date.now() > deadline) throw new Error('publish-server did not become ready after its restart');
+    await new Promise((r) => setTimeout(r, 100));
+  }
+}
 
 async function waitLive(page) {
   await page.getByRole('status').filter({ hasText: /^Live$/ }).waitFor();
@@ -201,6 +248,26 @@ async function main() {
 
     step('live updates still flow after the reload');
     await sendAndSee(bob, alice, 'Reloaded and still live ✨');
+
+    if (process.env.PUBLISH_PID_FILE && process.env.PUBLISH_SERVER_CMD && process.env.PUBLISH_URL) {
+      step('the publish-server restarts: both pages show "Reconnecting…", then resume and catch up');
+      restarting = true;
+      await stopPublishServer();
+      await Promise.all([reconnecting(alice).waitFor(), reconnecting(bob).waitFor()]);
+      const missed = 'Sent while the live stream was down';
+      await alice.getByRole('textbox', { name: 'Message' }).fill(missed);
+      await alice.getByRole('textbox', { name: 'Message' }).press('Enter');
+      await messageItem(alice, missed).filter({ hasNotText: 'Sending' }).waitFor();
+      await startPublishServer();
+      await messageItem(bob, missed).waitFor({ timeout: 15_000 });
+      await Promise.all([waitLive(alice), waitLive(bob)]);
+      restarting = false;
+      const copies = await messageItem(alice, missed).count();
+      if (copies !== 1) throw new Error(`after resuming, alice shows ${copies} copies of her message`);
+      await sendAndSee(alice, bob, 'Back online 📶');
+    } else {
+      console.log('    (reconnect step skipped: PUBLISH_PID_FILE, PUBLISH_SERVER_CMD and PUBLISH_URL not set)');
+    }
 
     step('a burst of fetches makes the room hot: both pages say the room is busy, then recover');
     const roomId = roomUrl.split('/').pop();
