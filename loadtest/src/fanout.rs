@@ -95,6 +95,9 @@ pub struct PhaseResult {
     /// Post → SSE, over every stamped delivery of the phase.
     pub latency: Latency,
     pub server_cpu_seconds: Option<f64>,
+    /// The broker's CPU seconds over the same window.
+    #[serde(default)]
+    pub broker_cpu_seconds: Option<f64>,
     /// Server-counted deliveries per publish-server CPU second.
     pub deliveries_per_cpu_second: Option<f64>,
     pub rss_before_open: Option<u64>,
@@ -122,6 +125,7 @@ pub struct Targets {
     pub publish: Api,
     pub publish_addr: SocketAddr,
     pub publish_pid: Option<u32>,
+    pub broker_pid: Option<u32>,
 }
 
 /// What subscribers share.
@@ -265,6 +269,10 @@ pub async fn run(targets: &Targets, spec: &FanoutSpec) -> anyhow::Result<FanoutR
             deliveries_per_sec: received as f64 / window_secs,
             latency,
             server_cpu_seconds: cpu,
+            broker_cpu_seconds: match (before.broker, after.broker) {
+                (Some(a), Some(b)) => Some(b.cpu_seconds - a.cpu_seconds),
+                _ => None,
+            },
             deliveries_per_cpu_second: cpu.filter(|c| *c > 0.0).map(|c| deliveries_server / c),
             rss_before_open,
             rss_after_open,
@@ -323,6 +331,7 @@ fn per_connection(before: Option<u64>, after: Option<u64>, connections: usize) -
 /// The publish-server's counters at one moment.
 struct ServerReading {
     proc: Option<ProcSample>,
+    broker: Option<ProcSample>,
     delivered: f64,
 }
 
@@ -336,6 +345,7 @@ impl ServerReading {
             .unwrap_or(f64::NAN);
         Self {
             proc: procstat::maybe_sample(targets.publish_pid),
+            broker: procstat::maybe_sample(targets.broker_pid),
             delivered,
         }
     }

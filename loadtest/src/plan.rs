@@ -40,6 +40,8 @@ pub struct Server {
     pub label: String,
     pub api: Api,
     pub pid: Option<u32>,
+    /// The broker's pid, when this run started it (its CPU is sampled too).
+    pub broker_pid: Option<u32>,
 }
 
 /// Answers to one kind of request (or several merged) in one step.
@@ -76,6 +78,9 @@ impl RequestStats {
 pub struct ServerRates {
     /// CPU seconds per second (1.0 = one core busy).
     pub cpu: Option<f64>,
+    /// The broker's CPU seconds per second.
+    #[serde(default)]
+    pub broker_cpu: Option<f64>,
     /// `hotchat_fetch_db_queries_total{mode="normal"}` per second.
     pub db_queries_normal: f64,
     /// `hotchat_fetch_db_queries_total{mode="throttled"}` per second: the coalesced hot-room reads.
@@ -168,7 +173,7 @@ pub async fn run_plan(spec: &PlanSpec) -> anyhow::Result<PlanResult> {
             .await
             .with_context(|| format!("plan {}, step of {users} users", spec.name))?;
         eprintln!(
-            "  {:<12} {:>4} users: {:>7.0} ok/s  p99 {:>6.2} ms  errors {:>5.2} %  429 {:>6.0}/s  cpu {:.2}  db {:>5.0}/s  {:?}",
+            "  {:<12} {:>4} users: {:>7.0} ok/s  p99 {:>6.2} ms  errors {:>5.2} %  429 {:>6.0}/s  cpu {:.2}  broker {:.2}  db {:>5.0}/s  {:?}",
             spec.name,
             users,
             step.focus.ok_per_sec,
@@ -176,6 +181,7 @@ pub async fn run_plan(spec: &PlanSpec) -> anyhow::Result<PlanResult> {
             step.focus.error_rate() * 100.0,
             step.focus.throttled as f64 / step.window_secs.max(1e-9),
             step.server.cpu.unwrap_or(f64::NAN),
+            step.server.broker_cpu.unwrap_or(f64::NAN),
             step.server.db_queries_normal + step.server.db_queries_throttled,
             step.focus.statuses,
         );
@@ -309,6 +315,7 @@ fn request_stats(aggregates: &[&GooseRequestMetricAggregate], window_secs: f64) 
 struct Sample {
     at: DateTime<Utc>,
     proc: Option<procstat::ProcSample>,
+    broker: Option<procstat::ProcSample>,
     db_normal: f64,
     db_throttled: f64,
     cache_hits: f64,
@@ -361,6 +368,7 @@ async fn read_server(server: &Server) -> Option<Sample> {
     Some(Sample {
         at: Utc::now(),
         proc: procstat::maybe_sample(server.pid),
+        broker: procstat::maybe_sample(server.broker_pid),
         db_normal: db("normal"),
         db_throttled: db("throttled"),
         cache_hits: prom::sum(&text, "hotchat_fetch_cache_hits_total", &[]),
@@ -383,14 +391,24 @@ fn server_rates(samples: &[Sample], start: DateTime<Utc>, end: DateTime<Utc>) ->
     }
     let rate = |f: fn(&Sample) -> f64| (f(last) - f(first)) / secs;
     ServerRates {
-        cpu: match (first.proc, last.proc) {
-            (Some(a), Some(b)) => Some((b.cpu_seconds - a.cpu_seconds) / secs),
-            _ => None,
-        },
+        cpu: cpu_rate(first.proc, last.proc, secs),
+        broker_cpu: cpu_rate(first.broker, last.broker, secs),
         db_queries_normal: rate(|s| s.db_normal),
         db_queries_throttled: rate(|s| s.db_throttled),
         cache_hits: rate(|s| s.cache_hits),
         throttled_answers: rate(|s| s.throttled_answers),
         rss_bytes: last.proc.map(|p| p.rss_bytes),
+    }
+}
+
+/// CPU seconds per second between two readings of a process.
+fn cpu_rate(
+    first: Option<procstat::ProcSample>,
+    last: Option<procstat::ProcSample>,
+    secs: f64,
+) -> Option<f64> {
+    match (first, last) {
+        (Some(a), Some(b)) => Some((b.cpu_seconds - a.cpu_seconds) / secs),
+        _ => None,
     }
 }

@@ -293,7 +293,8 @@ pub fn markdown(report: &Report) -> String {
              p99 rises > 1.5× or its errors exceed 1 %); ☆ = busiest step of a plan that did not \
              saturate. Throughput counts 2xx answers; 429 = intended per-client refusals; errors = \
              everything else. CPU = chat-server CPU-seconds per second, and per answer (all answers \
-             of the step, the cold background included; PostgreSQL's CPU is not in it). DB = fetch \
+             of the step, the cold background included; PostgreSQL's CPU is not in it); broker CPU = \
+             Tansu's CPU-seconds per second. DB = fetch \
              queries per second (normal / throttled mode). The hot room was throttled {:.1} s into the warm-up.\n",
             fetch.config.step_secs, fetch.hot_after_secs
         );
@@ -334,8 +335,8 @@ fn plan_table(md: &mut String, plan: &PlanResult) {
         plan.focus.join(", ")
     );
     md.push_str(
-        "| users | 2xx/s | p50 ms | p99 ms | max ms | errors | 429/s | CPU | CPU µs/answer | DB normal/s | DB throttled/s |\n\
-         |---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|\n",
+        "| users | 2xx/s | p50 ms | p99 ms | max ms | errors | 429/s | CPU | CPU µs/answer | broker CPU | DB normal/s | DB throttled/s |\n\
+         |---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|\n",
     );
     for (i, step) in plan.steps.iter().enumerate() {
         let mark = match (plan.saturation, plan.quoted) {
@@ -345,7 +346,7 @@ fn plan_table(md: &mut String, plan: &PlanResult) {
         };
         let _ = writeln!(
             md,
-            "| {}{mark} | {} | {:.2} | {:.2} | {:.1} | {:.2} % | {} | {} | {} | {} | {:.1} |",
+            "| {}{mark} | {} | {:.2} | {:.2} | {:.1} | {:.2} % | {} | {} | {} | {} | {} | {:.1} |",
             step.users,
             thousands(step.focus.ok_per_sec),
             step.focus.latency.p50_ms,
@@ -358,6 +359,9 @@ fn plan_table(md: &mut String, plan: &PlanResult) {
                 .map_or_else(|| "–".to_owned(), |c| format!("{c:.2}")),
             step.cpu_us_per_answer()
                 .map_or_else(|| "–".to_owned(), |us| format!("{us:.0}")),
+            step.server
+                .broker_cpu
+                .map_or_else(|| "–".to_owned(), |c| format!("{c:.2}")),
             thousands(step.server.db_queries_normal),
             step.server.db_queries_throttled,
         );
@@ -396,13 +400,13 @@ fn fanout_table(md: &mut String, fanout: &FanoutResult) {
         fanout.spec.rooms
     );
     md.push_str(
-        "| phase | subscribers | msg/s | deliveries/s | received/expected | post→SSE p50 | p99 | max | post p99 | CPU s | deliveries/CPU-s | RSS/conn idle | RSS/conn after traffic | resets |\n\
-         |---|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|\n",
+        "| phase | subscribers | msg/s | deliveries/s | received/expected | post→SSE p50 | p99 | max | post p99 | CPU s | broker CPU s | deliveries/CPU-s | RSS/conn idle | RSS/conn after traffic | resets |\n\
+         |---|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|\n",
     );
     for p in &fanout.phases {
         let _ = writeln!(
             md,
-            "| {} | {} | {:.0} | {} | {}/{} | {:.1} ms | {:.1} ms | {:.1} ms | {:.1} ms | {} | {} | {} | {} | {} |",
+            "| {} | {} | {:.0} | {} | {}/{} | {:.1} ms | {:.1} ms | {:.1} ms | {:.1} ms | {} | {} | {} | {} | {} | {} |",
             p.name,
             thousands(p.subscribers as f64),
             p.messages_posted as f64 / p.window_secs.max(1e-9),
@@ -414,6 +418,8 @@ fn fanout_table(md: &mut String, fanout: &FanoutResult) {
             p.latency.max_ms,
             p.post_latency.p99_ms,
             p.server_cpu_seconds
+                .map_or_else(|| "–".to_owned(), |c| format!("{c:.2}")),
+            p.broker_cpu_seconds
                 .map_or_else(|| "–".to_owned(), |c| format!("{c:.2}")),
             thousands(p.deliveries_per_cpu_second.unwrap_or(0.0)),
             bytes(p.rss_per_new_connection_idle),

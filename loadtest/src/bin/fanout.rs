@@ -21,6 +21,9 @@ struct Args {
     publish: SocketAddr,
     #[arg(long)]
     publish_pid: Option<u32>,
+    /// The broker's pid (its CPU is reported beside the publish-server's).
+    #[arg(long)]
+    broker_pid: Option<u32>,
     #[arg(long)]
     out: PathBuf,
     /// Longer phases.
@@ -55,6 +58,7 @@ async fn main() -> anyhow::Result<()> {
         publish: Api::new(&format!("http://{}", args.publish))?,
         publish_addr: args.publish,
         publish_pid: args.publish_pid,
+        broker_pid: args.broker_pid,
     };
     let result = fanout::run(&targets, &spec).await?;
     let path = args.out.join("fanout.json");

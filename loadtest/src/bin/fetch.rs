@@ -28,6 +28,9 @@ struct Args {
     chat_limited: String,
     #[arg(long)]
     chat_limited_pid: Option<u32>,
+    /// The broker's pid (its CPU is reported beside the chat-server's).
+    #[arg(long)]
+    broker_pid: Option<u32>,
     /// Folder the results go to.
     #[arg(long)]
     out: PathBuf,
@@ -44,6 +47,7 @@ async fn main() -> anyhow::Result<()> {
             label: label.to_owned(),
             api: Api::new(url)?,
             pid,
+            broker_pid: args.broker_pid,
         })
     };
     let servers = Servers {
