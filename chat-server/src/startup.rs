@@ -123,6 +123,7 @@ impl Application {
             Some(_) => ConnectionOptions {
                 send_buffer: Some(settings.sse.send_buffer),
                 write_buffer: Some(settings.sse.send_buffer),
+                take_over: Some(publish_server::routes::is_event_stream),
             },
             None => ConnectionOptions::default(),
         };

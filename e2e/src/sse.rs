@@ -48,6 +48,17 @@ impl SseClient {
             .then(|| Self::from_response(response))
     }
 
+    /// Sends `request` and, if it answers 200, reads its body as a stream; the response headers
+    /// come back beside it.
+    pub async fn open(
+        request: reqwest::RequestBuilder,
+    ) -> (reqwest::StatusCode, reqwest::header::HeaderMap, Option<Self>) {
+        let response = request.send().await.expect("SSE request");
+        let (status, headers) = (response.status(), response.headers().clone());
+        let client = status.is_success().then(|| Self::from_response(response));
+        (status, headers, client)
+    }
+
     fn from_response(response: reqwest::Response) -> Self {
         Self {
             stream: Box::pin(response.bytes_stream()),

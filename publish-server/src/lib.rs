@@ -9,6 +9,7 @@
 pub mod embedded;
 pub mod fanout;
 pub mod hub;
+pub mod live;
 pub mod metrics;
 pub mod projector;
 pub mod routes;

@@ -9,6 +9,8 @@ use tower_http::trace::TraceLayer;
 
 use crate::state::AppState;
 
+pub use events::is_event_stream;
+
 /// Only the event stream, for chat-server to serve in the embedded mode.
 pub fn events_router() -> Router<AppState> {
     events::router()

@@ -85,6 +85,7 @@ impl Application {
             connection_options: ConnectionOptions {
                 send_buffer: Some(sse.send_buffer),
                 write_buffer: Some(sse.send_buffer),
+                take_over: Some(routes::is_event_stream),
             },
         })
     }

@@ -158,6 +158,71 @@ async fn an_idle_stream_gets_a_keepalive_within_fifteen_seconds_and_proxy_safe_h
     assert_eq!(client.retry, Some(2000), "a retry hint");
 }
 
+in_both_modes!(a_stream_behaves_the_same_on_a_new_and_on_a_reused_connection);
+async fn a_stream_behaves_the_same_on_a_new_and_on_a_reused_connection(mode: Mode) {
+    let stack = Stack::single(mode).await;
+    let (alice, room) = room(&stack).await;
+    let origin = "http://allowed.example";
+    let url = stack.events_url(0, &room);
+
+    // A stream asked for first on a connection runs on that connection alone (the server says it
+    // will close it); one asked for on a keep-alive connection that served something else before is
+    // an ordinary response body. Both must look and behave the same.
+    let fresh = reqwest::Client::new();
+    let (status, fresh_headers, fresh_stream) =
+        SseClient::open(fresh.get(&url).header("origin", origin)).await;
+    assert_eq!(status, 200);
+    assert_eq!(fresh_headers["connection"], "close");
+
+    let reused = reqwest::Client::new();
+    let health = reused
+        .get(format!("{}/healthz", stack.publishers[0]))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(health.status(), 200);
+    health.bytes().await.unwrap();
+    let (status, reused_headers, reused_stream) =
+        SseClient::open(reused.get(&url).header("origin", origin)).await;
+    assert_eq!(status, 200);
+    assert!(
+        reused_headers.get("connection").is_none(),
+        "the second request on a keep-alive connection is served by hyper: {reused_headers:?}"
+    );
+
+    for headers in [&fresh_headers, &reused_headers] {
+        assert_eq!(headers["content-type"], "text/event-stream");
+        assert_eq!(headers["cache-control"], "no-cache");
+        assert_eq!(headers["x-accel-buffering"], "no");
+        assert_eq!(headers["access-control-allow-origin"], origin);
+    }
+    let mut streams = [fresh_stream.unwrap(), reused_stream.unwrap()];
+    for text in ["one", "two", "three"] {
+        stack.chat(0).post(&alice, &room, text).await;
+    }
+    let mut ids = Vec::new();
+    for stream in &mut streams {
+        let events = stream.collect("message", 3, WAIT).await;
+        assert_eq!(texts(&events), ["one", "two", "three"]);
+        assert_eq!(stream.retry, Some(2000), "a retry hint");
+        ids.push(events.into_iter().map(|e| e.id).collect::<Vec<_>>());
+    }
+    assert_eq!(ids[0], ids[1], "both streams carry the same cursors");
+
+    // A refusal on a new connection is an ordinary JSON error, CORS headers included.
+    let unknown = stack.events_url(0, &uuid::Uuid::now_v7().to_string());
+    let response = reqwest::Client::new()
+        .get(&unknown)
+        .header("origin", origin)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(response.status(), 404);
+    assert_eq!(response.headers()["access-control-allow-origin"], origin);
+    let body: Value = response.json().await.unwrap();
+    assert_eq!(body["error"]["code"], "not_found", "{body}");
+}
+
 /// Opens an SSE request on a socket with a tiny receive buffer and never reads the body.
 async fn stalled_client(base: &str, room: &str) -> tokio::net::TcpStream {
     let addr: std::net::SocketAddr = base.trim_start_matches("http://").parse().unwrap();

@@ -2,12 +2,10 @@
 //!
 //! The stream starts with a `retry:` hint, the room's mode if it is hot, and — for a client that
 //! resumes with `Last-Event-ID` (or `?last_event_id=`) — every event of the room it missed; then the
-//! live frames. Frames already waiting when the client is ready are written together (one write
-//! instead of many when a client is behind). An idle stream gets a `:` comment every keep-alive period
-//! so proxies keep it open. A client that falls a whole room buffer behind gets `event: reset` if it
-//! is still reading, and its connection is closed either way.
-
-use std::{sync::Arc, time::Duration};
+//! live frames ([`crate::live`]: frames already waiting when the client is ready are written together).
+//! An idle stream gets a `:` comment every keep-alive period so proxies keep it open. A client that
+//! falls a whole room buffer behind gets `event: reset` if it is still reading, and its connection is
+//! closed either way.
 
 use axum::{
     Extension, Router,
@@ -24,24 +22,28 @@ use shared::{
     cursor::Cursor,
     event::RoomMode,
     http::{ApiError, LAST_EVENT_ID},
-    serve::ConnectionCut,
-};
-use tokio::sync::{
-    OwnedSemaphorePermit,
-    broadcast::{self, error::RecvError},
+    serve::{CanTakeOver, ConnectionCut, TakeOver},
 };
 use uuid::Uuid;
 
 use crate::{
-    hub::{Frame, ResetReason, Start, Subscriber, mode_frame, reset_frame},
-    metrics::Metrics,
+    hub::{ResetReason, Start, mode_frame, reset_frame},
+    live::{ClientGuard, Live},
     state::AppState,
 };
 
 /// Reconnection delay suggested to `EventSource`, in milliseconds.
 const RETRY_MS: u32 = 2000;
-/// Most queued frames written in one chunk.
-const MAX_COALESCED: usize = 64;
+
+/// Requests served on a taken-over connection when they come first on it (see
+/// [`shared::serve::TakeOver`]): `GET /api/rooms/{room}/events`.
+pub fn is_event_stream(method: &axum::http::Method, path: &str) -> bool {
+    method == axum::http::Method::GET
+        && path
+            .strip_prefix("/api/rooms/")
+            .and_then(|rest| rest.strip_suffix("/events"))
+            .is_some_and(|room| !room.is_empty() && !room.contains('/'))
+}
 
 pub fn router() -> Router<AppState> {
     Router::new().route("/api/rooms/{room}/events", get(events))
@@ -57,6 +59,7 @@ async fn events(
     Path(room): Path<String>,
     Query(query): Query<ResumeQuery>,
     cut: Option<Extension<ConnectionCut>>,
+    can_take_over: Option<Extension<CanTakeOver>>,
     headers: HeaderMap,
 ) -> Result<Response, ApiError> {
     let room_id: Uuid = room.parse().map_err(|_| ApiError::not_found("room"))?;
@@ -127,12 +130,21 @@ async fn events(
         keepalive: state.keepalive,
         guard: ClientGuard::new(state.metrics.clone(), permit),
     };
-    let body = futures::stream::once(async move { head.freeze() })
-        .chain(live.frames())
-        .take_until(state.shutdown.clone().cancelled_owned())
-        .map(Ok::<Bytes, std::convert::Infallible>);
-
-    let mut response = Response::new(Body::from_stream(body));
+    let head = head.freeze();
+    let shutdown = state.shutdown.clone();
+    let mut response = match can_take_over {
+        Some(_) => {
+            let mut response = Response::new(Body::empty());
+            response.extensions_mut().insert(TakeOver::new(move |out| {
+                live.write_to(out, head, shutdown)
+            }));
+            response
+        }
+        None => Response::new(Body::from_stream(
+            live.into_body(head, shutdown)
+                .map(Ok::<Bytes, std::convert::Infallible>),
+        )),
+    };
     let headers = response.headers_mut();
     headers.insert(
         header::CONTENT_TYPE,
@@ -141,92 +153,4 @@ async fn events(
     headers.insert(header::CACHE_CONTROL, HeaderValue::from_static("no-cache"));
     headers.insert("x-accel-buffering", HeaderValue::from_static("no"));
     Ok(response)
-}
-
-/// Holds a connection slot and counts the connection in `sse_clients` while the stream lives.
-struct ClientGuard {
-    metrics: Arc<Metrics>,
-    _permit: OwnedSemaphorePermit,
-}
-
-impl ClientGuard {
-    fn new(metrics: Arc<Metrics>, permit: OwnedSemaphorePermit) -> Self {
-        metrics.sse_clients.inc();
-        Self {
-            metrics,
-            _permit: permit,
-        }
-    }
-}
-
-impl Drop for ClientGuard {
-    fn drop(&mut self) {
-        self.metrics.sse_clients.dec();
-    }
-}
-
-/// The live part of one stream.
-struct Live {
-    receiver: broadcast::Receiver<Frame>,
-    subscriber: Arc<Subscriber>,
-    /// Frames at or before this offset were already seen by the client (resumed from a cursor
-    /// ahead of this instance).
-    skip_through: Option<i64>,
-    keepalive: Duration,
-    guard: ClientGuard,
-}
-
-impl Live {
-    fn frames(self) -> impl futures::Stream<Item = Bytes> + Send {
-        futures::stream::unfold(Some(self), |live| async move {
-            let mut live = live?;
-            loop {
-                return match tokio::time::timeout(live.keepalive, live.receiver.recv()).await {
-                    Err(_) => Some((Bytes::from_static(b":\n\n"), Some(live))),
-                    Ok(Ok(frame)) => match live.chunk(frame) {
-                        Some(chunk) => Some((chunk, Some(live))),
-                        None => continue,
-                    },
-                    Ok(Err(RecvError::Lagged(missed))) => {
-                        live.guard.metrics.clients_cut_off.inc();
-                        tracing::info!(missed, "cutting off an SSE client that fell behind");
-                        Some((reset_frame(ResetReason::Lagged), None))
-                    }
-                    Ok(Err(RecvError::Closed)) => None,
-                };
-            }
-        })
-    }
-
-    /// `first` and whatever else is already queued, as one chunk (None if all were skipped).
-    fn chunk(&mut self, first: Frame) -> Option<Bytes> {
-        let mut frames = vec![first];
-        while frames.len() < MAX_COALESCED {
-            match self.receiver.try_recv() {
-                Ok(frame) => frames.push(frame),
-                Err(_) => break,
-            }
-        }
-        if let Some(last) = frames.last() {
-            self.subscriber.consumed(last.seq);
-        }
-        if let Some(seen) = self.skip_through {
-            frames.retain(|f| f.offset > seen);
-        }
-        self.guard
-            .metrics
-            .events_delivered
-            .inc_by(frames.len() as u64);
-        match frames.len() {
-            0 => None,
-            1 => frames.pop().map(|f| f.bytes),
-            _ => {
-                let mut chunk = BytesMut::with_capacity(frames.iter().map(|f| f.bytes.len()).sum());
-                for frame in &frames {
-                    chunk.extend_from_slice(&frame.bytes);
-                }
-                Some(chunk.freeze())
-            }
-        }
-    }
 }

@@ -6,10 +6,18 @@
 //! [`ConnectionCut`] token; cancelling it drops the connection at once. It also hands the peer address
 //! to `ConnectInfo` and shuts down gracefully: on `shutdown` each connection finishes its in-flight
 //! request (SSE streams end themselves), and whatever is still open after `drain` is dropped.
+//!
+//! Requests that [`ConnectionOptions::take_over`] names are read here, not by hyper, so that a
+//! long-lived stream can run on the bare socket ([`takeover`]).
+
+mod takeover;
+
+pub use takeover::{CanTakeOver, ChunkedStream, TakeOver, TakeOverMatcher};
 
 use std::{net::SocketAddr, time::Duration};
 
 use axum::{Router, extract::ConnectInfo, extract::Request};
+use bytes::Bytes;
 use hyper_util::{
     rt::{TokioExecutor, TokioIo},
     server::conn::auto,
@@ -24,7 +32,7 @@ use tower::ServiceExt;
 pub struct ConnectionCut(pub CancellationToken);
 
 /// How connections are set up.
-#[derive(Debug, Clone, Copy, Default)]
+#[derive(Clone, Copy, Default)]
 pub struct ConnectionOptions {
     /// The socket's send buffer (`SO_SNDBUF`), in bytes. Left to the kernel, it grows to megabytes
     /// per connection (Linux autotuning); a small one makes a client that stops reading block its
@@ -32,6 +40,19 @@ pub struct ConnectionOptions {
     pub send_buffer: Option<usize>,
     /// hyper's own write buffer limit per connection, in bytes (at least 8192).
     pub write_buffer: Option<usize>,
+    /// Requests whose handler may take the connection over (see [`TakeOver`]); they are read by
+    /// the accept loop when they come first on a connection.
+    pub take_over: Option<TakeOverMatcher>,
+}
+
+impl std::fmt::Debug for ConnectionOptions {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("ConnectionOptions")
+            .field("send_buffer", &self.send_buffer)
+            .field("write_buffer", &self.write_buffer)
+            .field("take_over", &self.take_over.is_some())
+            .finish()
+    }
 }
 
 /// Serves `router` on `listener` until `shutdown`, then waits up to `drain` for open connections.
@@ -62,44 +83,21 @@ pub async fn serve(
             let _ = socket2::SockRef::from(&stream).set_send_buffer_size(bytes);
         }
         let cut = CancellationToken::new();
-        let service = router.clone().map_request({
-            let cut = cut.clone();
-            move |mut request: Request<hyper::body::Incoming>| {
-                request
-                    .extensions_mut()
-                    .insert(ConnectInfo::<SocketAddr>(peer));
-                request.extensions_mut().insert(ConnectionCut(cut.clone()));
-                request
-            }
-        });
+        let router = router.clone();
         let shutdown = shutdown.clone();
         connections.spawn(async move {
-            let mut builder = auto::Builder::new(TokioExecutor::new());
-            if let Some(bytes) = options.write_buffer {
-                builder.http1().max_buf_size(bytes.max(8192));
-            }
-            let connection = builder.serve_connection_with_upgrades(
-                TokioIo::new(stream),
-                TowerToHyperService::new(service),
-            );
-            tokio::pin!(connection);
-            tokio::select! {
-                result = connection.as_mut() => {
-                    if let Err(e) = result {
-                        tracing::debug!(%peer, error = %e, "connection ended with an error");
+            let io = match options.take_over {
+                Some(matcher) => {
+                    match takeover::sniff(stream, peer, router.clone(), cut.clone(), matcher).await
+                    {
+                        takeover::Sniffed::Done => return,
+                        takeover::Sniffed::Hyper(io) => io,
                     }
                 }
-                () = cut.cancelled() => {
-                    tracing::debug!(%peer, "connection cut");
-                }
-                () = shutdown.cancelled() => {
-                    connection.as_mut().graceful_shutdown();
-                    tokio::select! {
-                        _ = connection.as_mut() => {}
-                        () = cut.cancelled() => {}
-                    }
-                }
-            }
+                None => takeover::Rewind::new(Bytes::new(), stream),
+            };
+            // Boxed: a taken-over stream's task then keeps no room for hyper's connection state.
+            Box::pin(serve_connection(io, peer, router, cut, shutdown, options)).await;
         });
     }
     drop(listener);
@@ -112,5 +110,50 @@ pub async fn serve(
             open = connections.len(),
             "connections still open after the drain period; dropping them"
         );
+    }
+}
+
+/// Serves one connection with hyper until it ends, is cut, or shutdown drains it.
+async fn serve_connection(
+    io: takeover::Rewind,
+    peer: SocketAddr,
+    router: Router,
+    cut: CancellationToken,
+    shutdown: CancellationToken,
+    options: ConnectionOptions,
+) {
+    let service = router.map_request({
+        let cut = cut.clone();
+        move |mut request: Request<hyper::body::Incoming>| {
+            request
+                .extensions_mut()
+                .insert(ConnectInfo::<SocketAddr>(peer));
+            request.extensions_mut().insert(ConnectionCut(cut.clone()));
+            request
+        }
+    });
+    let mut builder = auto::Builder::new(TokioExecutor::new());
+    if let Some(bytes) = options.write_buffer {
+        builder.http1().max_buf_size(bytes.max(8192));
+    }
+    let connection =
+        builder.serve_connection_with_upgrades(TokioIo::new(io), TowerToHyperService::new(service));
+    tokio::pin!(connection);
+    tokio::select! {
+        result = connection.as_mut() => {
+            if let Err(e) = result {
+                tracing::debug!(%peer, error = %e, "connection ended with an error");
+            }
+        }
+        () = cut.cancelled() => {
+            tracing::debug!(%peer, "connection cut");
+        }
+        () = shutdown.cancelled() => {
+            connection.as_mut().graceful_shutdown();
+            tokio::select! {
+                _ = connection.as_mut() => {}
+                () = cut.cancelled() => {}
+            }
+        }
     }
 }

@@ -1,0 +1,396 @@
+//! Long-lived streams on a connection of their own, without hyper's per-connection buffers.
+//!
+//! hyper keeps a read and a write buffer (8 KiB or more each) for every HTTP/1 connection for as long
+//! as it lives, which is most of what an idle event stream costs. So the accept loop reads the first
+//! request itself when [`ConnectionOptions::take_over`](super::ConnectionOptions) says a path may be
+//! a stream: it passes the request through the router as usual (same middleware, same handler) with
+//! a [`CanTakeOver`] extension, and if the handler answers with a [`TakeOver`] extension, the loop
+//! writes the response head and hands the bare socket to the handler's writer, which sends the body
+//! as chunks, batching whatever is ready into one system call. Any other answer is written whole and
+//! the connection closed; any other request goes to hyper untouched (see [`Rewind`]).
+
+use std::{
+    io::{self, IoSlice},
+    net::SocketAddr,
+    pin::Pin,
+    sync::{Arc, Mutex},
+    task::{Context, Poll},
+    time::Duration,
+};
+
+use axum::{
+    Router,
+    body::Body,
+    extract::ConnectInfo,
+    http::{HeaderName, HeaderValue, Method, Request, Response, Version},
+};
+use bytes::{Buf, Bytes, BytesMut};
+use futures::future::BoxFuture;
+use tokio::{
+    io::{AsyncRead, AsyncReadExt, AsyncWrite, AsyncWriteExt, ReadBuf},
+    net::TcpStream,
+};
+use tokio_util::sync::CancellationToken;
+use tower::ServiceExt;
+
+use super::ConnectionCut;
+
+/// Says which requests (method, path) may be answered by taking the connection over.
+pub type TakeOverMatcher = fn(&Method, &str) -> bool;
+
+/// A request extension: the accept loop holds this request's socket, so the handler may answer with
+/// [`TakeOver`] instead of a body.
+#[derive(Clone, Copy, Debug)]
+pub struct CanTakeOver;
+
+type Writer = Box<dyn FnOnce(ChunkedStream) -> BoxFuture<'static, ()> + Send>;
+
+/// A response extension: after the head, the connection belongs to this writer.
+#[derive(Clone)]
+pub struct TakeOver(Arc<Mutex<Option<Writer>>>);
+
+impl TakeOver {
+    pub fn new<F, Fut>(writer: F) -> Self
+    where
+        F: FnOnce(ChunkedStream) -> Fut + Send + 'static,
+        Fut: Future<Output = ()> + Send + 'static,
+    {
+        let writer: Writer = Box::new(move |stream| Box::pin(writer(stream)));
+        Self(Arc::new(Mutex::new(Some(writer))))
+    }
+
+    fn take(&self) -> Option<Writer> {
+        self.0.lock().ok()?.take()
+    }
+}
+
+/// The socket of a taken-over response: the body goes out as `Transfer-Encoding: chunked`.
+pub struct ChunkedStream {
+    socket: TcpStream,
+}
+
+impl ChunkedStream {
+    /// Writes `parts` as one chunk: one system call when the socket has room, however many parts.
+    pub async fn write_chunk(&mut self, parts: &[Bytes]) -> io::Result<()> {
+        let len: usize = parts.iter().map(Bytes::len).sum();
+        if len == 0 {
+            return Ok(());
+        }
+        let size = format!("{len:x}\r\n");
+        let mut slices = Vec::with_capacity(parts.len() + 2);
+        slices.push(IoSlice::new(size.as_bytes()));
+        slices.extend(parts.iter().map(|p| IoSlice::new(p)));
+        slices.push(IoSlice::new(b"\r\n"));
+        let total = size.len() + len + 2;
+        let written = match self.socket.try_write_vectored(&slices) {
+            Ok(n) => n,
+            Err(e) if e.kind() == io::ErrorKind::WouldBlock => 0,
+            Err(e) => return Err(e),
+        };
+        if written == total {
+            return Ok(());
+        }
+        // The client is behind: copy the rest once and wait for room.
+        let mut rest = BytesMut::with_capacity(total - written);
+        for slice in &slices {
+            rest.extend_from_slice(slice);
+        }
+        rest.advance(written);
+        self.socket.write_all(&rest).await
+    }
+
+    /// Resolves when the client has closed the connection (or it failed). Bytes the client sends
+    /// meanwhile are read and dropped. Cancel-safe.
+    pub async fn closed(&mut self) {
+        let mut scratch = [0u8; 64];
+        loop {
+            if self.socket.readable().await.is_err() {
+                return;
+            }
+            match self.socket.try_read(&mut scratch) {
+                Ok(0) => return,
+                Ok(_) => {}
+                Err(e) if e.kind() == io::ErrorKind::WouldBlock => {}
+                Err(_) => return,
+            }
+        }
+    }
+
+    /// Ends the body with the last chunk.
+    pub async fn finish(mut self) -> io::Result<()> {
+        self.socket.write_all(b"0\r\n\r\n").await?;
+        self.socket.shutdown().await
+    }
+}
+
+/// Longest wait for a request head before the connection is dropped.
+const HEAD_TIMEOUT: Duration = Duration::from_secs(30);
+/// Largest request head read here; a bigger one goes to hyper, which refuses it properly.
+const MAX_HEAD: usize = 16 * 1024;
+/// Largest ordinary answer to a request read here.
+const MAX_BODY: usize = 1024 * 1024;
+
+/// What became of a connection whose first request was read here.
+pub(super) enum Sniffed {
+    /// Answered (or dropped): nothing more to do.
+    Done,
+    /// Not ours: hyper serves it, starting with the bytes already read.
+    Hyper(Rewind),
+}
+
+/// Reads the first request on `stream`; serves it here if `matcher` says so, else returns it for
+/// hyper.
+pub(super) async fn sniff(
+    mut stream: TcpStream,
+    peer: SocketAddr,
+    router: Router,
+    cut: CancellationToken,
+    matcher: TakeOverMatcher,
+) -> Sniffed {
+    let mut buf = BytesMut::with_capacity(2048);
+    let request = loop {
+        let read = tokio::select! {
+            read = tokio::time::timeout(HEAD_TIMEOUT, stream.read_buf(&mut buf)) => read,
+            () = cut.cancelled() => return Sniffed::Done,
+        };
+        match read {
+            Ok(Ok(0)) | Ok(Err(_)) | Err(_) => return Sniffed::Done,
+            Ok(Ok(_)) => {}
+        }
+        match parse(&buf, matcher) {
+            Parsed::Partial if buf.len() < MAX_HEAD => continue,
+            Parsed::Ours(request) => break *request,
+            Parsed::Partial | Parsed::NotOurs => {
+                return Sniffed::Hyper(Rewind::new(buf.freeze(), stream));
+            }
+        }
+    };
+    drop(buf);
+    let mut request = request;
+    request
+        .extensions_mut()
+        .insert(ConnectInfo::<SocketAddr>(peer));
+    request.extensions_mut().insert(ConnectionCut(cut.clone()));
+    request.extensions_mut().insert(CanTakeOver);
+    // Boxed so that the connection's task does not keep room for the router's future.
+    let Ok(response) = Box::pin(router.oneshot(request)).await;
+    let (parts, body) = response.into_parts();
+    let head_only = Response::from_parts(parts, ());
+    match head_only.extensions().get::<TakeOver>().and_then(TakeOver::take) {
+        Some(writer) => {
+            let head = encode_head(&head_only, "transfer-encoding: chunked");
+            drop(head_only);
+            if stream.write_all(&head).await.is_err() {
+                return Sniffed::Done;
+            }
+            drop(head);
+            tokio::select! {
+                () = writer(ChunkedStream { socket: stream }) => {}
+                () = cut.cancelled() => tracing::debug!(%peer, "connection cut"),
+            }
+        }
+        None => {
+            let body = axum::body::to_bytes(body, MAX_BODY)
+                .await
+                .unwrap_or_default();
+            let mut out =
+                encode_head(&head_only, &format!("content-length: {}", body.len()));
+            out.extend_from_slice(&body);
+            if stream.write_all(&out).await.is_ok() {
+                let _ = stream.shutdown().await;
+            }
+        }
+    }
+    Sniffed::Done
+}
+
+enum Parsed {
+    Partial,
+    NotOurs,
+    Ours(Box<Request<Body>>),
+}
+
+fn parse(buf: &[u8], matcher: TakeOverMatcher) -> Parsed {
+    let mut headers = [httparse::EMPTY_HEADER; 64];
+    let mut raw = httparse::Request::new(&mut headers);
+    match raw.parse(buf) {
+        Ok(httparse::Status::Partial) => Parsed::Partial,
+        Err(_) => Parsed::NotOurs,
+        Ok(httparse::Status::Complete(_)) => {
+            let (Some(method), Some(path), Some(version)) = (raw.method, raw.path, raw.version)
+            else {
+                return Parsed::NotOurs;
+            };
+            let Ok(method) = Method::from_bytes(method.as_bytes()) else {
+                return Parsed::NotOurs;
+            };
+            if !matcher(&method, path.split('?').next().unwrap_or(path)) {
+                return Parsed::NotOurs;
+            }
+            let mut builder = Request::builder()
+                .method(method)
+                .uri(path)
+                .version(if version == 0 {
+                    Version::HTTP_10
+                } else {
+                    Version::HTTP_11
+                });
+            for header in raw.headers.iter() {
+                let (Ok(name), Ok(value)) = (
+                    HeaderName::from_bytes(header.name.as_bytes()),
+                    HeaderValue::from_bytes(header.value),
+                ) else {
+                    return Parsed::NotOurs;
+                };
+                builder = builder.header(name, value);
+            }
+            builder
+                .body(Body::empty())
+                .map_or(Parsed::NotOurs, |request| Parsed::Ours(Box::new(request)))
+        }
+    }
+}
+
+/// The status line and headers of `response`, plus `framing`, closing the connection after it.
+fn encode_head(response: &Response<()>, framing: &str) -> Vec<u8> {
+    let status = response.status();
+    let mut head = Vec::with_capacity(256);
+    head.extend_from_slice(
+        format!(
+            "HTTP/1.1 {} {}\r\n",
+            status.as_str(),
+            status.canonical_reason().unwrap_or("")
+        )
+        .as_bytes(),
+    );
+    for (name, value) in response.headers() {
+        if name == axum::http::header::CONTENT_LENGTH
+            || name == axum::http::header::TRANSFER_ENCODING
+            || name == axum::http::header::CONNECTION
+        {
+            continue;
+        }
+        head.extend_from_slice(name.as_str().as_bytes());
+        head.extend_from_slice(b": ");
+        head.extend_from_slice(value.as_bytes());
+        head.extend_from_slice(b"\r\n");
+    }
+    head.extend_from_slice(framing.as_bytes());
+    head.extend_from_slice(b"\r\nconnection: close\r\n\r\n");
+    head
+}
+
+/// A socket with bytes already read from it put back in front.
+pub struct Rewind {
+    prefix: Bytes,
+    inner: TcpStream,
+}
+
+impl Rewind {
+    pub fn new(prefix: Bytes, inner: TcpStream) -> Self {
+        Self { prefix, inner }
+    }
+}
+
+impl AsyncRead for Rewind {
+    fn poll_read(
+        mut self: Pin<&mut Self>,
+        cx: &mut Context<'_>,
+        buf: &mut ReadBuf<'_>,
+    ) -> Poll<io::Result<()>> {
+        if !self.prefix.is_empty() {
+            let n = self.prefix.len().min(buf.remaining());
+            buf.put_slice(&self.prefix[..n]);
+            self.prefix.advance(n);
+            if self.prefix.is_empty() {
+                // Free the buffer the head was read into.
+                self.prefix = Bytes::new();
+            }
+            return Poll::Ready(Ok(()));
+        }
+        Pin::new(&mut self.inner).poll_read(cx, buf)
+    }
+}
+
+impl AsyncWrite for Rewind {
+    fn poll_write(
+        mut self: Pin<&mut Self>,
+        cx: &mut Context<'_>,
+        buf: &[u8],
+    ) -> Poll<io::Result<usize>> {
+        Pin::new(&mut self.inner).poll_write(cx, buf)
+    }
+
+    fn poll_write_vectored(
+        mut self: Pin<&mut Self>,
+        cx: &mut Context<'_>,
+        bufs: &[IoSlice<'_>],
+    ) -> Poll<io::Result<usize>> {
+        Pin::new(&mut self.inner).poll_write_vectored(cx, bufs)
+    }
+
+    fn is_write_vectored(&self) -> bool {
+        self.inner.is_write_vectored()
+    }
+
+    fn poll_flush(mut self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<io::Result<()>> {
+        Pin::new(&mut self.inner).poll_flush(cx)
+    }
+
+    fn poll_shutdown(mut self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<io::Result<()>> {
+        Pin::new(&mut self.inner).poll_shutdown(cx)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn events(method: &Method, path: &str) -> bool {
+        method == Method::GET && path.ends_with("/events")
+    }
+
+    #[test]
+    fn a_matching_request_is_parsed_with_its_query_and_headers() {
+        let raw = b"GET /api/rooms/r/events?last_event_id=0-4 HTTP/1.1\r\nHost: x\r\nLast-Event-ID: 0-5\r\n\r\n";
+        let Parsed::Ours(request) = parse(raw, events) else {
+            panic!("expected the request to be ours");
+        };
+        assert_eq!(request.uri().query(), Some("last_event_id=0-4"));
+        assert_eq!(request.headers()["last-event-id"], "0-5");
+        assert_eq!(request.version(), Version::HTTP_11);
+    }
+
+    #[test]
+    fn other_requests_and_partial_heads_are_told_apart() {
+        assert!(matches!(
+            parse(b"POST /api/rooms/r/events HTTP/1.1\r\n\r\n", events),
+            Parsed::NotOurs
+        ));
+        assert!(matches!(
+            parse(b"GET /api/rooms HTTP/1.1\r\n\r\n", events),
+            Parsed::NotOurs
+        ));
+        assert!(matches!(
+            parse(b"GET /api/rooms/r/events HTTP/1.1\r\nHost:", events),
+            Parsed::Partial
+        ));
+        assert!(matches!(parse(b"\x16\x03\x01garbage", events), Parsed::NotOurs));
+    }
+
+    #[test]
+    fn a_head_keeps_the_handlers_headers_and_replaces_framing() {
+        let response = Response::builder()
+            .status(200)
+            .header("content-type", "text/event-stream")
+            .header("content-length", "5")
+            .body(())
+            .expect("valid response");
+        let head = String::from_utf8(encode_head(&response, "transfer-encoding: chunked"))
+            .expect("ascii head");
+        assert_eq!(
+            head,
+            "HTTP/1.1 200 OK\r\ncontent-type: text/event-stream\r\ntransfer-encoding: chunked\r\nconnection: close\r\n\r\n"
+        );
+    }
+}
