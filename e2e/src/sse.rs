@@ -52,7 +52,11 @@ impl SseClient {
     /// come back beside it.
     pub async fn open(
         request: reqwest::RequestBuilder,
-    ) -> (reqwest::StatusCode, reqwest::header::HeaderMap, Option<Self>) {
+    ) -> (
+        reqwest::StatusCode,
+        reqwest::header::HeaderMap,
+        Option<Self>,
+    ) {
         let response = request.send().await.expect("SSE request");
         let (status, headers) = (response.status(), response.headers().clone());
         let client = status.is_success().then(|| Self::from_response(response));

@@ -58,6 +58,9 @@ pub struct PhaseSpec {
     pub subscribers: usize,
     /// Messages posted per second, spread evenly over the rooms.
     pub rate: f64,
+    /// Post to the first this many rooms only (a viral room: 1); `None`: every room.
+    #[serde(default)]
+    pub posted_rooms: Option<usize>,
     pub secs: f64,
 }
 
@@ -91,6 +94,10 @@ pub struct PhaseResult {
     pub deliveries_received: u64,
     /// `hotchat_sse_events_delivered_total` over the window.
     pub deliveries_server: f64,
+    /// `hotchat_sse_writes_total` over the window: chunks written, one system call each when the
+    /// socket has room.
+    #[serde(default)]
+    pub writes_server: f64,
     pub deliveries_per_sec: f64,
     /// Post → SSE, over every stamped delivery of the phase.
     pub latency: Latency,
@@ -211,7 +218,7 @@ pub async fn run(targets: &Targets, spec: &FanoutSpec) -> anyhow::Result<FanoutR
             let warmup = spec.warmup_messages as f64;
             let rate = phase.rate.max(1.0);
             publisher
-                .publish(&shared, rate, warmup / rate, &per_room)
+                .publish(&shared, rate, warmup / rate, None, &per_room)
                 .await;
             tokio::time::sleep(Duration::from_millis(500)).await;
         }
@@ -224,7 +231,13 @@ pub async fn run(targets: &Targets, spec: &FanoutSpec) -> anyhow::Result<FanoutR
         let before = ServerReading::take(targets).await;
         let started = Instant::now();
         let published = publisher
-            .publish(&shared, phase.rate, phase.secs, &per_room)
+            .publish(
+                &shared,
+                phase.rate,
+                phase.secs,
+                phase.posted_rooms,
+                &per_room,
+            )
             .await;
         let drain_until = Instant::now() + DRAIN_TIMEOUT;
         while shared.received[phase_index].load(Ordering::Relaxed) < published.expected
@@ -249,6 +262,7 @@ pub async fn run(targets: &Targets, spec: &FanoutSpec) -> anyhow::Result<FanoutR
             _ => None,
         };
         let deliveries_server = after.delivered - before.delivered;
+        let writes_server = after.writes - before.writes;
         let open_now = subscribers.len();
         results.push(PhaseResult {
             name: phase.name.clone(),
@@ -266,6 +280,7 @@ pub async fn run(targets: &Targets, spec: &FanoutSpec) -> anyhow::Result<FanoutR
             deliveries_expected: published.expected,
             deliveries_received: received,
             deliveries_server,
+            writes_server,
             deliveries_per_sec: received as f64 / window_secs,
             latency,
             server_cpu_seconds: cpu,
@@ -292,13 +307,15 @@ pub async fn run(targets: &Targets, spec: &FanoutSpec) -> anyhow::Result<FanoutR
         });
         let last = results.last().context("a phase result")?;
         eprintln!(
-            "  fan-out {:>6} subscribers: {:>8.0} deliveries/s  post→SSE p50 {:.1} ms p99 {:.1} ms  cpu {:.2} s  {:.0} deliveries/CPU-s  rss/conn {:.0} B idle",
+            "  fan-out {:<20} {:>6} subscribers: {:>8.0} deliveries/s  post→SSE p50 {:.1} ms p99 {:.1} ms  cpu {:.2} s  {:.0} deliveries/CPU-s  {:.1} deliveries/write  rss/conn {:.0} B idle",
+            last.name,
             last.subscribers,
             last.deliveries_per_sec,
             last.latency.p50_ms,
             last.latency.p99_ms,
             last.server_cpu_seconds.unwrap_or(f64::NAN),
             last.deliveries_per_cpu_second.unwrap_or(f64::NAN),
+            last.deliveries_server / last.writes_server,
             last.rss_per_new_connection_idle.unwrap_or(f64::NAN),
         );
     }
@@ -333,20 +350,26 @@ struct ServerReading {
     proc: Option<ProcSample>,
     broker: Option<ProcSample>,
     delivered: f64,
+    writes: f64,
 }
 
 impl ServerReading {
     async fn take(targets: &Targets) -> Self {
-        let delivered = targets
-            .publish
-            .metrics()
-            .await
-            .map(|text| prom::sum(&text, "hotchat_sse_events_delivered_total", &[]))
-            .unwrap_or(f64::NAN);
+        let text = targets.publish.metrics().await;
+        let sum = |series| {
+            text.as_ref()
+                .map(|text| prom::sum(text, series, &[]))
+                .unwrap_or(f64::NAN)
+        };
+        let (delivered, writes) = (
+            sum("hotchat_sse_events_delivered_total"),
+            sum("hotchat_sse_writes_total"),
+        );
         Self {
             proc: procstat::maybe_sample(targets.publish_pid),
             broker: procstat::maybe_sample(targets.broker_pid),
             delivered,
+            writes,
         }
     }
 }
@@ -476,14 +499,17 @@ impl Publisher {
         })
     }
 
-    /// Posts `rate` messages a second for `secs` seconds, round-robin over the rooms.
+    /// Posts `rate` messages a second for `secs` seconds, round-robin over the rooms (or the first
+    /// `rooms` of them).
     async fn publish(
         &self,
         shared: &Arc<Shared>,
         rate: f64,
         secs: f64,
+        rooms: Option<usize>,
         per_room: &[usize],
     ) -> Published {
+        let rooms = rooms.unwrap_or(self.rooms.len()).clamp(1, self.rooms.len());
         let total = (rate * secs).round().max(1.0) as usize;
         let mut ticker = tokio::time::interval(Duration::from_secs_f64(1.0 / rate.max(0.001)));
         ticker.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Burst);
@@ -494,7 +520,7 @@ impl Publisher {
             let Ok(permit) = in_flight.clone().acquire_owned().await else {
                 break;
             };
-            let room = i % self.rooms.len();
+            let room = i % rooms;
             let (api, token, room_id) = (
                 self.api.clone(),
                 self.tokens[i % self.tokens.len()].clone(),

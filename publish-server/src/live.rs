@@ -88,6 +88,7 @@ impl Live {
                     () = shutdown.cancelled() => return,
                     written = out.write_chunk(&batch) => if written.is_err() { return },
                 }
+                self.guard.metrics.sse_writes.inc();
                 batch.clear();
                 // A burst can grow the batch to MAX_COALESCED; an idle stream keeps a small one.
                 batch.shrink_to(4);
@@ -130,7 +131,10 @@ impl Live {
                 let mut batch = Vec::new();
                 return match live.take(received, &mut batch) {
                     Next::Frames if batch.is_empty() => continue,
-                    Next::Frames => Some((concat(batch), Some(live))),
+                    Next::Frames => {
+                        live.guard.metrics.sse_writes.inc();
+                        Some((concat(batch), Some(live)))
+                    }
                     Next::Lagged(last) => Some((last, None)),
                     Next::Closed => None,
                 };

@@ -23,6 +23,9 @@ pub struct Metrics {
     pub sse_clients: Gauge,
     /// Frames handed to SSE connections.
     pub events_delivered: Counter,
+    /// Chunks written to SSE connections (one system call each when the socket has room):
+    /// `events_delivered / sse_writes` is how well writes are batched.
+    pub sse_writes: Counter,
     /// Connections cut off because they fell too far behind.
     pub clients_cut_off: Counter,
     /// Records that were not hotchat events, by consumer (`fanout`, `projector`).
@@ -55,6 +58,12 @@ impl Metrics {
             "sse_events_delivered",
             "Frames handed to SSE connections",
             events_delivered.clone(),
+        );
+        let sse_writes = Counter::default();
+        registry.register(
+            "sse_writes",
+            "Chunks written to SSE connections",
+            sse_writes.clone(),
         );
         let clients_cut_off = Counter::default();
         registry.register(
@@ -92,6 +101,7 @@ impl Metrics {
             consumer_lag,
             sse_clients,
             events_delivered,
+            sse_writes,
             clients_cut_off,
             records_skipped,
             events_projected,
