@@ -135,9 +135,9 @@ async fn events(
     let mut response = match can_take_over {
         Some(_) => {
             let mut response = Response::new(Body::empty());
-            response.extensions_mut().insert(TakeOver::new(move |out| {
-                live.write_to(out, head, shutdown)
-            }));
+            response
+                .extensions_mut()
+                .insert(TakeOver::new(move |out| live.write_to(out, head, shutdown)));
             response
         }
         None => Response::new(Body::from_stream(

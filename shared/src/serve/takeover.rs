@@ -176,7 +176,11 @@ pub(super) async fn sniff(
     let Ok(response) = Box::pin(router.oneshot(request)).await;
     let (parts, body) = response.into_parts();
     let head_only = Response::from_parts(parts, ());
-    match head_only.extensions().get::<TakeOver>().and_then(TakeOver::take) {
+    match head_only
+        .extensions()
+        .get::<TakeOver>()
+        .and_then(TakeOver::take)
+    {
         Some(writer) => {
             let head = encode_head(&head_only, "transfer-encoding: chunked");
             drop(head_only);
@@ -193,8 +197,7 @@ pub(super) async fn sniff(
             let body = axum::body::to_bytes(body, MAX_BODY)
                 .await
                 .unwrap_or_default();
-            let mut out =
-                encode_head(&head_only, &format!("content-length: {}", body.len()));
+            let mut out = encode_head(&head_only, &format!("content-length: {}", body.len()));
             out.extend_from_slice(&body);
             if stream.write_all(&out).await.is_ok() {
                 let _ = stream.shutdown().await;
@@ -227,14 +230,15 @@ fn parse(buf: &[u8], matcher: TakeOverMatcher) -> Parsed {
             if !matcher(&method, path.split('?').next().unwrap_or(path)) {
                 return Parsed::NotOurs;
             }
-            let mut builder = Request::builder()
-                .method(method)
-                .uri(path)
-                .version(if version == 0 {
-                    Version::HTTP_10
-                } else {
-                    Version::HTTP_11
-                });
+            let mut builder =
+                Request::builder()
+                    .method(method)
+                    .uri(path)
+                    .version(if version == 0 {
+                        Version::HTTP_10
+                    } else {
+                        Version::HTTP_11
+                    });
             for header in raw.headers.iter() {
                 let (Ok(name), Ok(value)) = (
                     HeaderName::from_bytes(header.name.as_bytes()),
@@ -375,7 +379,10 @@ mod tests {
             parse(b"GET /api/rooms/r/events HTTP/1.1\r\nHost:", events),
             Parsed::Partial
         ));
-        assert!(matches!(parse(b"\x16\x03\x01garbage", events), Parsed::NotOurs));
+        assert!(matches!(
+            parse(b"\x16\x03\x01garbage", events),
+            Parsed::NotOurs
+        ));
     }
 
     #[test]
