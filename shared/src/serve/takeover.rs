@@ -90,13 +90,25 @@ impl ChunkedStream {
         if written == total {
             return Ok(());
         }
-        // The client is behind: copy the rest once and wait for room.
-        let mut rest = BytesMut::with_capacity(total - written);
-        for slice in &slices {
-            rest.extend_from_slice(slice);
+        // The client is behind: keep the rest — the shared frames themselves, not a copy, so a
+        // thousand clients behind cost no more memory than one — and wait for room.
+        let mut rest: Vec<Bytes> = Vec::with_capacity(parts.len() + 2);
+        rest.push(Bytes::from(size.into_bytes()));
+        rest.extend(parts.iter().cloned());
+        rest.push(Bytes::from_static(b"\r\n"));
+        consume(&mut rest, written);
+        while !rest.is_empty() {
+            self.socket.writable().await?;
+            let slices: Vec<IoSlice<'_>> = rest.iter().map(|b| IoSlice::new(b)).collect();
+            let result = self.socket.try_write_vectored(&slices);
+            drop(slices);
+            match result {
+                Ok(n) => consume(&mut rest, n),
+                Err(e) if e.kind() == io::ErrorKind::WouldBlock => {}
+                Err(e) => return Err(e),
+            }
         }
-        rest.advance(written);
-        self.socket.write_all(&rest).await
+        Ok(())
     }
 
     /// Resolves when the client has closed the connection (or it failed). Bytes the client sends
@@ -120,6 +132,22 @@ impl ChunkedStream {
     pub async fn finish(mut self) -> io::Result<()> {
         self.socket.write_all(b"0\r\n\r\n").await?;
         self.socket.shutdown().await
+    }
+}
+
+/// Drops the first `n` bytes of `parts`.
+fn consume(parts: &mut Vec<Bytes>, mut n: usize) {
+    let whole = parts.iter().take_while(|p| {
+        let gone = p.len() <= n;
+        if gone {
+            n -= p.len();
+        }
+        gone
+    });
+    let whole = whole.count();
+    parts.drain(..whole);
+    if let Some(first) = parts.first_mut() {
+        first.advance(n);
     }
 }
 
@@ -383,6 +411,24 @@ mod tests {
             parse(b"\x16\x03\x01garbage", events),
             Parsed::NotOurs
         ));
+    }
+
+    #[test]
+    fn consuming_drops_whole_parts_and_advances_the_next() {
+        let mut parts = vec![
+            Bytes::from_static(b"3\r\n"),
+            Bytes::from_static(b"abc"),
+            Bytes::from_static(b"\r\n"),
+        ];
+        consume(&mut parts, 5);
+        assert_eq!(
+            parts,
+            [Bytes::from_static(b"c"), Bytes::from_static(b"\r\n")]
+        );
+        consume(&mut parts, 1);
+        assert_eq!(parts, [Bytes::from_static(b"\r\n")]);
+        consume(&mut parts, 2);
+        assert!(parts.is_empty());
     }
 
     #[test]
