@@ -403,9 +403,22 @@ async fn streams_beyond_the_connection_limit_get_503_and_rooms_without_subscribe
 async fn sigterm_ends_streams_and_exits_within_five_seconds_and_clients_resume_elsewhere() {
     let stack = Stack::start(1, 1).await;
     let (alice, room) = room(&stack).await;
-    let mut server = ServerProcess::publish_server(&stack, &[]).await;
+    // A long drain: only connections that are still busy may hold the exit up.
+    let mut server =
+        ServerProcess::publish_server(&stack, &[("SHUTDOWN_DRAIN_MS", "30000".to_owned())]).await;
     let mut client =
         SseClient::connect(&format!("{}/api/rooms/{room}/events", server.base), None).await;
+    // Idle connections: one that never asked for anything, one that did and is kept alive.
+    let address = server.base.trim_start_matches("http://").to_owned();
+    let silent = tokio::net::TcpStream::connect(&address).await.unwrap();
+    let mut kept_alive = tokio::net::TcpStream::connect(&address).await.unwrap();
+    kept_alive
+        .write_all(format!("GET /healthz HTTP/1.1\r\nHost: {address}\r\n\r\n").as_bytes())
+        .await
+        .unwrap();
+    let mut answer = [0u8; 12];
+    kept_alive.read_exact(&mut answer).await.unwrap();
+    assert_eq!(&answer, b"HTTP/1.1 200");
     let api = stack.chat(0);
     for i in 0..3 {
         api.post(&alice, &room, &format!("before {i}")).await;
@@ -423,6 +436,7 @@ async fn sigterm_ends_streams_and_exits_within_five_seconds_and_clients_resume_e
         .wait_exit(Duration::from_secs(5))
         .await
         .expect("exited within 5 s");
+    drop((silent, kept_alive));
     assert!(status.success(), "clean exit, got {status}");
     eprintln!(
         "publish-server exited {:?} after SIGTERM",

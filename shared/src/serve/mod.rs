@@ -88,8 +88,15 @@ pub async fn serve(
         connections.spawn(async move {
             let io = match options.take_over {
                 Some(matcher) => {
-                    match takeover::sniff(stream, peer, router.clone(), cut.clone(), matcher).await
-                    {
+                    let sniffed = takeover::sniff(
+                        stream,
+                        peer,
+                        router.clone(),
+                        cut.clone(),
+                        &shutdown,
+                        matcher,
+                    );
+                    match sniffed.await {
                         takeover::Sniffed::Done => return,
                         takeover::Sniffed::Hyper(io) => io,
                     }

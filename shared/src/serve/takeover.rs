@@ -173,6 +173,7 @@ pub(super) async fn sniff(
     peer: SocketAddr,
     router: Router,
     cut: CancellationToken,
+    shutdown: &CancellationToken,
     matcher: TakeOverMatcher,
 ) -> Sniffed {
     let mut buf = BytesMut::with_capacity(2048);
@@ -180,6 +181,8 @@ pub(super) async fn sniff(
         let read = tokio::select! {
             read = tokio::time::timeout(HEAD_TIMEOUT, stream.read_buf(&mut buf)) => read,
             () = cut.cancelled() => return Sniffed::Done,
+            // Shutting down: a connection that has not asked for anything yet is simply closed.
+            () = shutdown.cancelled() => return Sniffed::Done,
         };
         match read {
             Ok(Ok(0)) | Ok(Err(_)) | Err(_) => return Sniffed::Done,
