@@ -223,6 +223,48 @@ async fn a_stream_behaves_the_same_on_a_new_and_on_a_reused_connection(mode: Mod
     assert_eq!(body["error"]["code"], "not_found", "{body}");
 }
 
+in_both_modes!(an_http_1_0_client_gets_a_body_it_can_read);
+async fn an_http_1_0_client_gets_a_body_it_can_read(mode: Mode) {
+    let stack = Stack::single(mode).await;
+    let (alice, room) = room(&stack).await;
+    let base = stack.events_url(0, &room);
+    let address = base
+        .trim_start_matches("http://")
+        .split('/')
+        .next()
+        .unwrap()
+        .to_owned();
+    let mut socket = tokio::net::TcpStream::connect(&address).await.unwrap();
+    socket
+        .write_all(format!("GET /api/rooms/{room}/events HTTP/1.0\r\n\r\n").as_bytes())
+        .await
+        .unwrap();
+    stack.chat(0).post(&alice, &room, "for an old client").await;
+    let mut received = Vec::new();
+    let deadline = Instant::now() + WAIT;
+    while !String::from_utf8_lossy(&received).contains("for an old client") {
+        let mut buffer = [0u8; 4096];
+        let n = tokio::time::timeout_at(deadline.into(), socket.read(&mut buffer))
+            .await
+            .expect("the message within the deadline")
+            .unwrap();
+        assert!(
+            n > 0,
+            "the stream ended early: {}",
+            String::from_utf8_lossy(&received)
+        );
+        received.extend_from_slice(&buffer[..n]);
+    }
+    let text = String::from_utf8_lossy(&received).to_ascii_lowercase();
+    let (head, body) = text.split_once("\r\n\r\n").expect("a response head");
+    assert!(head.starts_with("http/1."), "{head}");
+    assert!(head.contains("content-type: text/event-stream"), "{head}");
+    // HTTP/1.0 has no chunked encoding: the events come as they are.
+    assert!(!head.contains("transfer-encoding"), "{head}");
+    assert!(body.starts_with("retry: 2000\n\n"), "{body}");
+    assert!(body.contains("event: message\n"), "{body}");
+}
+
 /// Opens an SSE request on a socket with a tiny receive buffer and never reads the body.
 async fn stalled_client(base: &str, room: &str) -> tokio::net::TcpStream {
     let addr: std::net::SocketAddr = base.trim_start_matches("http://").parse().unwrap();

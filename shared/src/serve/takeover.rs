@@ -258,18 +258,15 @@ fn parse(buf: &[u8], matcher: TakeOverMatcher) -> Parsed {
             let Ok(method) = Method::from_bytes(method.as_bytes()) else {
                 return Parsed::NotOurs;
             };
-            if !matcher(&method, path.split('?').next().unwrap_or(path)) {
+            // The body is chunked, which an HTTP/1.0 client (or proxy) does not read: hyper
+            // serves those, delimiting the body by closing the connection.
+            if version != 1 || !matcher(&method, path.split('?').next().unwrap_or(path)) {
                 return Parsed::NotOurs;
             }
-            let mut builder =
-                Request::builder()
-                    .method(method)
-                    .uri(path)
-                    .version(if version == 0 {
-                        Version::HTTP_10
-                    } else {
-                        Version::HTTP_11
-                    });
+            let mut builder = Request::builder()
+                .method(method)
+                .uri(path)
+                .version(Version::HTTP_11);
             for header in raw.headers.iter() {
                 let (Ok(name), Ok(value)) = (
                     HeaderName::from_bytes(header.name.as_bytes()),
