@@ -132,10 +132,7 @@ async fn serve_connection(
     let service = router.map_request({
         let cut = cut.clone();
         move |mut request: Request<hyper::body::Incoming>| {
-            request
-                .extensions_mut()
-                .insert(ConnectInfo::<SocketAddr>(peer));
-            request.extensions_mut().insert(ConnectionCut(cut.clone()));
+            tag(&mut request, peer, &cut);
             request
         }
     });
@@ -163,4 +160,11 @@ async fn serve_connection(
             }
         }
     }
+}
+
+/// What every request carries: the peer's address and the token that closes its connection.
+fn tag<B>(request: &mut Request<B>, peer: SocketAddr, cut: &CancellationToken) {
+    let extensions = request.extensions_mut();
+    extensions.insert(ConnectInfo::<SocketAddr>(peer));
+    extensions.insert(ConnectionCut(cut.clone()));
 }

@@ -21,7 +21,6 @@ use std::{
 use axum::{
     Router,
     body::Body,
-    extract::ConnectInfo,
     http::{HeaderName, HeaderValue, Method, Request, Response, Version},
 };
 use bytes::{Buf, Bytes, BytesMut};
@@ -32,8 +31,6 @@ use tokio::{
 };
 use tokio_util::sync::CancellationToken;
 use tower::ServiceExt;
-
-use super::ConnectionCut;
 
 /// Says which requests (method, path) may be answered by taking the connection over.
 pub type TakeOverMatcher = fn(&Method, &str) -> bool;
@@ -198,10 +195,7 @@ pub(super) async fn sniff(
     };
     drop(buf);
     let mut request = request;
-    request
-        .extensions_mut()
-        .insert(ConnectInfo::<SocketAddr>(peer));
-    request.extensions_mut().insert(ConnectionCut(cut.clone()));
+    super::tag(&mut request, peer, &cut);
     request.extensions_mut().insert(CanTakeOver);
     // Boxed so that the connection's task does not keep room for the router's future.
     let Ok(response) = Box::pin(router.oneshot(request)).await;
@@ -395,21 +389,22 @@ mod tests {
 
     #[test]
     fn other_requests_and_partial_heads_are_told_apart() {
-        assert!(matches!(
-            parse(b"POST /api/rooms/r/events HTTP/1.1\r\n\r\n", events),
-            Parsed::NotOurs
-        ));
-        assert!(matches!(
-            parse(b"GET /api/rooms HTTP/1.1\r\n\r\n", events),
-            Parsed::NotOurs
-        ));
+        let not_ours: [&[u8]; 4] = [
+            b"POST /api/rooms/r/events HTTP/1.1\r\n\r\n",
+            b"GET /api/rooms HTTP/1.1\r\n\r\n",
+            b"GET /api/rooms/r/events HTTP/1.0\r\n\r\n",
+            b"\x16\x03\x01garbage",
+        ];
+        for raw in not_ours {
+            assert!(
+                matches!(parse(raw, events), Parsed::NotOurs),
+                "{}",
+                String::from_utf8_lossy(raw)
+            );
+        }
         assert!(matches!(
             parse(b"GET /api/rooms/r/events HTTP/1.1\r\nHost:", events),
             Parsed::Partial
-        ));
-        assert!(matches!(
-            parse(b"\x16\x03\x01garbage", events),
-            Parsed::NotOurs
         ));
     }
 
