@@ -245,6 +245,7 @@ fn follow(
     room: String,
     seen: Arc<RwLock<Vec<String>>>,
     done: Arc<AtomicBool>,
+    subscribed: Arc<tokio::sync::Notify>,
 ) -> tokio::task::JoinHandle<()> {
     tokio::spawn(async move {
         let (mut cursor, mut attempt) = (None::<String>, 0usize);
@@ -262,6 +263,8 @@ fn follow(
                 tokio::time::sleep(Duration::from_millis(100)).await;
                 continue;
             };
+            // The stream answers once it is subscribed: from here on nothing is missed.
+            subscribed.notify_one();
             loop {
                 match stream.next(Duration::from_millis(300)).await {
                     Some(event) if event.event == "message" => {
@@ -309,7 +312,18 @@ async fn restarting_each_component_in_turn_under_load_loses_and_duplicates_nothi
     );
     let acked = Arc::new(AtomicUsize::new(0));
     let seen = Arc::new(RwLock::new(Vec::new()));
-    let reader = follow(publishers.clone(), room.clone(), seen.clone(), done.clone());
+    let subscribed = Arc::new(tokio::sync::Notify::new());
+    let reader = follow(
+        publishers.clone(),
+        room.clone(),
+        seen.clone(),
+        done.clone(),
+        subscribed.clone(),
+    );
+    // Posting starts once the reader is subscribed, so its first connection misses nothing.
+    tokio::time::timeout(WAIT, subscribed.notified())
+        .await
+        .expect("the reader subscribed");
     let writer = {
         let (chats, stop, acked, room, alice) = (
             chats.clone(),
