@@ -64,20 +64,6 @@ impl EventLog {
     }
 }
 
-/// Whether `error` means the producer's idempotent session is gone for good: every later send on
-/// this producer would fail the same way.
-fn session_lost(error: &AppendError) -> bool {
-    use rdkafka::types::RDKafkaErrorCode::{
-        InvalidProducerEpoch, OutOfOrderSequenceNumber, ProducerFenced, UnknownProducerId,
-    };
-    matches!(
-        error,
-        AppendError::Kafka(KafkaError::MessageProduction(
-            ProducerFenced | InvalidProducerEpoch | UnknownProducerId | OutOfOrderSequenceNumber
-        ))
-    )
-}
-
 /// The producing end of the Kafka topic.
 pub struct KafkaLog {
     /// The current producer and its generation (see [`KafkaLog::recover`]).
@@ -105,10 +91,11 @@ impl KafkaLog {
             .payload(&payload);
         let limit = self.settings.produce_timeout;
         let (generation, producer) = self.current();
-        // librdkafka fails the delivery after `message.timeout.ms`; the outer timeout is a backstop
-        // so that no request can hang on a wedged client.
+        // librdkafka fails a queued delivery after `message.timeout.ms`, but one already sent waits
+        // for its request to time out; so the answer's own deadline is the produce timeout: a 503
+        // comes within KAFKA_PRODUCE_TIMEOUT_MS whatever the broker is doing.
         let delivery = producer.send(record, Timeout::After(limit));
-        let result = match tokio::time::timeout(limit + Duration::from_secs(1), delivery).await {
+        let result = match tokio::time::timeout(limit, delivery).await {
             Err(_) => Err(AppendError::Timeout(limit)),
             Ok(Err((e, _))) => Err(AppendError::Kafka(e)),
             Ok(Ok(delivery)) => Ok(Cursor {
@@ -116,18 +103,17 @@ impl KafkaLog {
                 offset: delivery.offset,
             }),
         };
-        if let Err(e) = &result
-            && (producer.client().fatal_error().is_some() || session_lost(e))
-        {
+        if result.is_err() && producer.client().fatal_error().is_some() {
             self.recover(generation);
         }
         result
     }
 
-    /// Replaces a producer that hit a fatal error or lost its session. An idempotent producer whose in-flight
-    /// messages time out bumps its epoch; a broker may then fence it (the Tansu test broker answers
-    /// `ProducerFenced`), and a fenced producer fails every later send. A new producer starts a new
-    /// idempotent session, so posting resumes once the broker is back.
+    /// Replaces a producer that hit a fatal error. Against Apache Kafka an idempotent producer whose
+    /// in-flight messages time out just bumps its epoch and goes on (only transactional producers are
+    /// fenced), but librdkafka still raises a fatal error when it can no longer keep the idempotence
+    /// guarantee (for example a sequence gap the broker rejects), and a producer in that state fails
+    /// every later send. A new producer starts a new idempotent session, so posting resumes.
     fn recover(&self, generation: u64) {
         let mut current = self.producer.lock().expect("producer lock");
         if current.0 != generation {

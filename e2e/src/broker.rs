@@ -1,15 +1,16 @@
-//! The Kafka-protocol broker the tests run against, and reading a topic back.
+//! Apache Kafka for the tests: the shared node `scripts/test` starts, nodes of a test's own, and
+//! reading a topic back as another team's consumer would.
 
-use std::{process::Stdio, time::Duration};
+use std::time::Duration;
 
 use rdkafka::{
     ClientConfig, Message, Offset, TopicPartitionList,
     consumer::{BaseConsumer, Consumer},
 };
 use shared::{cursor::Cursor, event::Envelope};
-use tokio::process::{Child, Command};
+pub use test_kafka::Cluster;
 
-/// The shared test broker started by `scripts/test` (`HOTCHAT_TEST_KAFKA`).
+/// The shared Apache Kafka node started by `scripts/test` (`HOTCHAT_TEST_KAFKA`).
 pub fn shared_brokers() -> String {
     crate::required_env("HOTCHAT_TEST_KAFKA", "127.0.0.1:9092")
 }
@@ -36,7 +37,6 @@ pub async fn read_topic(brokers: &str, topic: &str) -> Vec<Record> {
             .set("bootstrap.servers", &brokers)
             .set("group.id", format!("e2e-reader-{}", uuid::Uuid::now_v7()))
             .set("enable.auto.commit", "false")
-            .set("fetch.wait.max.ms", "10")
             .create()
             .expect("test consumer");
         let metadata = consumer
@@ -85,70 +85,16 @@ pub async fn read_topic(brokers: &str, topic: &str) -> Vec<Record> {
     .expect("reader task")
 }
 
-/// A broker of a test's own, for tests that stop or pause it. Killed when dropped.
-pub struct OwnBroker {
-    pub addr: String,
-    child: Child,
+/// Apache Kafka of a test's own (one node), for tests that stop or pause it.
+pub async fn own() -> Cluster {
+    Cluster::single()
+        .await
+        .expect("Apache Kafka starts (see e2e/test-kafka)")
 }
 
-impl OwnBroker {
-    pub async fn start() -> Self {
-        let port = {
-            let listener = std::net::TcpListener::bind("127.0.0.1:0").expect("free port");
-            listener.local_addr().expect("addr").port()
-        };
-        let addr = format!("127.0.0.1:{port}");
-        let url = format!("tcp://{addr}");
-        let log = std::env::temp_dir().join(format!("hotchat-own-broker-{port}.log"));
-        let log = std::fs::File::create(&log).expect("broker log file");
-        let child = Command::new("tansu")
-            .args(["broker", "--listener-url", &url, "--advertised-listener-url", &url])
-            .args(["--storage-engine", "memory://tansu/"])
-            .stdout(Stdio::null())
-            .stderr(log)
-            .kill_on_drop(true)
-            .spawn()
-            .expect("cannot start `tansu`: run scripts/install-test-broker (it installs into ~/.cargo/bin)");
-        crate::eventually(
-            Duration::from_secs(10),
-            "the test's own broker to listen",
-            || {
-                let addr = addr.clone();
-                async move { tokio::net::TcpStream::connect(addr).await.ok().map(|_| ()) }
-            },
-        )
-        .await;
-        Self { addr, child }
-    }
-
-    /// Freezes the broker (SIGSTOP): connections stay open but nothing is answered.
-    pub fn pause(&self) {
-        self.signal("-STOP");
-    }
-
-    /// Thaws a paused broker (SIGCONT).
-    pub fn resume(&self) {
-        self.signal("-CONT");
-    }
-
-    fn signal(&self, sig: &str) {
-        let pid = self.child.id().expect("broker is running");
-        let status = std::process::Command::new("kill")
-            .args([sig, &pid.to_string()])
-            .status()
-            .expect("kill");
-        assert!(status.success(), "kill {sig} {pid} failed");
-    }
-}
-
-impl Drop for OwnBroker {
-    fn drop(&mut self) {
-        // A paused process cannot die of SIGKILL until it is continued on some kernels' views of
-        // accounting; continue it first so the kill is immediate.
-        if let Some(pid) = self.child.id() {
-            let _ = std::process::Command::new("kill")
-                .args(["-CONT", &pid.to_string()])
-                .status();
-        }
-    }
+/// Three Apache Kafka nodes of a test's own: replication factor 3, `min.insync.replicas` 2.
+pub async fn own_three() -> Cluster {
+    Cluster::three()
+        .await
+        .expect("a three-node Apache Kafka cluster starts (see e2e/test-kafka)")
 }

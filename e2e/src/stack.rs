@@ -39,6 +39,8 @@ pub struct Stack {
     pub publishers: Vec<String>,
     /// How long a post waits for the broker before answering 503.
     pub produce_timeout: Duration,
+    /// Replication factor of the topic (3 on a three-node cluster).
+    pub replication_factor: i32,
     /// Hot-room settings for chat-servers added from now on (Redis, with a key prefix of its own).
     pub hot: HotSettings,
     /// Per-user write limits of chat-servers added from now on (high by default: tests post fast).
@@ -116,6 +118,7 @@ impl Stack {
             chats: Vec::new(),
             publishers: Vec::new(),
             produce_timeout: Duration::from_secs(5),
+            replication_factor: 1,
             hot: HotSettings {
                 key_prefix: format!("hotchat-test:{id}"),
                 ..HotSettings::local()
@@ -137,6 +140,7 @@ impl Stack {
     pub fn kafka(&self) -> KafkaSettings {
         KafkaSettings {
             partitions: 3,
+            replication_factor: self.replication_factor,
             produce_timeout: self.produce_timeout,
             ..KafkaSettings::new(self.brokers.clone(), self.topic.clone())
         }

@@ -1,9 +1,11 @@
 //! Kafka settings and clients shared by both servers.
 //!
 //! The producer is idempotent with `acks=all`, so a delivery report means every in-sync replica has
-//! the record and a retry cannot duplicate it. Consumers keep `fetch.wait.max.ms` small because an SSE
-//! client waits on it: Apache Kafka answers a fetch as soon as data is there, but some brokers (the
-//! Tansu test broker among them) hold every fetch for the full wait.
+//! the record and a retry cannot duplicate it. It partitions with murmur2, like the Java client:
+//! librdkafka's own default (CRC32) would send another team's Java, Kafka Streams or kafka-python
+//! producer keyed by the same room id to another partition, breaking the room's order. Consumers keep
+//! librdkafka's fetch settings: Apache Kafka answers a fetch as soon as one byte is there, so
+//! `fetch.wait.max.ms` only bounds an idle long poll, not the SSE latency.
 
 use std::time::Duration;
 
@@ -33,8 +35,6 @@ pub struct KafkaSettings {
     /// `KAFKA_PRODUCE_TIMEOUT_MS` (default 5000): how long a post waits for the broker's
     /// acknowledgement before it answers 503.
     pub produce_timeout: Duration,
-    /// `KAFKA_FETCH_WAIT_MAX_MS` (default 10): the longest a consumer's fetch may wait for data.
-    pub fetch_wait_max_ms: u32,
 }
 
 /// The topic's name when `KAFKA_TOPIC` is unset.
@@ -55,7 +55,6 @@ impl KafkaSettings {
                 "KAFKA_PRODUCE_TIMEOUT_MS",
                 Duration::from_secs(5),
             )?,
-            fetch_wait_max_ms: settings::parse_or("KAFKA_FETCH_WAIT_MAX_MS", 10)?,
         }))
     }
 
@@ -67,7 +66,6 @@ impl KafkaSettings {
             partitions: 6,
             replication_factor: 1,
             produce_timeout: Duration::from_secs(5),
-            fetch_wait_max_ms: 10,
         }
     }
 
@@ -84,22 +82,22 @@ impl KafkaSettings {
         self.base_config()
             .set("enable.idempotence", "true")
             .set("acks", "all")
+            // Java's default partitioner for keyed records (null keys never occur here).
+            .set("partitioner", "murmur2_random")
             .set("linger.ms", "1")
-            .set(
-                "message.timeout.ms",
-                self.produce_timeout.as_millis().max(1).to_string(),
-            )
+            .set("message.timeout.ms", millis(self.produce_timeout))
+            // A produce request in flight ends when the answer's deadline does, not 30 s later.
+            .set("request.timeout.ms", millis(self.produce_timeout))
             .create()
             .context("creating the Kafka producer")
     }
 
-    /// Consumer settings common to every consumer: small fetch waits, no auto-commit.
+    /// Consumer settings common to every consumer: no auto-commit, failures noticed within seconds.
     pub fn consumer_config(&self, group_id: &str) -> ClientConfig {
         let mut config = self.base_config();
         config
             .set("group.id", group_id)
             .set("enable.auto.commit", "false")
-            .set("fetch.wait.max.ms", self.fetch_wait_max_ms.to_string())
             .set("session.timeout.ms", "6000")
             // Requests to a broker that stopped answering fail after 10 s instead of a minute, so a
             // consumer that is closing (shutdown) is not held up for long by an outage.
@@ -168,6 +166,10 @@ impl KafkaSettings {
         .await
         .context("metadata task panicked")?
     }
+}
+
+fn millis(duration: Duration) -> String {
+    duration.as_millis().max(1).to_string()
 }
 
 /// Drops a Kafka client on a thread of its own. Closing a group consumer waits for the coordinator

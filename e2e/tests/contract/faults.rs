@@ -13,7 +13,7 @@ use std::{
 };
 
 use e2e::{
-    Api, SseClient, Stack, api::Session, broker::OwnBroker, database, eventually, proxy::TcpProxy,
+    Api, SseClient, Stack, api::Session, database, eventually, proxy::TcpProxy,
     redis_server::OwnRedis,
 };
 use serde_json::Value;
@@ -21,7 +21,7 @@ use serde_json::Value;
 const WAIT: Duration = Duration::from_secs(20);
 
 /// Messages of `room` in the read model, in log order, read straight from PostgreSQL.
-async fn stored_texts(database_url: &str, room: &str) -> Vec<String> {
+pub(crate) async fn stored_texts(database_url: &str, room: &str) -> Vec<String> {
     let mut conn = database::connect(database_url).await;
     sqlx::query_scalar("SELECT text FROM messages WHERE room_id = $1 ORDER BY seq")
         .bind(room.parse::<uuid::Uuid>().unwrap())
@@ -32,12 +32,18 @@ async fn stored_texts(database_url: &str, room: &str) -> Vec<String> {
 
 /// Posts and sorts the outcome: acknowledged (201) or not.
 #[derive(Default)]
-struct Outcomes {
-    acked: Vec<String>,
-    refused: Vec<String>,
+pub(crate) struct Outcomes {
+    pub(crate) acked: Vec<String>,
+    pub(crate) refused: Vec<String>,
 }
 
-async fn post(api: &Api, session: &Session, room: &str, text: &str, outcomes: &mut Outcomes) {
+pub(crate) async fn post(
+    api: &Api,
+    session: &Session,
+    room: &str,
+    text: &str,
+    outcomes: &mut Outcomes,
+) {
     let response = api
         .http
         .post(api.url(&format!("/api/rooms/{room}/messages")))
@@ -55,7 +61,7 @@ async fn post(api: &Api, session: &Session, room: &str, text: &str, outcomes: &m
 /// Checks the outcome against what a store or stream holds: each acknowledged message exactly once
 /// and in acknowledgement order; a refused one at most once (a timed-out write may still have landed,
 /// which is why the answer was 503 and not a promise of absence).
-fn assert_exactly_the_acknowledged(what: &str, held: &[String], outcomes: &Outcomes) {
+pub(crate) fn assert_exactly_the_acknowledged(what: &str, held: &[String], outcomes: &Outcomes) {
     let mut counts: HashMap<&str, usize> = HashMap::new();
     for text in held {
         *counts.entry(text.as_str()).or_default() += 1;
@@ -84,8 +90,8 @@ fn assert_exactly_the_acknowledged(what: &str, held: &[String], outcomes: &Outco
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
 async fn a_broker_outage_answers_503_and_streams_and_projection_resume_without_loss_or_duplicates()
 {
-    let broker = OwnBroker::start().await;
-    let mut stack = Stack::empty_on(broker.addr.clone()).await;
+    let broker = e2e::broker::own().await;
+    let mut stack = Stack::empty_on(broker.bootstrap()).await;
     stack.produce_timeout = Duration::from_millis(1500);
     stack.add_chat_server().await;
     stack.add_default_publish_server().await;
@@ -102,7 +108,7 @@ async fn a_broker_outage_answers_503_and_streams_and_projection_resume_without_l
     }
     assert_eq!(outcomes.acked.len(), 3);
 
-    broker.pause();
+    broker.pause(1);
     let started = Instant::now();
     post(&api, &alice, &room, "during", &mut outcomes).await;
     assert!(
@@ -125,7 +131,7 @@ async fn a_broker_outage_answers_503_and_streams_and_projection_resume_without_l
         assert_eq!(body["checks"]["broker"], "unavailable");
     }
 
-    broker.resume();
+    broker.resume(1);
     eventually(WAIT, "posting to work again", || async {
         let mut probe = Outcomes::default();
         post(&api, &alice, &room, "probe", &mut probe).await;
@@ -240,7 +246,7 @@ async fn a_database_outage_keeps_posting_and_streaming_and_the_projector_catches
 
 /// A browser-like reader: follows the room on any live publish-server and, whenever its stream ends,
 /// reconnects to the next one with its last cursor.
-fn follow(
+pub(crate) fn follow(
     publishers: Arc<RwLock<Vec<String>>>,
     room: String,
     seen: Arc<RwLock<Vec<String>>>,
@@ -286,10 +292,10 @@ fn follow(
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
 async fn restarting_each_component_in_turn_under_load_loses_and_duplicates_nothing() {
-    let broker = OwnBroker::start().await;
+    let broker = e2e::broker::own().await;
     let mut redis = OwnRedis::start().await;
     let proxy = TcpProxy::start(postgres_addr()).await;
-    let mut stack = Stack::empty_on(broker.addr.clone()).await;
+    let mut stack = Stack::empty_on(broker.bootstrap()).await;
     let direct = stack.database_url.clone();
     stack.database_url = proxy.rewrite_url(&direct);
     stack.hot.redis_url = Some(redis.url());
@@ -375,9 +381,9 @@ async fn restarting_each_component_in_turn_under_load_loses_and_duplicates_nothi
     publishers.write().unwrap().push(replacement);
     progress(10).await;
     // the broker, frozen for two seconds
-    broker.pause();
+    broker.pause(1);
     tokio::time::sleep(Duration::from_secs(2)).await;
-    broker.resume();
+    broker.resume(1);
     progress(10).await;
     // PostgreSQL, cut off for two seconds
     proxy.cut();

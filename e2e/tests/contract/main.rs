@@ -4,10 +4,12 @@
 // A failed unwrap is a failed test, with its location: exactly what a test should do.
 #![allow(clippy::unwrap_used)]
 
+mod cluster;
 mod embedded;
 mod faults;
 mod fetch;
 mod hot;
+mod keying;
 mod pipeline;
 mod rebuild;
 mod security;

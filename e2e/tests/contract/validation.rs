@@ -3,7 +3,7 @@
 
 use std::time::{Duration, Instant};
 
-use e2e::{Stack, broker::OwnBroker, in_both_modes, stack::Mode};
+use e2e::{Stack, in_both_modes, stack::Mode};
 use reqwest::{Method, StatusCode};
 use serde_json::{Value, json};
 
@@ -276,8 +276,8 @@ async fn a_user_can_never_post_as_someone_else(mode: Mode) {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
 async fn a_post_answers_503_within_the_produce_timeout_when_the_broker_does_not_answer() {
-    let broker = OwnBroker::start().await;
-    let mut stack = Stack::start_on(broker.addr.clone(), 0, 0).await;
+    let broker = e2e::broker::own().await;
+    let mut stack = Stack::start_on(broker.bootstrap(), 0, 0).await;
     stack.produce_timeout = Duration::from_millis(1500);
     stack.add_chat_server().await;
     let api = stack.chat(0);
@@ -286,7 +286,7 @@ async fn a_post_answers_503_within_the_produce_timeout_when_the_broker_does_not_
     let room = room["id"].as_str().unwrap();
     api.post(&alice, room, "before the outage").await;
 
-    broker.pause();
+    broker.pause(1);
     let started = Instant::now();
     let response = api.try_post(&alice, room, "during the outage").await;
     let waited = started.elapsed();
@@ -295,5 +295,5 @@ async fn a_post_answers_503_within_the_produce_timeout_when_the_broker_does_not_
     let body: Value = response.json().await.unwrap();
     assert_eq!(body["error"]["code"], "unavailable");
     assert!(waited < Duration::from_secs(4), "answered after {waited:?}");
-    broker.resume();
+    broker.resume(1);
 }
