@@ -5,7 +5,7 @@
 //! messages through the chat-server whose text carries the time they were sent (`lt:<µs>` on a clock
 //! shared by the whole harness). Each delivery's latency is the time from just before the `POST` to
 //! the moment the event was read off the socket: HTTP, the broker's acknowledgement, the consumer's
-//! fetch (Tansu holds each one for `KAFKA_FETCH_WAIT_MAX_MS`), the fan-out and the client's read.
+//! fetch (Apache Kafka answers it as soon as the record is there), the fan-out and the client's read.
 //!
 //! Phases run in order and add subscribers (phase *i* keeps the subscribers of phase *i − 1*). For
 //! each phase the publish-server is measured from `/proc` (CPU seconds, RSS) and `/metrics`

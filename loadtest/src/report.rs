@@ -98,7 +98,7 @@ impl Report {
     }
 }
 
-/// The fan-out phase with 1,000 subscribers (the latency target).
+/// The fan-out phase with `subscribers` subscribers (the latency targets).
 fn phase_with(fanout: &FanoutResult, subscribers: usize) -> Option<&PhaseResult> {
     fanout.phases.iter().find(|p| p.subscribers == subscribers)
 }
@@ -198,22 +198,28 @@ pub fn verdicts(fetch: Option<&FetchReport>, fanout: Option<&FanoutResult>) -> V
         });
     }
     if let Some(fanout) = fanout {
-        let thousand = phase_with(fanout, 1_000);
-        out.push(Verdict {
-            target: "post→SSE p99 ≤ 25 ms with 1,000 subscribers".to_owned(),
-            measured: thousand.map_or_else(
-                || "not measured".to_owned(),
-                |p| {
-                    format!(
-                        "p99 {:.1} ms (p50 {:.1} ms) over {} deliveries (Python build: {PYTHON_P99_MS:.0} ms)",
-                        p.latency.p99_ms,
-                        p.latency.p50_ms,
-                        thousands(p.latency.count as f64)
-                    )
-                },
-            ),
-            met: thousand.map(|p| p.latency.p99_ms <= 25.0),
-        });
+        // On Apache Kafka (no broker-side fetch wait): 10 ms at 1,000 subscribers, 25 ms at 10,000.
+        for (subscribers, limit_ms) in [(1_000, 10.0), (10_000, 25.0)] {
+            let phase = phase_with(fanout, subscribers);
+            out.push(Verdict {
+                target: format!(
+                    "post→SSE p99 ≤ {limit_ms:.0} ms with {} subscribers",
+                    thousands(subscribers as f64)
+                ),
+                measured: phase.map_or_else(
+                    || "not measured".to_owned(),
+                    |p| {
+                        format!(
+                            "p99 {:.1} ms (p50 {:.1} ms) over {} deliveries (Python build at 1,000: {PYTHON_P99_MS:.0} ms)",
+                            p.latency.p99_ms,
+                            p.latency.p50_ms,
+                            thousands(p.latency.count as f64)
+                        )
+                    },
+                ),
+                met: phase.map(|p| p.latency.p99_ms <= limit_ms),
+            });
+        }
         // Memory: what opening the connections cost, idle and after their own phase's traffic.
         // Later phases also fill the resume buffer (events kept per partition, shared by every
         // connection and bounded by SSE_RESUME_BUFFER): shown, not counted per connection.
@@ -356,7 +362,7 @@ pub fn markdown(report: &Report) -> String {
              saturate. Throughput counts 2xx answers; 429 = intended per-client refusals; errors = \
              everything else. CPU = chat-server CPU-seconds per second, and per answer (all answers \
              of the step, the cold background included; PostgreSQL's CPU is not in it); broker CPU = \
-             Tansu's CPU-seconds per second. DB = fetch \
+             Apache Kafka's CPU-seconds per second (its JVM). DB = fetch \
              queries per second (normal / throttled mode). The hot room was throttled {:.1} s into the warm-up.\n",
             fetch.config.step_secs, fetch.hot_after_secs
         );

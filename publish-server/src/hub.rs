@@ -13,6 +13,11 @@
 //! nothing is sent twice, even while events keep arriving. A cursor older than the buffer, from an
 //! unknown partition, or not matching the room's partition gets `event: reset` instead.
 //!
+//! Duplicates: the idempotent producer can still write one event twice when it retries across an
+//! epoch bump (librdkafka, after in-flight requests time out during an outage), so each partition
+//! remembers the ids of its recent events and a record whose event id it has already seen is
+//! dropped, live and for resumes alike. The projector deduplicates on the same id in the database.
+//!
 //! Rooms exist here only while they have subscribers; a room whose last subscriber left is released
 //! on the next event or sweep.
 
@@ -158,6 +163,57 @@ struct PartitionLog {
     last: Option<i64>,
     /// Which partition each recently seen room lives on is implied by this log holding its events.
     rooms: HashSet<Uuid>,
+    /// Event ids of the partition's recent records, to drop a record written twice.
+    ids: RecentIds,
+}
+
+impl PartitionLog {
+    fn new(complete_from: i64, ids: usize) -> Self {
+        Self {
+            events: VecDeque::new(),
+            complete_from,
+            last: None,
+            rooms: HashSet::new(),
+            ids: RecentIds::new(ids),
+        }
+    }
+}
+
+/// The last `capacity` distinct ids seen, oldest forgotten first.
+struct RecentIds {
+    set: HashSet<Uuid>,
+    order: VecDeque<Uuid>,
+    capacity: usize,
+}
+
+impl RecentIds {
+    fn new(capacity: usize) -> Self {
+        Self {
+            set: HashSet::new(),
+            order: VecDeque::new(),
+            capacity: capacity.max(1),
+        }
+    }
+
+    /// Remembers `id`; false when it was already among the recent ones.
+    fn insert(&mut self, id: Uuid) -> bool {
+        if !self.set.insert(id) {
+            return false;
+        }
+        self.order.push_back(id);
+        while self.order.len() > self.capacity {
+            if let Some(old) = self.order.pop_front() {
+                self.set.remove(&old);
+            }
+        }
+        true
+    }
+}
+
+/// Event ids remembered per partition: at least the resume buffer's span, and enough for a
+/// producer's in-flight window at low rates.
+fn id_window(resume_capacity: usize) -> usize {
+    resume_capacity.max(1024)
 }
 
 impl Hub {
@@ -180,12 +236,7 @@ impl Hub {
     pub fn start_partition(&self, partition: i32, offset: i64) {
         self.lock().partitions.insert(
             partition,
-            PartitionLog {
-                events: VecDeque::new(),
-                complete_from: offset,
-                last: None,
-                rooms: HashSet::new(),
-            },
+            PartitionLog::new(offset, id_window(self.resume_capacity)),
         );
     }
 
@@ -266,6 +317,14 @@ impl Hub {
             self.lock().seen(cursor, None, self.resume_capacity);
             return;
         };
+        {
+            let mut inner = self.lock();
+            if !inner.first_time(cursor, event.event_id, self.resume_capacity) {
+                tracing::debug!(%cursor, event_id = %event.event_id, "fan-out dropped a duplicate record");
+                inner.seen(cursor, None, self.resume_capacity);
+                return;
+            }
+        }
         // Seed reaction counts of a message this instance has not tallied, outside the lock. Sets
         // make this safe whether the projector is behind or ahead of this event: adding or
         // removing this user is idempotent.
@@ -380,17 +439,20 @@ impl Hub {
 }
 
 impl Inner {
+    fn partition(&mut self, cursor: Cursor, capacity: usize) -> &mut PartitionLog {
+        self.partitions
+            .entry(cursor.partition)
+            .or_insert_with(|| PartitionLog::new(cursor.offset, id_window(capacity)))
+    }
+
+    /// Whether `event_id` is new in `cursor`'s partition (and remembers it).
+    fn first_time(&mut self, cursor: Cursor, event_id: Uuid, capacity: usize) -> bool {
+        self.partition(cursor, capacity).ids.insert(event_id)
+    }
+
     /// Notes a record at `cursor`, keeping it for resumes when `kept` is given.
     fn seen(&mut self, cursor: Cursor, kept: Option<(Uuid, Payload)>, capacity: usize) {
-        let log = self
-            .partitions
-            .entry(cursor.partition)
-            .or_insert_with(|| PartitionLog {
-                events: VecDeque::new(),
-                complete_from: cursor.offset,
-                last: None,
-                rooms: HashSet::new(),
-            });
+        let log = self.partition(cursor, capacity);
         log.last = Some(cursor.offset);
         if let Some((room, payload)) = kept {
             log.rooms.insert(room);
@@ -655,15 +717,9 @@ mod tests {
 
     fn inner_with(partition: i32, from: i64, rooms: &[(i64, Uuid)], capacity: usize) -> Inner {
         let mut inner = Inner::default();
-        inner.partitions.insert(
-            partition,
-            PartitionLog {
-                events: VecDeque::new(),
-                complete_from: from,
-                last: None,
-                rooms: HashSet::new(),
-            },
-        );
+        inner
+            .partitions
+            .insert(partition, PartitionLog::new(from, id_window(capacity)));
         for (offset, room) in rooms {
             let cursor = Cursor {
                 partition,
@@ -672,6 +728,53 @@ mod tests {
             inner.seen(cursor, Some((*room, message_event(*room))), capacity);
         }
         inner
+    }
+
+    #[test]
+    fn recent_ids_refuse_a_repeat_and_forget_the_oldest_beyond_the_bound() {
+        let mut ids = RecentIds::new(2);
+        let (a, b, c) = (Uuid::now_v7(), Uuid::now_v7(), Uuid::now_v7());
+        assert!(ids.insert(a));
+        assert!(!ids.insert(a), "a repeat is refused");
+        assert!(ids.insert(b));
+        assert!(ids.insert(c));
+        assert!(!ids.insert(c));
+        assert!(ids.insert(a), "the oldest was forgotten");
+        assert_eq!(ids.set.len(), 2);
+    }
+
+    #[tokio::test]
+    async fn a_record_written_twice_is_dispatched_once() {
+        // Message events never reach the read model; it is only there to build a hub.
+        let dir = std::env::temp_dir().join(format!("hotchat-hub-test-{}", Uuid::now_v7()));
+        std::fs::create_dir_all(&dir).unwrap();
+        let read_model = ReadModel::open_file(&dir.join("read.db")).await.unwrap();
+        let hub = Hub::new(16, 16, read_model);
+        let room = Uuid::now_v7();
+        let subscription = hub.subscribe(room, None, None);
+        let Payload::Event(event) = message_event(room) else {
+            unreachable!()
+        };
+        for offset in [3, 4] {
+            let cursor = Cursor {
+                partition: 0,
+                offset,
+            };
+            hub.dispatch(cursor, Some((*event).clone())).await;
+        }
+        let mut live = subscription.receiver;
+        assert_eq!(live.try_recv().expect("the first copy").offset, 3);
+        assert!(live.try_recv().is_err(), "the second copy is dropped");
+        let resumed = hub.subscribe(
+            room,
+            Some(Cursor {
+                partition: 0,
+                offset: 2,
+            }),
+            None,
+        );
+        assert_eq!(offsets(&resumed.backlog), [3], "and left out of resumes");
+        let _ = std::fs::remove_dir_all(dir);
     }
 
     fn offsets(backlog: &[Buffered]) -> Vec<i64> {
@@ -753,10 +856,8 @@ mod tests {
         inner.partitions.insert(
             1,
             PartitionLog {
-                events: VecDeque::new(),
-                complete_from: 0,
                 last: Some(5),
-                rooms: HashSet::new(),
+                ..PartitionLog::new(0, 16)
             },
         );
         let (_, start) = inner.backlog(

@@ -32,7 +32,8 @@ pub struct Options {
     pub nodes: usize,
     /// Maximum heap of each JVM, in MiB (the JVM's default would be a quarter of the machine).
     pub heap_mb: u32,
-    /// C1 only (`-XX:TieredStopAtLevel=1`): starts faster, runs slower. For tests, not benchmarks.
+    /// Serial GC and C1 only: starts faster, runs slower. For tests; benchmarks get the JVM options
+    /// of Kafka's own start script.
     pub quick_start: bool,
 }
 
@@ -287,12 +288,22 @@ impl Cluster {
         };
         let heap = self.options.heap_mb;
         command
-            .arg(format!("-Xms{}m", heap.min(256)))
             .arg(format!("-Xmx{heap}m"))
-            .arg("-XX:+UseSerialGC")
             .arg("-Djava.awt.headless=true");
         if self.options.quick_start {
-            command.arg("-XX:TieredStopAtLevel=1");
+            // Tests: start in a second or two, small and cheap.
+            command
+                .arg(format!("-Xms{}m", heap.min(256)))
+                .args(["-XX:+UseSerialGC", "-XX:TieredStopAtLevel=1"]);
+        } else {
+            // Benchmarks: the JVM options of Kafka's own start script (kafka-run-class.sh), so
+            // that no stop-the-world collection of a test set-up shows up as SSE latency.
+            command.arg(format!("-Xms{heap}m")).args([
+                "-XX:+UseG1GC",
+                "-XX:MaxGCPauseMillis=20",
+                "-XX:InitiatingHeapOccupancyPercent=35",
+                "-XX:+ExplicitGCInvokesConcurrent",
+            ]);
         }
         command.arg("-cp").arg(self.libs.join("*"));
         command

@@ -37,7 +37,8 @@ async fn main() -> anyhow::Result<()> {
     let secs = if args.full { 30.0 } else { 8.0 };
     let spec = FanoutSpec {
         rooms: 10,
-        warmup_messages: 50,
+        // 10 s at phase 1's rate: a broker JVM started for the run compiles its hot paths meanwhile.
+        warmup_messages: 1_000,
         phases: vec![
             PhaseSpec {
                 name: "1,000 subscribers".to_owned(),

@@ -17,7 +17,7 @@ struct Args {
     /// Maximum heap per node, MiB.
     #[arg(long, default_value_t = 512)]
     heap_mb: u32,
-    /// Full JIT (slower start, faster broker): for benchmarks.
+    /// The JVM options of Kafka's start script (G1, full JIT; slower start): for benchmarks.
     #[arg(long)]
     bench: bool,
     /// Written with the bootstrap servers (e.g. `127.0.0.1:40001`) once every node is registered.
