@@ -8,7 +8,10 @@
 //!
 //! No JVM outlives its cluster: dropping the cluster kills every node, and each node is started
 //! under `setpriv --pdeathsig KILL`, so the kernel kills it too when the process that started it dies
-//! without dropping anything (a test killed by its runner's timeout).
+//! without dropping anything (a test killed by its runner's timeout). The kernel sends that signal
+//! when the *thread* that started the node ends, so nodes are started from the caller's thread (a
+//! test's, or a runtime worker's, which live as long as the runtime), never from a blocking-pool
+//! thread that may retire while the node should run.
 
 use std::{
     fmt::Write as _,
