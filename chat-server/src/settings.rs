@@ -36,6 +36,8 @@ pub struct Settings {
     /// `https://events.example.com`. Unset means the same origin as the chat-server (a proxy routes
     /// `/api/rooms/*/events`, or the embedded mode serves it itself).
     pub public_events_url: Option<String>,
+    /// `HTTP_HEAD_TIMEOUT_MS` (default 10000): the longest a client may take to send a request head.
+    pub head_timeout: Duration,
 }
 
 #[derive(Debug, Clone)]
@@ -81,6 +83,10 @@ impl Settings {
                 .or_else(default_web_dir),
             public_events_url: settings::var("PUBLIC_EVENTS_URL")
                 .map(|url| url.trim_end_matches('/').to_owned()),
+            head_timeout: settings::millis_or(
+                "HTTP_HEAD_TIMEOUT_MS",
+                shared::serve::DEFAULT_HEAD_TIMEOUT,
+            )?,
         })
     }
 }

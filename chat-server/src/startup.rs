@@ -124,8 +124,12 @@ impl Application {
                 send_buffer: Some(settings.sse.send_buffer),
                 write_buffer: Some(settings.sse.send_buffer),
                 take_over: Some(publish_server::routes::is_event_stream),
+                head_timeout: Some(settings.head_timeout),
             },
-            None => ConnectionOptions::default(),
+            None => ConnectionOptions {
+                head_timeout: Some(settings.head_timeout),
+                ..ConnectionOptions::default()
+            },
         };
         Ok(Self {
             listener,

@@ -41,6 +41,8 @@ pub struct Stack {
     pub produce_timeout: Duration,
     /// Replication factor of the topic (3 on a three-node cluster).
     pub replication_factor: i32,
+    /// `HTTP_HEAD_TIMEOUT_MS` of servers added from now on.
+    pub head_timeout: Duration,
     /// Hot-room settings for chat-servers added from now on (Redis, with a key prefix of its own).
     pub hot: HotSettings,
     /// Per-user write limits of chat-servers added from now on (high by default: tests post fast).
@@ -119,6 +121,7 @@ impl Stack {
             publishers: Vec::new(),
             produce_timeout: Duration::from_secs(5),
             replication_factor: 1,
+            head_timeout: shared::serve::DEFAULT_HEAD_TIMEOUT,
             hot: HotSettings {
                 key_prefix: format!("hotchat-test:{id}"),
                 ..HotSettings::local()
@@ -181,6 +184,7 @@ impl Stack {
             cors_origins: vec!["http://allowed.example".into()],
             web_dir: None,
             public_events_url: None,
+            head_timeout: self.head_timeout,
         };
         let app = chat_server::startup::Application::build(settings)
             .await
@@ -217,6 +221,7 @@ impl Stack {
             sse: self.sse.clone(),
             drain: Duration::from_secs(3),
             cors_origins: vec!["http://allowed.example".into()],
+            head_timeout: self.head_timeout,
         };
         let app = publish_server::startup::Application::build(settings)
             .await

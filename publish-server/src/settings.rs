@@ -3,7 +3,7 @@
 use std::{net::SocketAddr, path::PathBuf, time::Duration};
 
 use anyhow::Context;
-use shared::{kafka::KafkaSettings, settings};
+use shared::{kafka::KafkaSettings, serve::DEFAULT_HEAD_TIMEOUT, settings};
 
 #[derive(Debug, Clone)]
 pub struct Settings {
@@ -21,6 +21,8 @@ pub struct Settings {
     pub sse: SseSettings,
     /// `SHUTDOWN_DRAIN_MS` (default 3000): how long shutdown waits for connections to close.
     pub drain: Duration,
+    /// `HTTP_HEAD_TIMEOUT_MS` (default 10000): the longest a client may take to send a request head.
+    pub head_timeout: Duration,
     /// `CORS_ORIGINS`: comma-separated origins allowed to open streams from a browser.
     pub cors_origins: Vec<String>,
 }
@@ -86,6 +88,7 @@ impl Settings {
                 .unwrap_or_else(|| "hotchat-projector".to_owned()),
             sse: SseSettings::from_env()?,
             drain: settings::millis_or("SHUTDOWN_DRAIN_MS", Duration::from_secs(3))?,
+            head_timeout: settings::millis_or("HTTP_HEAD_TIMEOUT_MS", DEFAULT_HEAD_TIMEOUT)?,
             cors_origins: settings::list("CORS_ORIGINS"),
         })
     }

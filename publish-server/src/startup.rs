@@ -86,6 +86,7 @@ impl Application {
                 send_buffer: Some(sse.send_buffer),
                 write_buffer: Some(sse.send_buffer),
                 take_over: Some(routes::is_event_stream),
+                head_timeout: Some(settings.head_timeout),
             },
         })
     }

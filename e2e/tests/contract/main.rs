@@ -5,6 +5,7 @@
 #![allow(clippy::unwrap_used)]
 
 mod cluster;
+mod edge;
 mod embedded;
 mod faults;
 mod fetch;

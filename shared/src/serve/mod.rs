@@ -19,7 +19,7 @@ use std::{net::SocketAddr, time::Duration};
 use axum::{Router, extract::ConnectInfo, extract::Request};
 use bytes::Bytes;
 use hyper_util::{
-    rt::{TokioExecutor, TokioIo},
+    rt::{TokioExecutor, TokioIo, TokioTimer},
     server::conn::auto,
     service::TowerToHyperService,
 };
@@ -43,6 +43,19 @@ pub struct ConnectionOptions {
     /// Requests whose handler may take the connection over (see [`TakeOver`]); they are read by
     /// the accept loop when they come first on a connection.
     pub take_over: Option<TakeOverMatcher>,
+    /// The longest a client may take to send a whole request head (default
+    /// [`DEFAULT_HEAD_TIMEOUT`]): a client trickling one byte at a time is dropped after it, on
+    /// the take-over path and on hyper's alike.
+    pub head_timeout: Option<Duration>,
+}
+
+/// How long a request head may take when [`ConnectionOptions::head_timeout`] is unset.
+pub const DEFAULT_HEAD_TIMEOUT: Duration = Duration::from_secs(10);
+
+impl ConnectionOptions {
+    fn head_timeout(&self) -> Duration {
+        self.head_timeout.unwrap_or(DEFAULT_HEAD_TIMEOUT)
+    }
 }
 
 impl std::fmt::Debug for ConnectionOptions {
@@ -51,6 +64,7 @@ impl std::fmt::Debug for ConnectionOptions {
             .field("send_buffer", &self.send_buffer)
             .field("write_buffer", &self.write_buffer)
             .field("take_over", &self.take_over.is_some())
+            .field("head_timeout", &self.head_timeout())
             .finish()
     }
 }
@@ -95,6 +109,7 @@ pub async fn serve(
                         cut.clone(),
                         &shutdown,
                         matcher,
+                        options.head_timeout(),
                     );
                     match sniffed.await {
                         takeover::Sniffed::Done => return,
@@ -137,6 +152,11 @@ async fn serve_connection(
         }
     });
     let mut builder = auto::Builder::new(TokioExecutor::new());
+    // hyper enforces its header-read timeout only when it has a timer.
+    builder
+        .http1()
+        .timer(TokioTimer::new())
+        .header_read_timeout(options.head_timeout());
     if let Some(bytes) = options.write_buffer {
         builder.http1().max_buf_size(bytes.max(8192));
     }

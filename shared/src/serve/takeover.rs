@@ -148,8 +148,6 @@ fn consume(parts: &mut Vec<Bytes>, mut n: usize) {
     }
 }
 
-/// Longest wait for a request head before the connection is dropped.
-const HEAD_TIMEOUT: Duration = Duration::from_secs(30);
 /// Largest request head read here; a bigger one goes to hyper, which refuses it properly.
 const MAX_HEAD: usize = 16 * 1024;
 /// Largest ordinary answer to a request read here.
@@ -172,11 +170,15 @@ pub(super) async fn sniff(
     cut: CancellationToken,
     shutdown: &CancellationToken,
     matcher: TakeOverMatcher,
+    head_timeout: Duration,
 ) -> Sniffed {
     let mut buf = BytesMut::with_capacity(2048);
+    // One deadline for the whole head, not one per read: a byte every few seconds must not keep a
+    // connection open for ever.
+    let deadline = tokio::time::Instant::now() + head_timeout;
     let request = loop {
         let read = tokio::select! {
-            read = tokio::time::timeout(HEAD_TIMEOUT, stream.read_buf(&mut buf)) => read,
+            read = tokio::time::timeout_at(deadline, stream.read_buf(&mut buf)) => read,
             () = cut.cancelled() => return Sniffed::Done,
             // Shutting down: a connection that has not asked for anything yet is simply closed.
             () = shutdown.cancelled() => return Sniffed::Done,
