@@ -38,6 +38,9 @@ pub struct Settings {
     pub public_events_url: Option<String>,
     /// `HTTP_HEAD_TIMEOUT_MS` (default 10000): the longest a client may take to send a request head.
     pub head_timeout: Duration,
+    /// `MAX_CONNECTIONS` (default 50000): open connections at most, counted at accept; keep it below
+    /// the process's file-descriptor limit.
+    pub max_connections: usize,
 }
 
 #[derive(Debug, Clone)]
@@ -86,6 +89,10 @@ impl Settings {
             head_timeout: settings::millis_or(
                 "HTTP_HEAD_TIMEOUT_MS",
                 shared::serve::DEFAULT_HEAD_TIMEOUT,
+            )?,
+            max_connections: settings::parse_or(
+                "MAX_CONNECTIONS",
+                shared::serve::DEFAULT_MAX_CONNECTIONS,
             )?,
         })
     }

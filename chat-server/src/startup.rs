@@ -125,9 +125,11 @@ impl Application {
                 write_buffer: Some(settings.sse.send_buffer),
                 take_over: Some(publish_server::routes::is_event_stream),
                 head_timeout: Some(settings.head_timeout),
+                max_connections: Some(settings.max_connections),
             },
             None => ConnectionOptions {
                 head_timeout: Some(settings.head_timeout),
+                max_connections: Some(settings.max_connections),
                 ..ConnectionOptions::default()
             },
         };

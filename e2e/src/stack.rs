@@ -43,6 +43,8 @@ pub struct Stack {
     pub replication_factor: i32,
     /// `HTTP_HEAD_TIMEOUT_MS` of servers added from now on.
     pub head_timeout: Duration,
+    /// `MAX_CONNECTIONS` of servers added from now on.
+    pub max_connections: usize,
     /// Hot-room settings for chat-servers added from now on (Redis, with a key prefix of its own).
     pub hot: HotSettings,
     /// Per-user write limits of chat-servers added from now on (high by default: tests post fast).
@@ -122,6 +124,7 @@ impl Stack {
             produce_timeout: Duration::from_secs(5),
             replication_factor: 1,
             head_timeout: shared::serve::DEFAULT_HEAD_TIMEOUT,
+            max_connections: shared::serve::DEFAULT_MAX_CONNECTIONS,
             hot: HotSettings {
                 key_prefix: format!("hotchat-test:{id}"),
                 ..HotSettings::local()
@@ -185,6 +188,7 @@ impl Stack {
             web_dir: None,
             public_events_url: None,
             head_timeout: self.head_timeout,
+            max_connections: self.max_connections,
         };
         let app = chat_server::startup::Application::build(settings)
             .await
@@ -222,6 +226,7 @@ impl Stack {
             drain: Duration::from_secs(3),
             cors_origins: vec!["http://allowed.example".into()],
             head_timeout: self.head_timeout,
+            max_connections: self.max_connections,
         };
         let app = publish_server::startup::Application::build(settings)
             .await

@@ -3,7 +3,11 @@
 use std::{net::SocketAddr, path::PathBuf, time::Duration};
 
 use anyhow::Context;
-use shared::{kafka::KafkaSettings, serve::DEFAULT_HEAD_TIMEOUT, settings};
+use shared::{
+    kafka::KafkaSettings,
+    serve::{DEFAULT_HEAD_TIMEOUT, DEFAULT_MAX_CONNECTIONS},
+    settings,
+};
 
 #[derive(Debug, Clone)]
 pub struct Settings {
@@ -23,6 +27,9 @@ pub struct Settings {
     pub drain: Duration,
     /// `HTTP_HEAD_TIMEOUT_MS` (default 10000): the longest a client may take to send a request head.
     pub head_timeout: Duration,
+    /// `MAX_CONNECTIONS` (default 50000): open connections at most, counted at accept; keep it below
+    /// the process's file-descriptor limit.
+    pub max_connections: usize,
     /// `CORS_ORIGINS`: comma-separated origins allowed to open streams from a browser.
     pub cors_origins: Vec<String>,
 }
@@ -89,6 +96,7 @@ impl Settings {
             sse: SseSettings::from_env()?,
             drain: settings::millis_or("SHUTDOWN_DRAIN_MS", Duration::from_secs(3))?,
             head_timeout: settings::millis_or("HTTP_HEAD_TIMEOUT_MS", DEFAULT_HEAD_TIMEOUT)?,
+            max_connections: settings::parse_or("MAX_CONNECTIONS", DEFAULT_MAX_CONNECTIONS)?,
             cors_origins: settings::list("CORS_ORIGINS"),
         })
     }

@@ -87,6 +87,7 @@ impl Application {
                 write_buffer: Some(sse.send_buffer),
                 take_over: Some(routes::is_event_stream),
                 head_timeout: Some(settings.head_timeout),
+                max_connections: Some(settings.max_connections),
             },
         })
     }

@@ -64,3 +64,113 @@ async fn a_request_head_trickled_byte_by_byte_is_dropped_at_the_head_timeout(mod
     }
 }
 in_both_modes!(a_request_head_trickled_byte_by_byte_is_dropped_at_the_head_timeout);
+
+/// True when the server closes `socket` within `within` (it reads end of file or an error).
+async fn closed_by_server(socket: &mut TcpStream, within: Duration) -> bool {
+    let mut buf = [0u8; 64];
+    matches!(
+        tokio::time::timeout(within, socket.read(&mut buf)).await,
+        Ok(Ok(0)) | Ok(Err(_))
+    )
+}
+
+async fn connections_over_max_connections_are_closed_at_once_and_served_again_below_it(mode: Mode) {
+    const CAP: usize = 4;
+    let mut stack = Stack::empty_in(mode).await;
+    stack.max_connections = CAP;
+    stack.add_chat_server().await;
+    let base = stack.chat(0).base.clone();
+    let addr = base.trim_start_matches("http://").to_owned();
+    let mut silent = Vec::new();
+    for _ in 0..CAP {
+        silent.push(TcpStream::connect(&addr).await.unwrap());
+    }
+    for socket in &mut silent {
+        assert!(
+            !closed_by_server(socket, Duration::from_millis(100)).await,
+            "a connection within the cap stays open"
+        );
+    }
+    let mut over = TcpStream::connect(&addr).await.unwrap();
+    assert!(
+        closed_by_server(&mut over, Duration::from_secs(2)).await,
+        "the connection over the cap is closed at once"
+    );
+    drop(silent.pop());
+    e2e::eventually(
+        Duration::from_secs(5),
+        "a request to be served again",
+        || {
+            let url = format!("{base}/healthz");
+            async move { reqwest::get(url).await.ok().filter(|r| r.status() == 200) }
+        },
+    )
+    .await;
+}
+in_both_modes!(connections_over_max_connections_are_closed_at_once_and_served_again_below_it);
+
+async fn an_idle_keep_alive_connection_is_closed_after_the_head_timeout(mode: Mode) {
+    let mut stack = Stack::empty_in(mode).await;
+    stack.head_timeout = HEAD_TIMEOUT;
+    stack.add_chat_server().await;
+    let addr = stack.chat(0).base.trim_start_matches("http://").to_owned();
+    let mut socket = TcpStream::connect(&addr).await.unwrap();
+    // The answer to a first request, then silence on the kept-alive connection.
+    socket
+        .write_all(b"GET /healthz HTTP/1.1\r\nhost: hotchat\r\n\r\n")
+        .await
+        .unwrap();
+    let mut answer = vec![0u8; 4096];
+    let n = socket.read(&mut answer).await.unwrap();
+    assert!(
+        answer[..n].starts_with(b"HTTP/1.1 200"),
+        "{:?}",
+        String::from_utf8_lossy(&answer[..n])
+    );
+    let idle = Instant::now();
+    assert!(
+        closed_by_server(&mut socket, HEAD_TIMEOUT * 4).await,
+        "an idle keep-alive connection stayed open"
+    );
+    let waited = idle.elapsed();
+    eprintln!("idle keep-alive connection closed after {waited:?}");
+    assert!(
+        waited >= HEAD_TIMEOUT - Duration::from_millis(100),
+        "closed after {waited:?}"
+    );
+}
+in_both_modes!(an_idle_keep_alive_connection_is_closed_after_the_head_timeout);
+
+async fn a_stream_on_a_reused_connection_outlives_the_head_timeout(mode: Mode) {
+    let mut stack = Stack::empty_in(mode).await;
+    stack.head_timeout = HEAD_TIMEOUT;
+    stack.sse.keepalive = Duration::from_millis(300);
+    stack.add_chat_server().await;
+    stack.add_default_publish_server().await;
+    let alice = stack.chat(0).sign_in("alice").await;
+    let room = stack.chat(0).create_room(&alice, "long").await["id"]
+        .as_str()
+        .unwrap()
+        .to_owned();
+    let addr = stack.publishers[0].trim_start_matches("http://").to_owned();
+    let mut socket = TcpStream::connect(&addr).await.unwrap();
+    socket
+        .write_all(b"GET /healthz HTTP/1.1\r\nhost: hotchat\r\n\r\n")
+        .await
+        .unwrap();
+    let mut buf = vec![0u8; 4096];
+    let n = socket.read(&mut buf).await.unwrap();
+    assert!(buf[..n].starts_with(b"HTTP/1.1 200"));
+    // The same connection now carries a stream (hyper serves it: it is not the first request).
+    let request = format!("GET /api/rooms/{room}/events HTTP/1.1\r\nhost: hotchat\r\n\r\n");
+    socket.write_all(request.as_bytes()).await.unwrap();
+    let started = Instant::now();
+    while started.elapsed() < HEAD_TIMEOUT * 3 {
+        let n = tokio::time::timeout(Duration::from_secs(2), socket.read(&mut buf))
+            .await
+            .expect("keep-alive comments arrive")
+            .unwrap();
+        assert!(n > 0, "the stream was closed after {:?}", started.elapsed());
+    }
+}
+in_both_modes!(a_stream_on_a_reused_connection_outlives_the_head_timeout);

@@ -14,7 +14,7 @@ mod takeover;
 
 pub use takeover::{CanTakeOver, ChunkedStream, TakeOver, TakeOverMatcher};
 
-use std::{net::SocketAddr, time::Duration};
+use std::{net::SocketAddr, sync::Arc, time::Duration};
 
 use axum::{Router, extract::ConnectInfo, extract::Request};
 use bytes::Bytes;
@@ -23,7 +23,7 @@ use hyper_util::{
     server::conn::auto,
     service::TowerToHyperService,
 };
-use tokio::net::TcpListener;
+use tokio::{net::TcpListener, sync::Semaphore};
 use tokio_util::{sync::CancellationToken, task::TaskTracker};
 use tower::ServiceExt;
 
@@ -47,14 +47,23 @@ pub struct ConnectionOptions {
     /// [`DEFAULT_HEAD_TIMEOUT`]): a client trickling one byte at a time is dropped after it, on
     /// the take-over path and on hyper's alike.
     pub head_timeout: Option<Duration>,
+    /// Open connections at most, whatever they are doing (default [`DEFAULT_MAX_CONNECTIONS`]),
+    /// counted at accept: one over the cap is closed at once, before anything is read from it.
+    pub max_connections: Option<usize>,
 }
 
 /// How long a request head may take when [`ConnectionOptions::head_timeout`] is unset.
 pub const DEFAULT_HEAD_TIMEOUT: Duration = Duration::from_secs(10);
+/// Open connections per process when [`ConnectionOptions::max_connections`] is unset.
+pub const DEFAULT_MAX_CONNECTIONS: usize = 50_000;
 
 impl ConnectionOptions {
     fn head_timeout(&self) -> Duration {
         self.head_timeout.unwrap_or(DEFAULT_HEAD_TIMEOUT)
+    }
+
+    fn max_connections(&self) -> usize {
+        self.max_connections.unwrap_or(DEFAULT_MAX_CONNECTIONS)
     }
 }
 
@@ -65,6 +74,7 @@ impl std::fmt::Debug for ConnectionOptions {
             .field("write_buffer", &self.write_buffer)
             .field("take_over", &self.take_over.is_some())
             .field("head_timeout", &self.head_timeout())
+            .field("max_connections", &self.max_connections())
             .finish()
     }
 }
@@ -78,6 +88,9 @@ pub async fn serve(
     options: ConnectionOptions,
 ) {
     let connections = TaskTracker::new();
+    // A permit per open connection, held by its task: a flood of idle sockets cannot take every
+    // file descriptor of the process.
+    let open = Arc::new(Semaphore::new(options.max_connections()));
     loop {
         let accepted = tokio::select! {
             () = shutdown.cancelled() => break,
@@ -92,6 +105,11 @@ pub async fn serve(
                 continue;
             }
         };
+        let Ok(permit) = open.clone().try_acquire_owned() else {
+            tracing::debug!(%peer, "connection refused: MAX_CONNECTIONS are open");
+            drop(stream);
+            continue;
+        };
         let _ = stream.set_nodelay(true);
         if let Some(bytes) = options.send_buffer {
             let _ = socket2::SockRef::from(&stream).set_send_buffer_size(bytes);
@@ -100,6 +118,7 @@ pub async fn serve(
         let router = router.clone();
         let shutdown = shutdown.clone();
         connections.spawn(async move {
+            let _permit = permit;
             let io = match options.take_over {
                 Some(matcher) => {
                     let sniffed = takeover::sniff(
