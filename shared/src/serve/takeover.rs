@@ -21,7 +21,8 @@ use std::{
 use axum::{
     Router,
     body::Body,
-    http::{HeaderName, HeaderValue, Method, Request, Response, Version},
+    http::{HeaderName, HeaderValue, Method, Request, Response, StatusCode, Version},
+    response::IntoResponse,
 };
 use bytes::{Buf, Bytes, BytesMut};
 use futures::future::BoxFuture;
@@ -31,6 +32,8 @@ use tokio::{
 };
 use tokio_util::sync::CancellationToken;
 use tower::ServiceExt;
+
+use crate::http::ApiError;
 
 /// Says which requests (method, path) may be answered by taking the connection over.
 pub type TakeOverMatcher = fn(&Method, &str) -> bool;
@@ -221,9 +224,23 @@ pub(super) async fn sniff(
             }
         }
         None => {
-            let body = axum::body::to_bytes(body, MAX_BODY)
-                .await
-                .unwrap_or_default();
+            let (head_only, body) = match axum::body::to_bytes(body, MAX_BODY).await {
+                Ok(body) => (head_only, body),
+                Err(e) => {
+                    tracing::error!(%peer, error = %e, "an answer too big to buffer was replaced by a 500");
+                    let (parts, body) = ApiError::new(
+                        StatusCode::INTERNAL_SERVER_ERROR,
+                        "internal",
+                        "the answer could not be sent",
+                    )
+                    .into_response()
+                    .into_parts();
+                    let body = axum::body::to_bytes(body, MAX_BODY)
+                        .await
+                        .unwrap_or_default();
+                    (Response::from_parts(parts, ()), body)
+                }
+            };
             let mut out = encode_head(&head_only, &format!("content-length: {}", body.len()));
             out.extend_from_slice(&body);
             if stream.write_all(&out).await.is_ok() {
@@ -246,6 +263,17 @@ fn parse(buf: &[u8], matcher: TakeOverMatcher) -> Parsed {
     match raw.parse(buf) {
         Ok(httparse::Status::Partial) => Parsed::Partial,
         Err(_) => Parsed::NotOurs,
+        // Bytes after the head (a body, a pipelined request) would be lost on a taken-over
+        // connection: hyper serves such a request, reading them as it should.
+        Ok(httparse::Status::Complete(head)) if head < buf.len() => Parsed::NotOurs,
+        Ok(httparse::Status::Complete(_))
+            if raw.headers.iter().any(|h| {
+                h.name.eq_ignore_ascii_case("transfer-encoding")
+                    || (h.name.eq_ignore_ascii_case("content-length") && h.value != b"0")
+            }) =>
+        {
+            Parsed::NotOurs
+        }
         Ok(httparse::Status::Complete(_)) => {
             let (Some(method), Some(path), Some(version)) = (raw.method, raw.path, raw.version)
             else {
@@ -391,11 +419,15 @@ mod tests {
 
     #[test]
     fn other_requests_and_partial_heads_are_told_apart() {
-        let not_ours: [&[u8]; 4] = [
+        let not_ours: [&[u8]; 7] = [
             b"POST /api/rooms/r/events HTTP/1.1\r\n\r\n",
             b"GET /api/rooms HTTP/1.1\r\n\r\n",
             b"GET /api/rooms/r/events HTTP/1.0\r\n\r\n",
             b"\x16\x03\x01garbage",
+            // A body or a pipelined request behind the head: hyper reads those.
+            b"GET /api/rooms/r/events HTTP/1.1\r\ncontent-length: 2\r\n\r\nhi",
+            b"GET /api/rooms/r/events HTTP/1.1\r\ntransfer-encoding: chunked\r\n\r\n",
+            b"GET /api/rooms/r/events HTTP/1.1\r\n\r\nGET /healthz HTTP/1.1\r\n\r\n",
         ];
         for raw in not_ours {
             assert!(
@@ -408,6 +440,47 @@ mod tests {
             parse(b"GET /api/rooms/r/events HTTP/1.1\r\nHost:", events),
             Parsed::Partial
         ));
+    }
+
+    #[tokio::test]
+    async fn an_answer_too_big_to_buffer_is_a_500_with_the_error_body() {
+        let router = Router::new().route(
+            "/big/events",
+            axum::routing::get(|| async { vec![b'x'; MAX_BODY + 1] }),
+        );
+        let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+        let addr = listener.local_addr().unwrap();
+        let server = tokio::spawn(async move {
+            let (stream, peer) = listener.accept().await.unwrap();
+            let never = CancellationToken::new();
+            let matcher: TakeOverMatcher = |_, path| path.ends_with("/events");
+            let sniffed = sniff(
+                stream,
+                peer,
+                router,
+                CancellationToken::new(),
+                &never,
+                matcher,
+                Duration::from_secs(5),
+            );
+            assert!(matches!(sniffed.await, Sniffed::Done), "answered here");
+        });
+        let mut client = TcpStream::connect(addr).await.unwrap();
+        client
+            .write_all(b"GET /big/events HTTP/1.1\r\nhost: x\r\n\r\n")
+            .await
+            .unwrap();
+        let mut answer = Vec::new();
+        client.read_to_end(&mut answer).await.unwrap();
+        server.await.unwrap();
+        let answer = String::from_utf8_lossy(&answer);
+        assert!(answer.starts_with("HTTP/1.1 500"), "{answer}");
+        assert!(
+            answer.ends_with(
+                r#"{"error":{"code":"internal","message":"the answer could not be sent"}}"#
+            ),
+            "{answer}"
+        );
     }
 
     #[test]
