@@ -174,3 +174,89 @@ async fn a_stream_on_a_reused_connection_outlives_the_head_timeout(mode: Mode) {
     }
 }
 in_both_modes!(a_stream_on_a_reused_connection_outlives_the_head_timeout);
+
+/// Writes `request` on a fresh connection and returns what the server sent within 1 s (or until it
+/// closed the connection).
+async fn exchange(addr: &str, request: &[u8]) -> String {
+    let mut socket = TcpStream::connect(addr).await.unwrap();
+    // A server may close before reading everything: what it answered is what counts.
+    let _ = socket.write_all(request).await;
+    let mut answer = Vec::new();
+    let mut buf = [0u8; 8192];
+    let deadline = tokio::time::Instant::now() + Duration::from_secs(1);
+    while let Ok(Ok(n)) = tokio::time::timeout_at(deadline, socket.read(&mut buf)).await {
+        if n == 0 {
+            break;
+        }
+        answer.extend_from_slice(&buf[..n]);
+    }
+    String::from_utf8_lossy(&answer).into_owned()
+}
+
+async fn hostile_requests_are_answered_or_dropped_and_the_server_keeps_serving(mode: Mode) {
+    let stack = Stack::single(mode).await;
+    let alice = stack.chat(0).sign_in("alice").await;
+    let room = stack.chat(0).create_room(&alice, "edge").await["id"]
+        .as_str()
+        .unwrap()
+        .to_owned();
+    // The stream server: the publish-server, or the embedded chat-server, both reading first
+    // requests themselves (the take-over path).
+    let base = stack.publishers[0].clone();
+    let addr = base.trim_start_matches("http://").to_owned();
+    let events = format!("/api/rooms/{room}/events");
+
+    // A head of 1 MiB: refused (431 or a closed connection), never accepted.
+    let huge = format!(
+        "GET {events} HTTP/1.1\r\nhost: x\r\nx-big: {}\r\n\r\n",
+        "a".repeat(1 << 20)
+    );
+    let answer = exchange(&addr, huge.as_bytes()).await;
+    assert!(
+        answer.is_empty() || answer.starts_with("HTTP/1.1 431"),
+        "1 MiB head: {}",
+        &answer[..answer.len().min(200)]
+    );
+    // TLS bytes and garbage: a 400 or a closed connection.
+    for garbage in [
+        &b"\x16\x03\x01\x02\x00\x01\x00\x01\xfc\x03\x03"[..],
+        b"\x00\xffnot http\r\n\r\n",
+    ] {
+        let answer = exchange(&addr, garbage).await;
+        assert!(
+            answer.is_empty() || answer.starts_with("HTTP/1.1 400"),
+            "garbage: {answer}"
+        );
+    }
+    // An encoded CR/LF in the path: a JSON 404, no header injected.
+    let answer = exchange(
+        &addr,
+        b"GET /api/rooms/%0d%0aX-Injected:%20yes/events HTTP/1.1\r\nhost: x\r\n\r\n",
+    )
+    .await;
+    assert!(answer.starts_with("HTTP/1.1 404"), "CR/LF path: {answer}");
+    assert!(
+        !answer.to_ascii_lowercase().contains("\r\nx-injected"),
+        "{answer}"
+    );
+    // A body on a stream request, and a request pipelined behind one: the stream is served (by
+    // hyper, which reads those bytes as HTTP says).
+    for extra in [
+        "content-length: 5\r\n\r\nhello",
+        "\r\nGET /healthz HTTP/1.1\r\nhost: x\r\n\r\n",
+    ] {
+        let request = format!("GET {events} HTTP/1.1\r\nhost: x\r\n{extra}");
+        let answer = exchange(&addr, request.as_bytes()).await;
+        assert!(answer.starts_with("HTTP/1.1 200"), "{extra:?}: {answer}");
+        assert!(
+            answer
+                .to_ascii_lowercase()
+                .contains("content-type: text/event-stream"),
+            "{extra:?}: {answer}"
+        );
+    }
+    // And everyone else is still served.
+    let health = reqwest::get(format!("{base}/healthz")).await.unwrap();
+    assert_eq!(health.status(), 200);
+}
+in_both_modes!(hostile_requests_are_answered_or_dropped_and_the_server_keeps_serving);
