@@ -110,6 +110,13 @@ impl BusyRoom {
         .await
     }
 
+    /// Every node but `leader`.
+    fn followers(&self, leader: i32) -> Vec<i32> {
+        let mut ids = self.cluster.ids();
+        ids.retain(|&id| id != leader);
+        ids
+    }
+
     /// One post through chat-server `chat`, outside the writer.
     async fn post(&mut self, chat: usize, text: &str) -> bool {
         let before = self.outcomes.acked.len();
@@ -270,12 +277,7 @@ async fn killing_the_leader_while_its_followers_lag_loses_no_acknowledged_messag
     busy.start_writer();
     busy.progress(20).await;
     let leader = busy.leader().await;
-    let followers: Vec<i32> = busy
-        .cluster
-        .ids()
-        .into_iter()
-        .filter(|&id| id != leader)
-        .collect();
+    let followers = busy.followers(leader);
     for &id in &followers {
         busy.cluster.pause(id);
     }
@@ -298,12 +300,7 @@ async fn with_two_of_three_brokers_down_posts_answer_503_in_time_and_recover_whe
     }
     // The leader stays: with `acks=1` it would acknowledge alone.
     let leader = busy.leader().await;
-    let followers: Vec<i32> = busy
-        .cluster
-        .ids()
-        .into_iter()
-        .filter(|&id| id != leader)
-        .collect();
+    let followers = busy.followers(leader);
     for &id in &followers {
         busy.cluster.kill(id);
     }
