@@ -5,7 +5,6 @@
 
 pub mod auth;
 pub mod error;
-pub mod event_log;
 pub mod hot;
 pub mod limits;
 pub mod metrics;

@@ -4,9 +4,9 @@ use std::{net::SocketAddr, sync::Arc, time::Duration};
 
 use anyhow::Context;
 use moka::future::Cache;
-use publish_server::embedded::Embedded;
+use publish_server::read_side::{DEFAULT_PROJECTOR_GROUP, ReadSide};
 use shared::{
-    local_log::LocalLog,
+    event_log::EventLog,
     readmodel::ReadModel,
     serve::{ConnectionOptions, serve},
     shutdown::CancellationToken,
@@ -16,7 +16,6 @@ use uuid::Uuid;
 
 use crate::{
     auth::TokenSigner,
-    event_log::{EventLog, KafkaLog},
     hot::{
         FetchCounter, HotView,
         scheduler::Scheduler,
@@ -38,45 +37,37 @@ pub struct Application {
     router: axum::Router,
     state: AppState,
     scheduler: Scheduler,
-    /// The embedded read side, when there is no Kafka.
-    embedded: Option<Embedded>,
+    /// The read side, when this process is the only one that can read its log.
+    read_side: Option<ReadSide>,
     connection_options: ConnectionOptions,
 }
 
 impl Application {
     /// Opens the event log (Kafka, creating the topic if missing, or the embedded log), the read
-    /// model and, without Kafka, the embedded read side; then binds the listener (`CHAT_ADDR`; port 0
-    /// picks a free port, see [`Application::local_addr`]). Redis is not needed to start: the
-    /// hot-room loop connects (and reconnects) by itself.
+    /// model and, when no other process can read the log, the read side; then binds the listener
+    /// (`CHAT_ADDR`; port 0 picks a free port, see [`Application::local_addr`]). Redis is not needed
+    /// to start: the hot-room loop connects (and reconnects) by itself.
     pub async fn build(settings: Settings) -> anyhow::Result<Self> {
-        let (log, local) = match &settings.kafka {
-            Some(kafka) => {
-                let partitions = kafka.ensure_topic().await?;
-                tracing::info!(topic = %kafka.topic, partitions, "event topic ready");
-                (EventLog::Kafka(KafkaLog::new(kafka.clone())?), None)
-            }
-            None => {
-                let file = settings.data_dir.join("events.db");
-                let local = Arc::new(LocalLog::open(&file).await?);
-                tracing::info!(file = %file.display(), records = local.end(), "embedded event log (KAFKA_BROKERS is unset)");
-                (EventLog::Local(local.clone()), Some(local))
-            }
-        };
+        let log = Arc::new(EventLog::open(settings.kafka.as_ref(), &settings.data_dir).await?);
         let read_model =
             ReadModel::open(settings.database_url.as_deref(), &settings.data_dir).await?;
         let mut metrics = Metrics::default();
-        let embedded = match local {
-            Some(local) => {
-                let sse_metrics = Arc::new(metrics.register_sse());
-                Some(
-                    Embedded::prepare(local, read_model.clone(), &settings.sse, sse_metrics)
-                        .await?,
+        let read_side = if log.is_private() {
+            let read_metrics = Arc::new(metrics.register_sse());
+            Some(
+                ReadSide::build(
+                    log.clone(),
+                    read_model.clone(),
+                    &settings.sse,
+                    DEFAULT_PROJECTOR_GROUP,
+                    read_metrics,
                 )
-            }
-            None => None,
+                .await?,
+            )
+        } else {
+            None
         };
         let metrics = Arc::new(metrics);
-        let log = Arc::new(log);
         let hot = Arc::new(HotView::default());
         let counter = Arc::new(FetchCounter::default());
         let throttle = Arc::new(Throttle::new(&settings.hot));
@@ -90,6 +81,10 @@ impl Application {
             log: log.clone(),
             read_model,
             rooms: Cache::new(100_000),
+            posted: Cache::builder()
+                .max_capacity(100_000)
+                .time_to_live(Duration::from_secs(600))
+                .build(),
             signer: Arc::new(TokenSigner::new(
                 settings.auth.secret.as_bytes(),
                 settings.auth.token_ttl,
@@ -116,17 +111,14 @@ impl Application {
         let router = routes::router(
             state.clone(),
             &settings,
-            embedded.as_ref().map(Embedded::router),
+            read_side.as_ref().map(ReadSide::events_router),
         );
-        let connection_options = match embedded {
-            // Event streams are served here: small socket buffers so stalled clients are noticed.
-            Some(_) => ConnectionOptions {
-                send_buffer: Some(settings.sse.send_buffer),
-                write_buffer: Some(settings.sse.send_buffer),
-                take_over: Some(publish_server::routes::is_event_stream),
-                head_timeout: Some(settings.head_timeout),
-                max_connections: Some(settings.max_connections),
-            },
+        let connection_options = match read_side {
+            Some(_) => ReadSide::connection_options(
+                &settings.sse,
+                settings.head_timeout,
+                settings.max_connections,
+            ),
             None => ConnectionOptions {
                 head_timeout: Some(settings.head_timeout),
                 max_connections: Some(settings.max_connections),
@@ -138,7 +130,7 @@ impl Application {
             router,
             state,
             scheduler,
-            embedded,
+            read_side,
             connection_options,
         })
     }
@@ -150,10 +142,12 @@ impl Application {
     }
 
     /// Serves until `shutdown` is cancelled, then finishes in-flight requests, hands the scheduler
-    /// lock over and flushes the producer.
+    /// lock over, stops the read side (if here) and flushes the producer.
     pub async fn run_until_stopped(self, shutdown: CancellationToken) -> anyhow::Result<()> {
         let scheduler = tokio::spawn(self.scheduler.run(shutdown.clone()));
-        let embedded = self.embedded.map(|e| tokio::spawn(e.run(shutdown.clone())));
+        let read_side = self
+            .read_side
+            .map(|r| tokio::spawn(r.run(shutdown.clone())));
         tokio::spawn(housekeeping(self.state.clone(), shutdown.clone()));
         serve(
             self.listener,
@@ -170,12 +164,12 @@ impl Application {
         {
             tracing::warn!("hot-room scheduler did not stop within 2 s");
         }
-        if let Some(embedded) = embedded
-            && tokio::time::timeout(Duration::from_secs(2), embedded)
+        if let Some(read_side) = read_side
+            && tokio::time::timeout(Duration::from_secs(4), read_side)
                 .await
                 .is_err()
         {
-            tracing::warn!("embedded read side did not stop within 2 s");
+            tracing::warn!("read side did not stop within 4 s");
         }
         self.state.log.flush(Duration::from_secs(3));
         Ok(())

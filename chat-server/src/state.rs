@@ -3,12 +3,14 @@
 use std::sync::Arc;
 
 use moka::future::Cache;
-use shared::readmodel::{ReadModel, Room};
+use shared::{
+    event_log::EventLog,
+    readmodel::{ReadModel, Room},
+};
 use uuid::Uuid;
 
 use crate::{
     auth::TokenSigner,
-    event_log::EventLog,
     hot::{FetchCounter, HotView, throttle::Throttle},
     limits::PostLimiter,
     metrics::Metrics,
@@ -21,6 +23,9 @@ pub struct AppState {
     /// Rooms already seen: rooms are never deleted, so a hit needs no database query (and a hot
     /// room's fetches do not query the database just to learn that the room exists).
     pub rooms: Cache<Uuid, Room>,
+    /// Messages posted through this instance, with their room: a reaction on one is accepted even
+    /// before the projector has written it (the client saw it on its stream and clicked at once).
+    pub posted: Cache<Uuid, Uuid>,
     pub signer: Arc<TokenSigner>,
     pub metrics: Arc<Metrics>,
     pub hot: Arc<HotView>,

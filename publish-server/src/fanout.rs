@@ -1,26 +1,18 @@
-//! The fan-out consumer: every partition, every instance, straight to the hub.
+//! The fan-out: every partition of the event log, in every instance, straight to the hub.
 //!
-//! It uses manual partition assignment, not a consumer group: a shared group would hand each event to
-//! one instance only, and the browsers on the other instances would never see it (seeds 001, 002).
-//! Each instance starts `resume_capacity` records before the end of every partition (read explicitly
-//! at start-up), so that a client moving here from another instance can resume at once, and anything
-//! appended after `Application::build` returns is delivered.
+//! It reads with a tail (no consumer group): a shared group would hand each event to one instance
+//! only, and the browsers on the other instances would never see it (seeds 001, 002). Each instance
+//! starts `resume_capacity` records before the end of every partition, so that a client moving here
+//! from another instance can resume at once, and anything appended after start-up is delivered.
+//!
+//! The loop awaits nothing but the log and its timers: dispatching to the hub never waits on I/O.
 
 use std::{collections::HashMap, sync::Arc, time::Duration};
 
-use anyhow::Context;
-use rdkafka::{
-    Message, Offset, TopicPartitionList,
-    consumer::{BaseConsumer, Consumer, StreamConsumer},
-};
 use shared::{
-    cursor::Cursor,
-    event::Envelope,
-    kafka::KafkaSettings,
-    local_log::{self, LocalLog},
+    event_log::{EventLog, Record, Tail},
     shutdown::CancellationToken,
 };
-use uuid::Uuid;
 
 use crate::{
     hub::Hub,
@@ -31,82 +23,113 @@ use crate::{
 pub(crate) const SWEEP_EVERY: Duration = Duration::from_secs(1);
 /// How often consumer lag is measured.
 const LAG_EVERY: Duration = Duration::from_secs(5);
+/// The longest start-up waits to pre-load the resume buffer.
+const PRELOAD_LIMIT: Duration = Duration::from_secs(30);
+/// Most records taken from the log at once.
+const MAX_BATCH: usize = 512;
 
 pub struct Fanout {
-    consumer: StreamConsumer,
+    tail: Tail,
 }
 
 impl Fanout {
-    /// Assigns every partition, starting `resume_capacity` records before its end, and tells the
-    /// hub where each starts.
-    pub async fn assign(
-        settings: &KafkaSettings,
-        log_end: &KafkaWatermarks,
-        partitions: i32,
+    /// Tails every partition from `resume_capacity` records before its end, tells the hub where
+    /// each starts, and reads up to the end seen at start before returning: the resume buffer is
+    /// then full, and a client that subscribes afterwards gets only what is new as live events.
+    pub async fn start(
+        log: &EventLog,
         resume_capacity: usize,
         hub: &Hub,
+        metrics: &Metrics,
     ) -> anyhow::Result<Self> {
-        // A group id is required by the client, but nothing joins it or commits to it.
-        let group = format!("hotchat-fanout-{}", Uuid::now_v7());
-        let consumer: StreamConsumer = settings
-            .consumer_config(&group)
-            .create()
-            .context("creating the fan-out consumer")?;
-        let mut list = TopicPartitionList::new();
-        for partition in 0..partitions {
-            let (low, high) = log_end.watermarks(partition).await?;
+        let mut from = Vec::new();
+        let mut ends = HashMap::new();
+        for partition in 0..log.partitions() {
+            let (low, high) = log.bounds(partition).await?;
             let start = (high - resume_capacity as i64).max(low);
-            list.add_partition_offset(&settings.topic, partition, Offset::Offset(start))?;
             hub.start_partition(partition, start);
+            from.push((partition, start));
+            if start < high {
+                ends.insert(partition, high);
+            }
         }
-        consumer.assign(&list).context("assigning partitions")?;
-        Ok(Self { consumer })
+        let mut tail = log.tail(&from)?;
+        let deadline = tokio::time::Instant::now() + PRELOAD_LIMIT;
+        while !ends.is_empty() {
+            let batch = match tokio::time::timeout_at(deadline, tail.next_batch(MAX_BATCH)).await {
+                Ok(Ok(batch)) => batch,
+                Ok(Err(e)) => {
+                    tracing::warn!(error = %e, "fan-out cannot read the event log while pre-loading");
+                    tokio::time::sleep(Duration::from_millis(200)).await;
+                    continue;
+                }
+                Err(_) => {
+                    tracing::warn!(partitions = ?ends.keys().collect::<Vec<_>>(), "the resume buffer is not fully pre-loaded; going on");
+                    break;
+                }
+            };
+            for record in batch {
+                let (partition, next) = (record.cursor.partition, record.cursor.offset + 1);
+                deliver(hub, metrics, record);
+                if ends.get(&partition).is_some_and(|end| next >= *end) {
+                    ends.remove(&partition);
+                }
+            }
+        }
+        Ok(Self { tail })
     }
 
     /// Reads until `shutdown`, handing each record to the hub in log order.
-    pub async fn run(self, hub: Arc<Hub>, metrics: Arc<Metrics>, shutdown: CancellationToken) {
+    pub async fn run(mut self, hub: Arc<Hub>, metrics: Arc<Metrics>, shutdown: CancellationToken) {
         let mut sweep = tokio::time::interval(SWEEP_EVERY);
         loop {
-            let message = tokio::select! {
+            let batch = tokio::select! {
                 () = shutdown.cancelled() => break,
                 _ = sweep.tick() => {
                     sweep_hub(&hub, &metrics);
                     continue;
                 }
-                message = self.consumer.recv() => message,
+                batch = self.tail.next_batch(MAX_BATCH) => batch,
             };
-            let message = match message {
-                Ok(message) => message,
-                Err(e) => {
-                    // librdkafka reconnects by itself; back off so an outage does not spin.
-                    tracing::warn!(error = %e, "fan-out consumer error");
-                    tokio::time::sleep(Duration::from_millis(200)).await;
-                    continue;
+            match batch {
+                Ok(records) => {
+                    for record in records {
+                        deliver(&hub, &metrics, record);
+                    }
                 }
-            };
-            let cursor = Cursor {
-                partition: message.partition(),
-                offset: message.offset(),
-            };
-            let event = match Envelope::decode(message.key(), message.payload()) {
-                Ok(event) => Some(event),
                 Err(e) => {
-                    metrics
-                        .records_skipped
-                        .get_or_create(&ConsumerLabel { consumer: "fanout" })
-                        .inc();
-                    tracing::debug!(%cursor, error = %e, "fan-out skipped a record");
-                    None
+                    // The clients reconnect by themselves; back off so an outage does not spin.
+                    tracing::warn!(error = %e, "fan-out cannot read the event log");
+                    tokio::select! {
+                        () = shutdown.cancelled() => break,
+                        () = tokio::time::sleep(Duration::from_millis(200)) => {}
+                    }
                 }
-            };
-            hub.dispatch(cursor, event).await;
+            }
         }
-        tracing::info!("fan-out consumer stopped");
+        tracing::info!("fan-out stopped");
     }
 }
 
+/// Hands one record to the hub; one that is not a hotchat event is counted and passed on as such
+/// (its offset still counts as read).
+fn deliver(hub: &Hub, metrics: &Metrics, record: Record) {
+    let event = match record.event {
+        Ok(event) => Some(event),
+        Err(e) => {
+            metrics
+                .records_skipped
+                .get_or_create(&ConsumerLabel { consumer: "fanout" })
+                .inc();
+            tracing::debug!(cursor = %record.cursor, error = %e, "fan-out skipped a record");
+            None
+        }
+    };
+    hub.dispatch(record.cursor, event);
+}
+
 /// Cuts off stalled subscribers and releases empty rooms (every [`SWEEP_EVERY`]).
-pub(crate) fn sweep_hub(hub: &Hub, metrics: &Metrics) {
+fn sweep_hub(hub: &Hub, metrics: &Metrics) {
     let cut = hub.sweep();
     if cut > 0 {
         metrics.clients_cut_off.inc_by(cut as u64);
@@ -115,59 +138,10 @@ pub(crate) fn sweep_hub(hub: &Hub, metrics: &Metrics) {
     metrics.sse_rooms.set(hub.room_count() as i64);
 }
 
-/// Where each partition of the event log ends: asked from Kafka, or read off the embedded log.
-pub enum LogEnd {
-    Kafka(KafkaWatermarks),
-    Local(Arc<LocalLog>),
-}
-
-impl LogEnd {
-    /// The offset the next record of `partition` will get.
-    pub async fn high_watermark(&self, partition: i32) -> anyhow::Result<i64> {
-        match self {
-            LogEnd::Kafka(kafka) => Ok(kafka.watermarks(partition).await?.1),
-            LogEnd::Local(log) if partition == local_log::PARTITION => Ok(log.end()),
-            LogEnd::Local(_) => Ok(0),
-        }
-    }
-}
-
-/// Asks the broker where partitions begin and end.
-pub struct KafkaWatermarks {
-    client: Arc<BaseConsumer>,
-    topic: String,
-}
-
-impl KafkaWatermarks {
-    pub fn new(settings: &KafkaSettings) -> anyhow::Result<Self> {
-        let client: BaseConsumer = settings
-            .consumer_config(&format!("hotchat-watermarks-{}", Uuid::now_v7()))
-            .create()
-            .context("creating the watermark client")?;
-        Ok(Self {
-            client: Arc::new(client),
-            topic: settings.topic.clone(),
-        })
-    }
-
-    /// The (low, high) watermarks of `partition`: its first offset and the offset the next record
-    /// will get.
-    pub async fn watermarks(&self, partition: i32) -> anyhow::Result<(i64, i64)> {
-        let (client, topic) = (self.client.clone(), self.topic.clone());
-        tokio::task::spawn_blocking(move || {
-            client
-                .fetch_watermarks(&topic, partition, Duration::from_secs(5))
-                .with_context(|| format!("reading the watermarks of partition {partition}"))
-        })
-        .await
-        .context("watermark task panicked")?
-    }
-}
-
 /// Publishes `hotchat_consumer_lag{consumer, partition}` every few seconds: records at the end of
-/// each partition not yet handled by the fan-out consumer and by the projector.
+/// each partition not yet handled by the fan-out and by this instance's projector.
 pub async fn report_lag(
-    log_end: Arc<LogEnd>,
+    log: Arc<EventLog>,
     hub: Arc<Hub>,
     projected: Arc<std::sync::Mutex<HashMap<i32, i64>>>,
     metrics: Arc<Metrics>,
@@ -180,7 +154,7 @@ pub async fn report_lag(
             _ = every.tick() => {}
         }
         for (partition, last) in hub.positions() {
-            let Ok(end) = log_end.high_watermark(partition).await else {
+            let Ok((_, end)) = log.bounds(partition).await else {
                 continue;
             };
             let next = last.map_or(0, |o| o + 1);

@@ -1,29 +1,41 @@
-//! Rooms, their subscribers, and the recent past of every partition.
+//! Rooms, their subscribers, and what the hub knows from the log.
 //!
-//! Hot path: each event is serialised once into an SSE frame (`Bytes`, reference-counted) and the same
-//! bytes go to every subscriber through the room's `broadcast` channel, so delivering to N clients
-//! costs N pointer copies, not N serialisations. The channel is a bounded ring: a subscriber that falls
-//! a whole ring behind has lost events, so it is cut off (bounded memory, and a stalled client never
-//! slows anyone else down). [`Hub::sweep`] finds such subscribers even when their socket is blocked
-//! and their stream is never polled, and cancels their connection.
+//! Hot path: each event is serialised once into an SSE frame ([`frames`]; `Bytes`, reference-counted)
+//! and the same bytes go to every subscriber through the room's `broadcast` channel, so delivering
+//! to N clients costs N pointer copies, not N serialisations. The channel is a bounded ring: a
+//! subscriber that falls a whole ring behind has lost events, so it is cut off (bounded memory, and a
+//! stalled client never slows anyone else down). [`Hub::sweep`] finds such subscribers even when
+//! their socket is blocked and their stream is never polled, and cancels their connection.
 //!
-//! Resume: the hub keeps the last `resume_capacity` events of every partition. A client that
-//! reconnects with a cursor gets the events of its room after that cursor from this buffer, taken in
-//! the same critical section in which it subscribes to the live channel — so nothing is missed and
-//! nothing is sent twice, even while events keep arriving. A cursor older than the buffer, from an
-//! unknown partition, or not matching the room's partition gets `event: reset` instead.
+//! [`Hub::dispatch`] never waits on I/O: a reaction's count comes from the hub's own tallies
+//! ([`tallies`]), seeded off the path when needed ([`seeds`]), and is left out while unknown. The
+//! hub also remembers which rooms the log has shown it (their partition and mode), so a client can
+//! subscribe to such a room while the database is down.
+//!
+//! Resume ([`resume`]): the hub keeps the last `resume_capacity` events of every partition. A client
+//! that reconnects with a cursor gets the events of its room after that cursor from this buffer,
+//! taken in the same critical section in which it subscribes to the live channel — so nothing is
+//! missed and nothing is sent twice, even while events keep arriving. A cursor older than the
+//! buffer, from an unknown partition, or not matching the room's partition gets `event: reset`.
 //!
 //! Duplicates: the idempotent producer can still write one event twice when it retries across an
 //! epoch bump (librdkafka, after in-flight requests time out during an outage), so each partition
 //! remembers the ids of its recent events and a record whose event id it has already seen is
 //! dropped, live and for resumes alike. The projector deduplicates on the same id in the database.
 //!
-//! Rooms exist here only while they have subscribers; a room whose last subscriber left is released
-//! on the next event or sweep.
+//! Rooms have a channel here only while they have subscribers; a room whose last subscriber left is
+//! released on the next event or sweep.
+
+mod frames;
+mod resume;
+mod seeds;
+mod tallies;
+
+pub use frames::{ModeData, frame, mode_frame, reset_frame};
+pub use resume::Buffered;
 
 use std::{
-    collections::{HashMap, HashSet, VecDeque},
-    io::Write,
+    collections::HashMap,
     sync::{
         Arc, Mutex, Weak,
         atomic::{AtomicU64, Ordering},
@@ -31,18 +43,16 @@ use std::{
 };
 
 use bytes::Bytes;
-use serde::Serialize;
 use shared::{
     cursor::Cursor,
-    event::{Envelope, EventBody, RoomMode, User},
-    readmodel::{Message, ReadModel},
+    event::{Envelope, EventBody, RoomMode},
+    readmodel::ReadModel,
     shutdown::CancellationToken,
 };
 use tokio::sync::broadcast;
 use uuid::Uuid;
 
-/// Messages per room whose reaction sets are kept in memory to compute live counts.
-const TALLIED_MESSAGES: usize = 1024;
+use self::{resume::PartitionLog, seeds::SeedQueue, tallies::Tallies};
 
 /// One pre-serialised SSE frame, shared by every subscriber of a room.
 #[derive(Debug, Clone)]
@@ -117,112 +127,60 @@ pub struct Subscription {
     pub subscriber: Arc<Subscriber>,
 }
 
-/// An event kept for resuming clients.
+/// A kept event: its frame if it was sent live, else what is needed to build it (nobody listened
+/// when it arrived, so it was not serialised).
 #[derive(Clone)]
-pub struct Buffered {
-    cursor: Cursor,
-    room: Uuid,
-    payload: Payload,
+pub enum Payload {
+    Frame(Bytes),
+    Event {
+        event: Arc<Envelope>,
+        /// A reaction's count when it was dispatched, if known.
+        count: Option<usize>,
+    },
 }
 
-#[derive(Clone)]
-enum Payload {
-    /// The frame sent live (the room had subscribers).
-    Frame(Bytes),
-    /// Not framed yet: nobody listened when it arrived.
-    Event(Arc<Envelope>),
+/// What the log has shown about a room.
+#[derive(Clone, Copy)]
+struct KnownRoom {
+    partition: i32,
+    /// `None` until a creation or mode change of the room has been read.
+    mode: Option<RoomMode>,
 }
 
 pub struct Hub {
     inner: Mutex<Inner>,
+    /// Read off the live path only, by the seeder.
     read_model: ReadModel,
+    seeds: SeedQueue,
     room_capacity: usize,
     resume_capacity: usize,
 }
 
 #[derive(Default)]
 struct Inner {
+    /// Rooms with subscribers here.
     rooms: HashMap<Uuid, Room>,
+    /// Every room seen in the log since start-up (a few dozen bytes each).
+    known: HashMap<Uuid, KnownRoom>,
     partitions: HashMap<i32, PartitionLog>,
+    tallies: Tallies,
 }
 
 struct Room {
     sender: broadcast::Sender<Frame>,
-    tallies: Tallies,
     /// Frames sent so far.
     sent: u64,
     subscribers: Vec<Weak<Subscriber>>,
 }
 
-/// The recent events of one partition.
-struct PartitionLog {
-    events: VecDeque<Buffered>,
-    /// Every record from this offset on has been seen (what is older was never read or was evicted).
-    complete_from: i64,
-    /// The last offset seen, if any.
-    last: Option<i64>,
-    /// Which partition each recently seen room lives on is implied by this log holding its events.
-    rooms: HashSet<Uuid>,
-    /// Event ids of the partition's recent records, to drop a record written twice.
-    ids: RecentIds,
-}
-
-impl PartitionLog {
-    fn new(complete_from: i64, ids: usize) -> Self {
-        Self {
-            events: VecDeque::new(),
-            complete_from,
-            last: None,
-            rooms: HashSet::new(),
-            ids: RecentIds::new(ids),
-        }
-    }
-}
-
-/// The last `capacity` distinct ids seen, oldest forgotten first.
-struct RecentIds {
-    set: HashSet<Uuid>,
-    order: VecDeque<Uuid>,
-    capacity: usize,
-}
-
-impl RecentIds {
-    fn new(capacity: usize) -> Self {
-        Self {
-            set: HashSet::new(),
-            order: VecDeque::new(),
-            capacity: capacity.max(1),
-        }
-    }
-
-    /// Remembers `id`; false when it was already among the recent ones.
-    fn insert(&mut self, id: Uuid) -> bool {
-        if !self.set.insert(id) {
-            return false;
-        }
-        self.order.push_back(id);
-        while self.order.len() > self.capacity {
-            if let Some(old) = self.order.pop_front() {
-                self.set.remove(&old);
-            }
-        }
-        true
-    }
-}
-
-/// Event ids remembered per partition: at least the resume buffer's span, and enough for a
-/// producer's in-flight window at low rates.
-fn id_window(resume_capacity: usize) -> usize {
-    resume_capacity.max(1024)
-}
-
 impl Hub {
     /// `room_capacity`: how far behind a subscriber may fall; `resume_capacity`: events kept per
-    /// partition for resuming clients.
+    /// partition for resuming clients. `read_model` seeds reaction counts, off the live path.
     pub fn new(room_capacity: usize, resume_capacity: usize, read_model: ReadModel) -> Self {
         Self {
             inner: Mutex::new(Inner::default()),
             read_model,
+            seeds: SeedQueue::default(),
             room_capacity,
             resume_capacity,
         }
@@ -232,12 +190,16 @@ impl Hub {
         self.inner.lock().expect("hub lock poisoned")
     }
 
-    /// Declares that the fan-out consumer reads `partition` from `offset` on.
+    /// Declares that the fan-out reads `partition` from `offset` on.
     pub fn start_partition(&self, partition: i32, offset: i64) {
-        self.lock().partitions.insert(
-            partition,
-            PartitionLog::new(offset, id_window(self.resume_capacity)),
-        );
+        self.lock()
+            .partitions
+            .insert(partition, PartitionLog::new(offset, self.resume_capacity));
+    }
+
+    /// What the log has shown about `room`: `None` if nothing, else its mode if known.
+    pub fn room(&self, room: Uuid) -> Option<Option<RoomMode>> {
+        self.lock().known.get(&room).map(|known| known.mode)
     }
 
     /// Subscribes to `room`, resuming after `from` if given.
@@ -255,7 +217,6 @@ impl Hub {
         let capacity = self.room_capacity;
         let channel = inner.rooms.entry(room).or_insert_with(|| Room {
             sender: broadcast::channel(capacity).0,
-            tallies: Tallies::default(),
             sent: 0,
             subscribers: Vec::new(),
         });
@@ -272,76 +233,65 @@ impl Hub {
         }
     }
 
-    /// Frames for backlog events, building those nobody listened to when they arrived. A replayed
-    /// reaction carries the count the read model has now.
-    pub async fn frames(&self, backlog: Vec<Buffered>) -> Vec<Bytes> {
-        let mut frames = Vec::with_capacity(backlog.len());
-        for buffered in backlog {
-            let built = match buffered.payload {
+    /// Frames for backlog events, building those nobody listened to when they arrived.
+    pub fn frames(&self, backlog: Vec<Buffered>) -> Vec<Bytes> {
+        backlog
+            .into_iter()
+            .filter_map(|buffered| match buffered.payload {
                 Payload::Frame(bytes) => Some(bytes),
-                Payload::Event(event) => self.replay_frame(buffered.cursor, &event).await,
-            };
-            frames.extend(built);
-        }
-        frames
-    }
-
-    async fn replay_frame(&self, cursor: Cursor, event: &Envelope) -> Option<Bytes> {
-        match &event.body {
-            EventBody::ReactionAdded { message_id, emoji }
-            | EventBody::ReactionRemoved { message_id, emoji } => {
-                let count = self
-                    .read_model
-                    .reactions(*message_id)
-                    .await
-                    .map(|rows| rows.iter().filter(|(e, _)| e == emoji).count())
-                    .unwrap_or(0);
-                let added = matches!(event.body, EventBody::ReactionAdded { .. });
-                Some(reaction_frame(
-                    cursor,
-                    event,
-                    *message_id,
-                    emoji,
-                    added,
-                    count,
-                ))
-            }
-            _ => plain_frame(cursor, event),
-        }
+                Payload::Event { event, count } => {
+                    frames::event_frame(buffered.cursor, &event, count)
+                }
+            })
+            .collect()
     }
 
     /// Records an event (or, with `None`, a record that was not one) read at `cursor`, and sends it
-    /// to the room's subscribers.
-    pub async fn dispatch(&self, cursor: Cursor, event: Option<Envelope>) {
+    /// to the room's subscribers. Takes the hub's lock once and waits on nothing else.
+    pub fn dispatch(&self, cursor: Cursor, event: Option<Envelope>) {
+        let mut guard = self.lock();
+        let inner = &mut *guard;
+        let partition = inner.partition(cursor, self.resume_capacity);
         let Some(event) = event else {
-            self.lock().seen(cursor, None, self.resume_capacity);
+            partition.seen(cursor, None);
             return;
         };
-        {
-            let mut inner = self.lock();
-            if !inner.first_time(cursor, event.event_id, self.resume_capacity) {
-                tracing::debug!(%cursor, event_id = %event.event_id, "fan-out dropped a duplicate record");
-                inner.seen(cursor, None, self.resume_capacity);
-                return;
-            }
+        if !partition.first_time(event.event_id) {
+            tracing::debug!(%cursor, event_id = %event.event_id, "fan-out dropped a duplicate record");
+            partition.seen(cursor, None);
+            return;
         }
-        // Seed reaction counts of a message this instance has not tallied, outside the lock. Sets
-        // make this safe whether the projector is behind or ahead of this event: adding or
-        // removing this user is idempotent.
-        let seed = match &event.body {
-            EventBody::ReactionAdded { message_id, .. }
-            | EventBody::ReactionRemoved { message_id, .. }
-                if self.needs_seed(event.room_id, *message_id) =>
-            {
-                Some(self.seed(*message_id).await)
+        inner.learn(cursor, &event);
+        let (tell, count) = match &event.body {
+            EventBody::RoomCreated { .. } => (false, None),
+            EventBody::MessagePosted { message_id, .. } => {
+                inner.tallies.posted(*message_id);
+                (true, None)
             }
-            _ => None,
+            EventBody::ReactionAdded { message_id, emoji }
+            | EventBody::ReactionRemoved { message_id, emoji } => {
+                let added = matches!(event.body, EventBody::ReactionAdded { .. });
+                let reacted =
+                    inner
+                        .tallies
+                        .react(*message_id, cursor.offset, emoji, event.user.id, added);
+                if reacted.seed {
+                    self.seeds.request(*message_id, cursor.partition);
+                }
+                // A repeated add or a remove of nothing changes no count: nothing to tell.
+                (reacted.changed, reacted.count)
+            }
+            EventBody::RoomModeChanged { .. } => (true, None),
         };
+        let partition = inner.partition(cursor, self.resume_capacity);
+        if !tell {
+            partition.seen(cursor, None);
+            return;
+        }
         let event = Arc::new(event);
-        let mut inner = self.lock();
-        let frame = match inner.rooms.get_mut(&event.room_id) {
+        let live = match inner.rooms.get_mut(&event.room_id) {
             Some(room) if room.sender.receiver_count() > 0 => {
-                build_live(room, cursor, &event, seed)
+                frames::event_frame(cursor, &event, count).map(|bytes| (room, bytes))
             }
             Some(_) => {
                 inner.rooms.remove(&event.room_id);
@@ -349,17 +299,14 @@ impl Hub {
             }
             None => None,
         };
-        let payload = match &frame {
-            Some(bytes) => Payload::Frame(bytes.clone()),
-            None => Payload::Event(event.clone()),
+        let payload = match &live {
+            Some((_, bytes)) => Payload::Frame(bytes.clone()),
+            None => Payload::Event {
+                event: event.clone(),
+                count,
+            },
         };
-        let keep = !matches!(event.body, EventBody::RoomCreated { .. });
-        inner.seen(
-            cursor,
-            keep.then_some((event.room_id, payload)),
-            self.resume_capacity,
-        );
-        if let (Some(bytes), Some(room)) = (frame, inner.rooms.get_mut(&event.room_id)) {
+        if let Some((room, bytes)) = live {
             room.sent += 1;
             // An error only means every receiver left.
             let _ = room.sender.send(Frame {
@@ -368,28 +315,15 @@ impl Hub {
                 bytes,
             });
         }
+        inner
+            .partition(cursor, self.resume_capacity)
+            .seen(cursor, Some((event.room_id, payload)));
     }
 
-    fn needs_seed(&self, room: Uuid, message: Uuid) -> bool {
-        self.lock()
-            .rooms
-            .get(&room)
-            .is_some_and(|r| r.sender.receiver_count() > 0 && !r.tallies.contains(message))
-    }
-
-    async fn seed(&self, message: Uuid) -> HashMap<String, HashSet<Uuid>> {
-        let mut seed: HashMap<String, HashSet<Uuid>> = HashMap::new();
-        match self.read_model.reactions(message).await {
-            Ok(rows) => {
-                for (emoji, user) in rows {
-                    seed.entry(emoji).or_default().insert(user);
-                }
-            }
-            Err(e) => {
-                tracing::warn!(message_id = %message, error = %e, "cannot seed reaction counts; counting from this event on");
-            }
-        }
-        seed
+    /// Completes a pending tally with a seed read when the read model held everything before
+    /// `as_of`.
+    fn seeded(&self, message: Uuid, as_of: i64, reactions: Vec<(String, Uuid)>) -> tallies::Seeded {
+        self.lock().tallies.seeded(message, as_of, reactions)
     }
 
     /// Releases rooms nobody listens to and cuts off subscribers that fell a whole ring behind.
@@ -442,30 +376,23 @@ impl Inner {
     fn partition(&mut self, cursor: Cursor, capacity: usize) -> &mut PartitionLog {
         self.partitions
             .entry(cursor.partition)
-            .or_insert_with(|| PartitionLog::new(cursor.offset, id_window(capacity)))
+            .or_insert_with(|| PartitionLog::new(cursor.offset, capacity))
     }
 
-    /// Whether `event_id` is new in `cursor`'s partition (and remembers it).
-    fn first_time(&mut self, cursor: Cursor, event_id: Uuid, capacity: usize) -> bool {
-        self.partition(cursor, capacity).ids.insert(event_id)
-    }
-
-    /// Notes a record at `cursor`, keeping it for resumes when `kept` is given.
-    fn seen(&mut self, cursor: Cursor, kept: Option<(Uuid, Payload)>, capacity: usize) {
-        let log = self.partition(cursor, capacity);
-        log.last = Some(cursor.offset);
-        if let Some((room, payload)) = kept {
-            log.rooms.insert(room);
-            log.events.push_back(Buffered {
-                cursor,
-                room,
-                payload,
-            });
-            while log.events.len() > capacity {
-                if let Some(old) = log.events.pop_front() {
-                    log.complete_from = old.cursor.offset + 1;
-                }
-            }
+    /// Notes the room of `event`: its partition, and its mode when the event tells it.
+    fn learn(&mut self, cursor: Cursor, event: &Envelope) {
+        let mode = match &event.body {
+            EventBody::RoomCreated { .. } => Some(RoomMode::Normal),
+            EventBody::RoomModeChanged { mode } => Some(*mode),
+            _ => None,
+        };
+        let known = self.known.entry(event.room_id).or_insert(KnownRoom {
+            partition: cursor.partition,
+            mode: None,
+        });
+        known.partition = cursor.partition;
+        if mode.is_some() {
+            known.mode = mode;
         }
     }
 
@@ -474,399 +401,175 @@ impl Inner {
         let Some(log) = self.partitions.get(&cursor.partition) else {
             return (Vec::new(), Start::Reset(ResetReason::ForeignCursor));
         };
-        let elsewhere = self
-            .partitions
-            .iter()
-            .any(|(p, other)| *p != cursor.partition && other.rooms.contains(&room));
-        if elsewhere {
+        if self
+            .known
+            .get(&room)
+            .is_some_and(|known| known.partition != cursor.partition)
+        {
             return (Vec::new(), Start::Reset(ResetReason::ForeignCursor));
         }
-        if cursor.offset + 1 < log.complete_from {
-            return (Vec::new(), Start::Reset(ResetReason::TooOld));
-        }
-        let last = log.last.unwrap_or(log.complete_from - 1);
-        if cursor.offset > last {
-            return (
-                Vec::new(),
-                Start::Ahead {
-                    partition: cursor.partition,
-                    offset: cursor.offset,
-                },
-            );
-        }
-        let backlog = log
-            .events
-            .iter()
-            .filter(|b| b.room == room && b.cursor.offset > cursor.offset)
-            .cloned()
-            .collect();
-        (backlog, Start::Resumed)
+        log.backlog(room, cursor)
     }
-}
-
-/// The live frame for `event` in a room with subscribers (None when there is nothing to tell).
-fn build_live(
-    room: &mut Room,
-    cursor: Cursor,
-    event: &Envelope,
-    seed: Option<HashMap<String, HashSet<Uuid>>>,
-) -> Option<Bytes> {
-    match &event.body {
-        EventBody::MessagePosted { message_id, .. } => {
-            room.tallies.insert(*message_id, HashMap::new());
-            plain_frame(cursor, event)
-        }
-        EventBody::ReactionAdded { message_id, emoji }
-        | EventBody::ReactionRemoved { message_id, emoji } => {
-            if let Some(seed) = seed {
-                room.tallies.insert_if_absent(*message_id, seed);
-            }
-            let added = matches!(event.body, EventBody::ReactionAdded { .. });
-            let users = room.tallies.users(*message_id, emoji);
-            let changed = if added {
-                users.insert(event.user.id)
-            } else {
-                users.remove(&event.user.id)
-            };
-            let count = users.len();
-            // A repeated add or a remove of nothing changes no count: nothing to tell.
-            changed.then(|| reaction_frame(cursor, event, *message_id, emoji, added, count))
-        }
-        _ => plain_frame(cursor, event),
-    }
-}
-
-/// The frame of a message or mode change (None for events subscribers do not see).
-fn plain_frame(cursor: Cursor, event: &Envelope) -> Option<Bytes> {
-    match &event.body {
-        EventBody::MessagePosted { message_id, text } => {
-            let message = Message {
-                id: *message_id,
-                room_id: event.room_id,
-                user: event.user.clone(),
-                text: text.clone(),
-                at: event.at,
-                reactions: Default::default(),
-            };
-            Some(frame(cursor, "message", &message))
-        }
-        EventBody::RoomModeChanged { mode } => {
-            Some(frame(cursor, "mode", &ModeData { mode: *mode }))
-        }
-        _ => None,
-    }
-}
-
-fn reaction_frame(
-    cursor: Cursor,
-    event: &Envelope,
-    message_id: Uuid,
-    emoji: &str,
-    added: bool,
-    count: usize,
-) -> Bytes {
-    let data = ReactionData {
-        message_id,
-        emoji,
-        user: &event.user,
-        op: if added { "added" } else { "removed" },
-        count,
-    };
-    frame(cursor, "reaction", &data)
-}
-
-#[derive(Serialize)]
-pub struct ModeData {
-    pub mode: RoomMode,
-}
-
-#[derive(Serialize)]
-struct ReactionData<'a> {
-    message_id: Uuid,
-    emoji: &'a str,
-    user: &'a User,
-    op: &'static str,
-    count: usize,
-}
-
-/// Who reacted with what, for the most recently touched messages of a room.
-#[derive(Default)]
-struct Tallies {
-    by_message: HashMap<Uuid, HashMap<String, HashSet<Uuid>>>,
-    order: VecDeque<Uuid>,
-}
-
-impl Tallies {
-    fn contains(&self, message: Uuid) -> bool {
-        self.by_message.contains_key(&message)
-    }
-
-    fn insert(&mut self, message: Uuid, sets: HashMap<String, HashSet<Uuid>>) {
-        if self.by_message.insert(message, sets).is_none() {
-            self.order.push_back(message);
-            while self.order.len() > TALLIED_MESSAGES {
-                if let Some(old) = self.order.pop_front() {
-                    self.by_message.remove(&old);
-                }
-            }
-        }
-    }
-
-    fn insert_if_absent(&mut self, message: Uuid, sets: HashMap<String, HashSet<Uuid>>) {
-        if !self.contains(message) {
-            self.insert(message, sets);
-        }
-    }
-
-    fn users(&mut self, message: Uuid, emoji: &str) -> &mut HashSet<Uuid> {
-        if !self.contains(message) {
-            self.insert(message, HashMap::new());
-        }
-        self.by_message
-            .get_mut(&message)
-            .expect("just inserted")
-            .entry(emoji.to_owned())
-            .or_default()
-    }
-}
-
-/// `id: <cursor>\nevent: <event>\ndata: <json>\n\n`. Compact JSON never contains a raw newline, so
-/// one `data:` line always carries the whole payload.
-pub fn frame(cursor: Cursor, event: &str, data: &impl Serialize) -> Bytes {
-    let mut buf = Vec::with_capacity(256);
-    let _ = write!(buf, "id: {cursor}\nevent: {event}\ndata: ");
-    serde_json::to_writer(&mut buf, data).expect("event data serialises");
-    buf.extend_from_slice(b"\n\n");
-    Bytes::from(buf)
-}
-
-/// `event: mode` without an `id:` (so the client's resume cursor is unchanged): the room's current
-/// mode, sent first to a client that subscribes while the room is hot.
-pub fn mode_frame(mode: RoomMode) -> Bytes {
-    let mut buf = Vec::with_capacity(48);
-    let _ = write!(buf, "event: mode\ndata: ");
-    serde_json::to_writer(&mut buf, &ModeData { mode }).expect("mode data serialises");
-    buf.extend_from_slice(b"\n\n");
-    Bytes::from(buf)
-}
-
-/// `event: reset`: the client must refetch, its position cannot be continued.
-pub fn reset_frame(reason: ResetReason) -> Bytes {
-    let mut buf = Vec::with_capacity(64);
-    let _ = write!(buf, "event: reset\ndata: ");
-    serde_json::to_writer(&mut buf, &serde_json::json!({ "reason": reason.as_str() }))
-        .expect("reset data serialises");
-    buf.extend_from_slice(b"\n\n");
-    Bytes::from(buf)
 }
 
 #[cfg(test)]
 mod tests {
+    use shared::event::User;
+
     use super::*;
 
-    #[test]
-    fn frame_is_one_sse_event_with_id_type_and_single_line_data() {
-        let cursor = Cursor {
-            partition: 1,
-            offset: 7,
-        };
-        let bytes = frame(cursor, "message", &serde_json::json!({"text": "a\nb"}));
-        assert_eq!(
-            std::str::from_utf8(&bytes).unwrap(),
-            "id: 1-7\nevent: message\ndata: {\"text\":\"a\\nb\"}\n\n"
-        );
+    async fn hub() -> Hub {
+        // Only seeds would touch the read model; these tests do not run the seeder.
+        let dir = std::env::temp_dir().join(format!("hotchat-hub-test-{}", Uuid::now_v7()));
+        let read_model = ReadModel::open_file(&dir.join("read.db")).await.unwrap();
+        Hub::new(16, 16, read_model)
     }
 
-    #[test]
-    fn tallies_forget_the_oldest_messages_beyond_the_bound() {
-        let mut tallies = Tallies::default();
-        let first = Uuid::now_v7();
-        tallies.insert(first, HashMap::new());
-        for _ in 0..TALLIED_MESSAGES {
-            tallies.insert(Uuid::now_v7(), HashMap::new());
-        }
-        assert!(!tallies.contains(first));
-        assert_eq!(tallies.by_message.len(), TALLIED_MESSAGES);
-    }
-
-    #[test]
-    fn tally_sets_make_repeated_adds_count_once() {
-        let mut tallies = Tallies::default();
-        let (message, user) = (Uuid::now_v7(), Uuid::now_v7());
-        assert!(tallies.users(message, "👍").insert(user));
-        assert!(!tallies.users(message, "👍").insert(user));
-        assert_eq!(tallies.users(message, "👍").len(), 1);
-        assert!(tallies.users(message, "👍").remove(&user));
-        assert!(!tallies.users(message, "👍").remove(&user));
-    }
-
-    fn message_event(room: Uuid) -> Payload {
-        let user = User {
-            id: Uuid::nil(),
+    fn user() -> User {
+        User {
+            id: Uuid::now_v7(),
             name: "u".into(),
-        };
-        Payload::Event(Arc::new(Envelope::new(
-            room,
-            user,
-            EventBody::MessagePosted {
-                message_id: Uuid::now_v7(),
-                text: "t".into(),
-            },
-        )))
-    }
-
-    fn inner_with(partition: i32, from: i64, rooms: &[(i64, Uuid)], capacity: usize) -> Inner {
-        let mut inner = Inner::default();
-        inner
-            .partitions
-            .insert(partition, PartitionLog::new(from, id_window(capacity)));
-        for (offset, room) in rooms {
-            let cursor = Cursor {
-                partition,
-                offset: *offset,
-            };
-            inner.seen(cursor, Some((*room, message_event(*room))), capacity);
         }
-        inner
     }
 
-    #[test]
-    fn recent_ids_refuse_a_repeat_and_forget_the_oldest_beyond_the_bound() {
-        let mut ids = RecentIds::new(2);
-        let (a, b, c) = (Uuid::now_v7(), Uuid::now_v7(), Uuid::now_v7());
-        assert!(ids.insert(a));
-        assert!(!ids.insert(a), "a repeat is refused");
-        assert!(ids.insert(b));
-        assert!(ids.insert(c));
-        assert!(!ids.insert(c));
-        assert!(ids.insert(a), "the oldest was forgotten");
-        assert_eq!(ids.set.len(), 2);
+    fn at(partition: i32, offset: i64) -> Cursor {
+        Cursor { partition, offset }
+    }
+
+    fn posted(room: Uuid) -> (Uuid, Envelope) {
+        let message_id = Uuid::now_v7();
+        let body = EventBody::MessagePosted {
+            message_id,
+            text: "t".into(),
+        };
+        (message_id, Envelope::new(room, user(), body))
+    }
+
+    fn reaction(room: Uuid, message_id: Uuid, who: &User) -> Envelope {
+        let body = EventBody::ReactionAdded {
+            message_id,
+            emoji: "👍".into(),
+        };
+        Envelope::new(room, who.clone(), body)
+    }
+
+    fn text(frame: &Frame) -> String {
+        String::from_utf8(frame.bytes.to_vec()).unwrap()
     }
 
     #[tokio::test]
     async fn a_record_written_twice_is_dispatched_once() {
-        // Message events never reach the read model; it is only there to build a hub.
-        let dir = std::env::temp_dir().join(format!("hotchat-hub-test-{}", Uuid::now_v7()));
-        std::fs::create_dir_all(&dir).unwrap();
-        let read_model = ReadModel::open_file(&dir.join("read.db")).await.unwrap();
-        let hub = Hub::new(16, 16, read_model);
+        let hub = hub().await;
         let room = Uuid::now_v7();
-        let subscription = hub.subscribe(room, None, None);
-        let Payload::Event(event) = message_event(room) else {
-            unreachable!()
-        };
+        let mut live = hub.subscribe(room, None, None).receiver;
+        let (_, event) = posted(room);
         for offset in [3, 4] {
-            let cursor = Cursor {
-                partition: 0,
-                offset,
-            };
-            hub.dispatch(cursor, Some((*event).clone())).await;
+            hub.dispatch(at(0, offset), Some(event.clone()));
         }
-        let mut live = subscription.receiver;
         assert_eq!(live.try_recv().expect("the first copy").offset, 3);
         assert!(live.try_recv().is_err(), "the second copy is dropped");
-        let resumed = hub.subscribe(
-            room,
-            Some(Cursor {
-                partition: 0,
-                offset: 2,
-            }),
-            None,
-        );
-        assert_eq!(offsets(&resumed.backlog), [3], "and left out of resumes");
-        let _ = std::fs::remove_dir_all(dir);
+        let resumed = hub.subscribe(room, Some(at(0, 2)), None);
+        let offsets: Vec<i64> = resumed.backlog.iter().map(|b| b.cursor.offset).collect();
+        assert_eq!(offsets, [3], "and left out of resumes");
     }
 
-    fn offsets(backlog: &[Buffered]) -> Vec<i64> {
-        backlog.iter().map(|b| b.cursor.offset).collect()
-    }
-
-    #[test]
-    fn backlog_holds_exactly_the_rooms_events_after_the_cursor() {
-        let (a, b) = (Uuid::now_v7(), Uuid::now_v7());
-        let inner = inner_with(0, 0, &[(0, a), (1, b), (2, a), (3, a), (4, b)], 100);
-        let (backlog, start) = inner.backlog(
-            a,
-            Cursor {
-                partition: 0,
-                offset: 0,
-            },
-        );
-        assert_eq!(start, Start::Resumed);
-        assert_eq!(offsets(&backlog), [2, 3]);
-        let (backlog, start) = inner.backlog(
-            a,
-            Cursor {
-                partition: 0,
-                offset: 3,
-            },
-        );
-        assert_eq!((offsets(&backlog), start), (vec![], Start::Resumed));
-    }
-
-    #[test]
-    fn cursors_older_than_the_buffer_or_elsewhere_are_reset() {
-        let a = Uuid::now_v7();
-        let inner = inner_with(0, 10, &[(10, a), (11, a), (12, a), (13, a)], 2);
-        // Offsets 10 and 11 were evicted: resuming after 10 would miss 11.
-        let (_, start) = inner.backlog(
-            a,
-            Cursor {
-                partition: 0,
-                offset: 10,
-            },
-        );
-        assert_eq!(start, Start::Reset(ResetReason::TooOld));
-        let (backlog, start) = inner.backlog(
-            a,
-            Cursor {
-                partition: 0,
-                offset: 11,
-            },
-        );
-        assert_eq!((offsets(&backlog), start), (vec![12, 13], Start::Resumed));
-        let (_, start) = inner.backlog(
-            a,
-            Cursor {
-                partition: 5,
-                offset: 11,
-            },
-        );
-        assert_eq!(start, Start::Reset(ResetReason::ForeignCursor));
-        let (_, start) = inner.backlog(
-            a,
-            Cursor {
-                partition: 0,
-                offset: 99,
-            },
-        );
+    #[tokio::test]
+    async fn reactions_on_a_message_read_here_carry_exact_counts_without_the_database() {
+        let hub = hub().await;
+        let room = Uuid::now_v7();
+        let mut live = hub.subscribe(room, None, None).receiver;
+        let (message, event) = posted(room);
+        hub.dispatch(at(0, 0), Some(event));
+        let (alice, bob) = (user(), user());
+        hub.dispatch(at(0, 1), Some(reaction(room, message, &alice)));
+        hub.dispatch(at(0, 2), Some(reaction(room, message, &bob)));
+        hub.dispatch(at(0, 3), Some(reaction(room, message, &bob)));
+        let frames: Vec<String> = std::iter::from_fn(|| live.try_recv().ok())
+            .map(|f| text(&f))
+            .collect();
         assert_eq!(
-            start,
-            Start::Ahead {
-                partition: 0,
-                offset: 99
-            }
+            frames.len(),
+            3,
+            "the repeated add tells nothing: {frames:?}"
         );
+        assert!(frames[1].contains(r#""count":1"#), "{}", frames[1]);
+        assert!(frames[2].contains(r#""count":2"#), "{}", frames[2]);
     }
 
-    #[test]
-    fn a_cursor_on_another_partition_than_the_rooms_is_reset() {
-        let a = Uuid::now_v7();
-        let mut inner = inner_with(0, 0, &[(0, a)], 10);
-        inner.partitions.insert(
+    #[tokio::test]
+    async fn a_reaction_on_an_older_message_goes_out_at_once_without_a_count_and_asks_for_a_seed() {
+        let hub = hub().await;
+        let room = Uuid::now_v7();
+        let mut live = hub.subscribe(room, None, None).receiver;
+        let (older, first) = (Uuid::now_v7(), user());
+        hub.dispatch(at(0, 7), Some(reaction(room, older, &first)));
+        let frame = text(&live.try_recv().expect("sent without waiting"));
+        assert!(
+            frame.contains("\"op\":\"added\"") && !frame.contains("count"),
+            "{frame}"
+        );
+        assert_eq!(hub.seeds.take(), [(older, 0)]);
+        // Seeded with the read model complete through offset 7 (so it has the first reaction):
+        // exact from then on.
+        let seed = vec![("👍".to_owned(), first.id)];
+        assert_eq!(hub.seeded(older, 8, seed), tallies::Seeded::Complete);
+        hub.dispatch(at(0, 8), Some(reaction(room, older, &user())));
+        let frame = text(&live.try_recv().unwrap());
+        assert!(frame.contains(r#""count":2"#), "{frame}");
+    }
+
+    #[tokio::test]
+    async fn the_hub_knows_rooms_and_their_mode_from_the_log() {
+        let hub = hub().await;
+        let room = Uuid::now_v7();
+        assert_eq!(hub.room(room), None);
+        let created = Envelope::new(room, user(), EventBody::RoomCreated { name: "r".into() });
+        hub.dispatch(at(1, 0), Some(created));
+        assert_eq!(hub.room(room), Some(Some(RoomMode::Normal)));
+        let hot = Envelope::new(
+            room,
+            user(),
+            EventBody::RoomModeChanged {
+                mode: RoomMode::Throttled,
+            },
+        );
+        hub.dispatch(at(1, 1), Some(hot));
+        assert_eq!(hub.room(room), Some(Some(RoomMode::Throttled)));
+        let (_, message) = posted(Uuid::now_v7());
+        let other = message.room_id;
+        hub.dispatch(at(1, 2), Some(message));
+        assert_eq!(hub.room(other), Some(None), "known, mode not read yet");
+        // A cursor on another partition than the room's is foreign.
+        hub.start_partition(0, 0);
+        let resumed = hub.subscribe(room, Some(at(0, 0)), None);
+        assert_eq!(resumed.start, Start::Reset(ResetReason::ForeignCursor));
+    }
+
+    #[tokio::test]
+    async fn sweep_cuts_off_a_subscriber_a_whole_ring_behind_and_releases_empty_rooms() {
+        let hub = hub().await;
+        let (busy, quiet) = (Uuid::now_v7(), Uuid::now_v7());
+        let token = CancellationToken::new();
+        let stalled = hub.subscribe(busy, None, Some(token.clone()));
+        let reader = hub.subscribe(busy, None, None);
+        drop(hub.subscribe(quiet, None, None));
+        for offset in 0..16 {
+            let (_, event) = posted(busy);
+            hub.dispatch(at(0, offset), Some(event));
+            reader.subscriber.consumed(offset as u64 + 1);
+        }
+        assert_eq!(hub.room_count(), 2);
+        assert_eq!(
+            hub.sweep(),
             1,
-            PartitionLog {
-                last: Some(5),
-                ..PartitionLog::new(0, 16)
-            },
+            "the stalled one, 16 frames behind a ring of 16"
         );
-        let (_, start) = inner.backlog(
-            a,
-            Cursor {
-                partition: 1,
-                offset: 3,
-            },
+        assert!(token.is_cancelled());
+        assert_eq!(
+            hub.room_count(),
+            1,
+            "the room nobody listens to is released"
         );
-        assert_eq!(start, Start::Reset(ResetReason::ForeignCursor));
+        drop(stalled);
     }
 }

@@ -1,9 +1,10 @@
 //! The projector: events into the read model, shared by all instances through one consumer group.
 //!
-//! It takes whatever the client has buffered (up to [`MAX_BATCH`] records), writes it in one
-//! transaction, and only then commits the offsets. A crash between the two replays the batch, which the
+//! It takes whatever the log has ready (up to [`MAX_BATCH`] records), writes it in one transaction,
+//! and only then commits the group's positions. A crash between the two replays the batch, which the
 //! read model recognises by event id, so nothing is lost and nothing doubles. A database outage stops
-//! the projector where it is; it retries until the database is back, and never skips ahead.
+//! the projector where it is; it retries until the database is back, and never skips ahead. Nothing
+//! else waits for it: the fan-out reads the log on its own.
 
 use std::{
     collections::HashMap,
@@ -11,14 +12,11 @@ use std::{
     time::Duration,
 };
 
-use anyhow::Context;
-use futures::FutureExt;
-use rdkafka::{
-    Message, Offset, TopicPartitionList,
-    consumer::{CommitMode, Consumer, StreamConsumer},
-};
 use shared::{
-    cursor::Cursor, event::Envelope, kafka::KafkaSettings, readmodel::ReadModel,
+    cursor::Cursor,
+    event::Envelope,
+    event_log::{EventLog, Group, positions_after},
+    readmodel::ReadModel,
     shutdown::CancellationToken,
 };
 
@@ -28,70 +26,51 @@ use crate::metrics::{ConsumerLabel, Metrics};
 pub const MAX_BATCH: usize = 500;
 
 pub struct Projector {
-    consumer: StreamConsumer,
+    group: Group,
     /// The next offset to project, per partition (for the lag metric).
     pub progress: Arc<Mutex<HashMap<i32, i64>>>,
-    topic: String,
     read_model: ReadModel,
     metrics: Arc<Metrics>,
 }
 
 impl Projector {
-    /// Joins `group`; a group with no committed offsets starts from the beginning of the topic.
-    pub fn join(
-        settings: &KafkaSettings,
+    /// Joins `group`; a group with no committed positions starts from the beginning of the log.
+    pub async fn join(
+        log: &EventLog,
         group: &str,
         read_model: ReadModel,
         metrics: Arc<Metrics>,
     ) -> anyhow::Result<Self> {
-        let consumer: StreamConsumer = settings
-            .consumer_config(group)
-            .set("auto.offset.reset", "earliest")
-            .create()
-            .context("creating the projector consumer")?;
-        consumer
-            .subscribe(&[&settings.topic])
-            .context("subscribing the projector")?;
         Ok(Self {
-            consumer,
+            group: log.join_group(group).await?,
             progress: Arc::default(),
-            topic: settings.topic.clone(),
             read_model,
             metrics,
         })
     }
 
-    pub async fn run(self, shutdown: CancellationToken) {
-        let mut last_commit: Option<TopicPartitionList> = None;
+    pub async fn run(mut self, shutdown: CancellationToken) {
+        let mut last_commit = None;
         loop {
-            let first = tokio::select! {
+            let batch = tokio::select! {
                 () = shutdown.cancelled() => break,
-                message = self.consumer.recv() => message,
+                batch = self.group.next_batch(MAX_BATCH) => batch,
             };
-            let first = match first {
-                Ok(message) => message,
+            let records = match batch {
+                Ok(records) => records,
                 Err(e) => {
-                    tracing::warn!(error = %e, "projector consumer error");
-                    tokio::time::sleep(Duration::from_millis(200)).await;
-                    continue;
+                    tracing::warn!(error = %e, "projector cannot read the event log");
+                    tokio::select! {
+                        () = shutdown.cancelled() => break,
+                        () = tokio::time::sleep(Duration::from_millis(200)) => continue,
+                    }
                 }
             };
-            let mut batch = vec![first];
-            while batch.len() < MAX_BATCH {
-                match self.consumer.recv().now_or_never() {
-                    Some(Ok(message)) => batch.push(message),
-                    _ => break,
-                }
-            }
-            let mut events = Vec::with_capacity(batch.len());
-            let mut commit = TopicPartitionList::new();
-            for message in &batch {
-                let cursor = Cursor {
-                    partition: message.partition(),
-                    offset: message.offset(),
-                };
-                match Envelope::decode(message.key(), message.payload()) {
-                    Ok(event) => events.push((cursor, event)),
+            let positions = positions_after(&records);
+            let mut events: Vec<(Cursor, Envelope)> = Vec::with_capacity(records.len());
+            for record in records {
+                match record.event {
+                    Ok(event) => events.push((record.cursor, event)),
                     Err(e) => {
                         self.metrics
                             .records_skipped
@@ -99,51 +78,39 @@ impl Projector {
                                 consumer: "projector",
                             })
                             .inc();
-                        tracing::warn!(%cursor, error = %e, "projector skipped a record");
+                        tracing::warn!(cursor = %record.cursor, error = %e, "projector skipped a record");
                     }
                 }
-                // Records arrive in order per partition, so the last one wins.
-                let _ = commit.add_partition_offset(
-                    &self.topic,
-                    cursor.partition,
-                    Offset::Offset(cursor.offset + 1),
-                );
             }
-            drop(batch);
-            if !self.write(&events, &shutdown).await {
+            if !self.write(&events, &positions, &shutdown).await {
                 break;
             }
-            {
-                let mut progress = self.progress.lock().expect("projector offsets lock");
-                for element in commit.elements() {
-                    if let Offset::Offset(next) = element.offset() {
-                        progress.insert(element.partition(), next);
-                    }
-                }
-            }
-            if let Err(e) = self.consumer.commit(&commit, CommitMode::Async) {
-                tracing::warn!(error = %e, "projector offset commit failed; the batch may be replayed");
-            }
-            last_commit = Some(commit);
+            self.progress
+                .lock()
+                .expect("projector offsets lock")
+                .extend(positions.iter().copied());
+            self.group.commit(&positions).await;
+            last_commit = Some(positions);
         }
-        // Once more, asynchronously: a synchronous commit would block this runtime thread for as
-        // long as the group coordinator takes, and after a broker outage that can be a minute. The
-        // consumer's close (on drop) still sends it; if it is lost, the last batch is replayed and
-        // recognised by event id.
-        if let Some(commit) = last_commit
-            && let Err(e) = self.consumer.commit(&commit, CommitMode::Async)
-        {
-            tracing::warn!(error = %e, "final projector commit failed; the last batch may be replayed");
+        // Once more: the last commit may still have been on its way. If it is lost, the last batch is
+        // replayed and recognised by event id.
+        if let Some(positions) = last_commit {
+            self.group.commit(&positions).await;
         }
         tracing::info!("projector stopped");
-        shared::kafka::close_in_background(self.consumer);
+        self.group.close();
     }
 
     /// Writes `events`, retrying until it succeeds. Returns false if shutdown came first.
-    async fn write(&self, events: &[(Cursor, Envelope)], shutdown: &CancellationToken) -> bool {
+    async fn write(
+        &self,
+        events: &[(Cursor, Envelope)],
+        positions: &[(i32, i64)],
+        shutdown: &CancellationToken,
+    ) -> bool {
         let mut backoff = Duration::from_millis(100);
         loop {
-            match self.read_model.apply_batch(events).await {
+            match self.read_model.apply_batch(events, positions).await {
                 Ok(applied) => {
                     self.metrics.events_projected.inc_by(applied as u64);
                     return true;

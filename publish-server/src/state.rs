@@ -2,18 +2,19 @@
 
 use std::{sync::Arc, time::Duration};
 
-use shared::{readmodel::ReadModel, shutdown::CancellationToken};
+use shared::{event_log::EventLog, readmodel::ReadModel, shutdown::CancellationToken};
 use tokio::sync::Semaphore;
 
-use crate::{fanout::LogEnd, hub::Hub, metrics::Metrics};
+use crate::{hub::Hub, metrics::Metrics};
 
 #[derive(Clone)]
 pub struct AppState {
     pub hub: Arc<Hub>,
     pub read_model: ReadModel,
     pub metrics: Arc<Metrics>,
-    /// Where each partition ends, to tell a cursor from the future from a lagging instance.
-    pub log_end: Arc<LogEnd>,
+    /// The event log: where each partition ends tells a cursor from the future from a lagging
+    /// instance, and readiness asks it.
+    pub log: Arc<EventLog>,
     /// One permit per open event stream (`SSE_MAX_CONNECTIONS`).
     pub connections: Arc<Semaphore>,
     /// The longest an idle stream waits before a keep-alive comment.

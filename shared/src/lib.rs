@@ -7,9 +7,9 @@
 
 pub mod cursor;
 pub mod event;
+pub mod event_log;
 pub mod http;
 pub mod kafka;
-pub mod local_log;
 pub mod readmodel;
 pub mod serve;
 pub mod settings;

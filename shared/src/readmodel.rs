@@ -245,28 +245,13 @@ impl ReadModel {
         Ok(())
     }
 
-    /// Applies events in one transaction, skipping those already applied. Returns how many were new.
+    /// Applies events in one transaction, skipping those already applied, and records in the same
+    /// transaction that every record before `positions` (partition, next offset) is projected.
+    /// Returns how many events were new.
     pub async fn apply_batch(
         &self,
         events: &[(Cursor, Envelope)],
-    ) -> Result<usize, ReadModelError> {
-        self.apply(events, None).await
-    }
-
-    /// Like [`ReadModel::apply_batch`], and records in the same transaction that the embedded log
-    /// has been projected up to (not including) `next_offset`.
-    pub async fn apply_local(
-        &self,
-        events: &[(Cursor, Envelope)],
-        next_offset: i64,
-    ) -> Result<usize, ReadModelError> {
-        self.apply(events, Some(next_offset)).await
-    }
-
-    async fn apply(
-        &self,
-        events: &[(Cursor, Envelope)],
-        next_offset: Option<i64>,
+        positions: &[(i32, i64)],
     ) -> Result<usize, ReadModelError> {
         let applied = on_pool!(self, |pool| {
             let mut tx = pool.begin().await?;
@@ -276,11 +261,14 @@ impl ReadModel {
                     applied += 1;
                 }
             }
-            if let Some(next) = next_offset {
+            for (partition, next) in positions {
+                // Never backwards: after a rebalance the previous owner may still finish a batch.
                 sqlx::query(
-                    "INSERT INTO local_log_position (id, next_offset) VALUES (1, $1) \
-                     ON CONFLICT (id) DO UPDATE SET next_offset = excluded.next_offset",
+                    "INSERT INTO projected_positions (partition, next_offset) VALUES ($1, $2) \
+                     ON CONFLICT (partition) DO UPDATE SET next_offset = excluded.next_offset \
+                     WHERE excluded.next_offset > projected_positions.next_offset",
                 )
+                .bind(partition)
                 .bind(next)
                 .execute(&mut *tx)
                 .await?;
@@ -291,14 +279,35 @@ impl ReadModel {
         Ok(applied)
     }
 
-    /// Where projecting the embedded log should resume (0 for a new read model).
-    pub async fn local_position(&self) -> Result<i64, ReadModelError> {
-        let next: Option<i64> = on_pool!(self, |pool| {
-            sqlx::query_scalar("SELECT next_offset FROM local_log_position WHERE id = 1")
-                .fetch_optional(pool)
-                .await?
+    /// Every (emoji, user) reaction on `message`, and the position up to which `partition` was
+    /// projected when they were read (one statement, so one snapshot): the reactions are exactly
+    /// those of the log's records before that offset. `None` when nothing of the partition was
+    /// projected yet.
+    pub async fn reactions_as_of(
+        &self,
+        message: Uuid,
+        partition: i32,
+    ) -> Result<Option<(i64, Vec<(String, Uuid)>)>, ReadModelError> {
+        let rows: Vec<(i64, Option<String>, Option<Uuid>)> = on_pool!(self, |pool| {
+            sqlx::query_as(
+                "SELECT p.next_offset, r.emoji, r.user_id \
+                 FROM projected_positions p LEFT JOIN reactions r ON r.message_id = $1 \
+                 WHERE p.partition = $2",
+            )
+            .bind(message)
+            .bind(partition)
+            .fetch_all(pool)
+            .await?
         });
-        Ok(next.unwrap_or(0))
+        let Some((next, _, _)) = rows.first() else {
+            return Ok(None);
+        };
+        let next = *next;
+        let reactions = rows
+            .into_iter()
+            .filter_map(|(_, emoji, user)| emoji.zip(user))
+            .collect();
+        Ok(Some((next, reactions)))
     }
 
     pub async fn room(&self, id: Uuid) -> Result<Option<Room>, ReadModelError> {

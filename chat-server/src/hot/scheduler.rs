@@ -6,6 +6,7 @@ use std::{collections::HashSet, sync::Arc, time::Duration};
 
 use shared::{
     event::{Envelope, EventBody, RoomMode, system_user},
+    event_log::EventLog,
     shutdown::CancellationToken,
 };
 use uuid::Uuid;
@@ -15,7 +16,7 @@ use super::{
     detector::{Thresholds, decide},
     store::{HotStore, StoreError},
 };
-use crate::{event_log::EventLog, metrics::Metrics};
+use crate::metrics::Metrics;
 
 /// The loop's period: counts are flushed and the view refreshed this often.
 pub const TICK: Duration = Duration::from_millis(250);

@@ -59,6 +59,7 @@ async fn post(
         },
     );
     append(&state, &event).await?;
+    state.posted.insert(message_id, room.id).await;
     Ok((
         StatusCode::CREATED,
         Json(Message {

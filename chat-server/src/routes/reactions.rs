@@ -50,10 +50,12 @@ async fn react(
     let message_id: Uuid = message
         .parse()
         .map_err(|_| ApiError::not_found("message"))?;
-    if !state
-        .read_model
-        .message_in_room(room.id, message_id)
-        .await?
+    let posted_here = state.posted.get(&message_id).await == Some(room.id);
+    if !posted_here
+        && !state
+            .read_model
+            .message_in_room(room.id, message_id)
+            .await?
     {
         return Err(ApiError::not_found("message"));
     }

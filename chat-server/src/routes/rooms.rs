@@ -60,7 +60,7 @@ async fn create(
     // is a no-op; if this write fails the projector still brings the room in.
     if let Err(e) = state
         .read_model
-        .apply_batch(&[(cursor, event.clone())])
+        .apply_batch(&[(cursor, event.clone())], &[])
         .await
     {
         tracing::warn!(room_id = %event.room_id, error = %e, "room write-through failed; the projector will add it");

@@ -11,6 +11,7 @@ mod faults;
 mod fetch;
 mod hot;
 mod keying;
+mod live_path;
 mod pipeline;
 mod rebuild;
 mod security;

@@ -87,7 +87,7 @@ async fn replaying_the_topic_into_an_empty_database_yields_the_same_read_model()
     let read_model = ReadModel::connect(&rebuilt).await.unwrap();
     let events: Vec<_> = records.iter().map(|r| (r.cursor, r.event())).collect();
     assert_eq!(
-        read_model.apply_batch(&events).await.unwrap(),
+        read_model.apply_batch(&events, &[]).await.unwrap(),
         0,
         "nothing is new"
     );

@@ -7,6 +7,8 @@
 //! falls a whole room buffer behind gets `event: reset` if it is still reading, and its connection is
 //! closed either way.
 
+use std::time::Duration;
+
 use axum::{
     Extension, Router,
     body::Body,
@@ -49,6 +51,28 @@ pub fn router() -> Router<AppState> {
     Router::new().route("/api/rooms/{room}/events", get(events))
 }
 
+/// How long a subscription to a room the log has shown waits for the database to tell its mode.
+const KNOWN_ROOM_LOOKUP: Duration = Duration::from_millis(300);
+
+/// The room's mode, or 404 for a room that does not exist. A room this instance has read in the log
+/// needs no database (its mode does if the log did not say it, and falls back to normal if the
+/// database is slow or down): clients reconnect all the time, also during a database outage.
+async fn room_mode(state: &AppState, room: Uuid) -> Result<RoomMode, ApiError> {
+    let known = state.hub.room(room);
+    if let Some(Some(mode)) = known {
+        return Ok(mode);
+    }
+    let asked = state.read_model.room_mode(room);
+    if known.is_none() {
+        return asked.await?.ok_or_else(|| ApiError::not_found("room"));
+    }
+    match tokio::time::timeout(KNOWN_ROOM_LOOKUP, asked).await {
+        Ok(Ok(Some(mode))) => Ok(mode),
+        // Not projected yet, or the database did not answer in time: the log says the room exists.
+        Ok(Ok(None)) | Ok(Err(_)) | Err(_) => Ok(RoomMode::Normal),
+    }
+}
+
 #[derive(Deserialize)]
 struct ResumeQuery {
     last_event_id: Option<String>,
@@ -63,11 +87,7 @@ async fn events(
     headers: HeaderMap,
 ) -> Result<Response, ApiError> {
     let room_id: Uuid = room.parse().map_err(|_| ApiError::not_found("room"))?;
-    let mode = state
-        .read_model
-        .room_mode(room_id)
-        .await?
-        .ok_or_else(|| ApiError::not_found("room"))?;
+    let mode = room_mode(&state, room_id).await?;
     let permit = state.connections.clone().try_acquire_owned().map_err(|_| {
         ApiError::new(
             StatusCode::SERVICE_UNAVAILABLE,
@@ -104,9 +124,9 @@ async fn events(
     match subscription.start {
         Start::Live | Start::Resumed => {}
         Start::Reset(reason) => head.extend_from_slice(&reset_frame(reason)),
-        Start::Ahead { partition, offset } => match state.log_end.high_watermark(partition).await {
+        Start::Ahead { partition, offset } => match state.log.bounds(partition).await {
             // This instance is behind the one the client came from: skip what the client has seen.
-            Ok(end) if offset < end => skip_through = Some(offset),
+            Ok((_, end)) if offset < end => skip_through = Some(offset),
             Ok(_) => head.extend_from_slice(&reset_frame(ResetReason::Unknown)),
             Err(e) => {
                 tracing::warn!(error = %e, "cannot check a cursor against the log's end; resetting the client");
@@ -117,7 +137,7 @@ async fn events(
     if malformed {
         head.extend_from_slice(&reset_frame(ResetReason::Malformed));
     }
-    let backlog = state.hub.frames(subscription.backlog).await;
+    let backlog = state.hub.frames(subscription.backlog);
     state.metrics.events_delivered.inc_by(backlog.len() as u64);
     for frame in backlog {
         head.extend_from_slice(&frame);

@@ -25,10 +25,10 @@ pub fn router() -> Router<AppState> {
 async fn ready(State(state): State<AppState>) -> (StatusCode, Json<Value>) {
     let limit = Duration::from_secs(2);
     let (broker, database) = tokio::join!(
-        tokio::time::timeout(limit, state.log_end.high_watermark(0)),
+        tokio::time::timeout(limit, state.log.ping()),
         tokio::time::timeout(limit, state.read_model.ping()),
     );
-    let broker_ok = matches!(broker, Ok(Ok(_)));
+    let broker_ok = matches!(broker, Ok(Ok(())));
     let database_ok = matches!(database, Ok(Ok(())));
     let ready = broker_ok && database_ok;
     let check = |ok: bool| if ok { "ok" } else { "unavailable" };

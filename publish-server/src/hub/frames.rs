@@ -1,0 +1,147 @@
+//! SSE frames: each event is serialised once, here, and the same bytes go to every subscriber.
+
+use std::io::Write;
+
+use bytes::Bytes;
+use serde::Serialize;
+use shared::{
+    cursor::Cursor,
+    event::{Envelope, EventBody, RoomMode, User},
+    readmodel::Message,
+};
+use uuid::Uuid;
+
+use super::ResetReason;
+
+/// The frame subscribers get for `event` (None for events they do not see). `count` is a
+/// reaction's new count for its emoji, when this instance knows it exactly.
+pub fn event_frame(cursor: Cursor, event: &Envelope, count: Option<usize>) -> Option<Bytes> {
+    match &event.body {
+        EventBody::MessagePosted { message_id, text } => {
+            let message = Message {
+                id: *message_id,
+                room_id: event.room_id,
+                user: event.user.clone(),
+                text: text.clone(),
+                at: event.at,
+                reactions: Default::default(),
+            };
+            Some(frame(cursor, "message", &message))
+        }
+        EventBody::ReactionAdded { message_id, emoji }
+        | EventBody::ReactionRemoved { message_id, emoji } => {
+            let added = matches!(event.body, EventBody::ReactionAdded { .. });
+            let data = ReactionData {
+                message_id: *message_id,
+                emoji,
+                user: &event.user,
+                op: if added { "added" } else { "removed" },
+                count,
+            };
+            Some(frame(cursor, "reaction", &data))
+        }
+        EventBody::RoomModeChanged { mode } => {
+            Some(frame(cursor, "mode", &ModeData { mode: *mode }))
+        }
+        EventBody::RoomCreated { .. } => None,
+    }
+}
+
+#[derive(Serialize)]
+pub struct ModeData {
+    pub mode: RoomMode,
+}
+
+/// `count` is left out rather than guessed when this instance does not know it (its read model
+/// was unreachable and the message is older than what it has read from the log): a client then
+/// applies the `op` to the count it has.
+#[derive(Serialize)]
+struct ReactionData<'a> {
+    message_id: Uuid,
+    emoji: &'a str,
+    user: &'a User,
+    op: &'static str,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    count: Option<usize>,
+}
+
+/// `id: <cursor>\nevent: <event>\ndata: <json>\n\n`. Compact JSON never contains a raw newline, so
+/// one `data:` line always carries the whole payload.
+pub fn frame(cursor: Cursor, event: &str, data: &impl Serialize) -> Bytes {
+    let mut buf = Vec::with_capacity(256);
+    let _ = write!(buf, "id: {cursor}\nevent: {event}\ndata: ");
+    serde_json::to_writer(&mut buf, data).expect("event data serialises");
+    buf.extend_from_slice(b"\n\n");
+    Bytes::from(buf)
+}
+
+/// `event: mode` without an `id:` (so the client's resume cursor is unchanged): the room's current
+/// mode, sent first to a client that subscribes while the room is hot.
+pub fn mode_frame(mode: RoomMode) -> Bytes {
+    let mut buf = Vec::with_capacity(48);
+    let _ = write!(buf, "event: mode\ndata: ");
+    serde_json::to_writer(&mut buf, &ModeData { mode }).expect("mode data serialises");
+    buf.extend_from_slice(b"\n\n");
+    Bytes::from(buf)
+}
+
+/// `event: reset`: the client must refetch, its position cannot be continued.
+pub fn reset_frame(reason: ResetReason) -> Bytes {
+    let mut buf = Vec::with_capacity(64);
+    let _ = write!(buf, "event: reset\ndata: ");
+    serde_json::to_writer(&mut buf, &serde_json::json!({ "reason": reason.as_str() }))
+        .expect("reset data serialises");
+    buf.extend_from_slice(b"\n\n");
+    Bytes::from(buf)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn text(bytes: &Bytes) -> &str {
+        std::str::from_utf8(bytes).unwrap()
+    }
+
+    #[test]
+    fn frame_is_one_sse_event_with_id_type_and_single_line_data() {
+        let cursor = Cursor {
+            partition: 1,
+            offset: 7,
+        };
+        let bytes = frame(cursor, "message", &serde_json::json!({"text": "a\nb"}));
+        assert_eq!(
+            text(&bytes),
+            "id: 1-7\nevent: message\ndata: {\"text\":\"a\\nb\"}\n\n"
+        );
+    }
+
+    #[test]
+    fn a_reaction_carries_its_count_only_when_it_is_known() {
+        let user = User {
+            id: Uuid::nil(),
+            name: "u".into(),
+        };
+        let body = EventBody::ReactionAdded {
+            message_id: Uuid::nil(),
+            emoji: "👍".into(),
+        };
+        let event = Envelope::new(Uuid::nil(), user, body);
+        let cursor = Cursor {
+            partition: 0,
+            offset: 3,
+        };
+        let known = event_frame(cursor, &event, Some(2)).unwrap();
+        assert!(
+            text(&known).contains(r#""op":"added","count":2}"#),
+            "{}",
+            text(&known)
+        );
+        let unknown = event_frame(cursor, &event, None).unwrap();
+        assert!(
+            text(&unknown).ends_with("\"op\":\"added\"}\n\n"),
+            "{}",
+            text(&unknown)
+        );
+    }
+}

@@ -1,0 +1,136 @@
+//! The read side, built once for both places that serve it: publish-server's own application, and
+//! chat-server when its event log is the embedded one (nobody else can read that log).
+//!
+//! It is the hub with its event-stream route, the fan-out that feeds the hub, the projector that
+//! keeps the read model, and their metrics. Both modes run exactly this: the fan-out and the
+//! projector read the log independently, so live delivery never waits on the database.
+
+use std::{sync::Arc, time::Duration};
+
+use axum::Router;
+use shared::{
+    event_log::EventLog, readmodel::ReadModel, serve::ConnectionOptions,
+    shutdown::CancellationToken,
+};
+use tokio::sync::Semaphore;
+
+use crate::{
+    fanout::{self, Fanout},
+    hub::Hub,
+    metrics::Metrics,
+    projector::Projector,
+    routes,
+    settings::SseSettings,
+    state::AppState,
+};
+
+/// The projector group when none is configured (`PROJECTOR_GROUP`).
+pub const DEFAULT_PROJECTOR_GROUP: &str = "hotchat-projector";
+
+pub struct ReadSide {
+    state: AppState,
+    fanout: Fanout,
+    projector: Projector,
+}
+
+impl ReadSide {
+    /// Positions the fan-out near the end of every partition (pre-loading the resume buffer) and
+    /// joins the projector group.
+    pub async fn build(
+        log: Arc<EventLog>,
+        read_model: ReadModel,
+        sse: &SseSettings,
+        projector_group: &str,
+        metrics: Arc<Metrics>,
+    ) -> anyhow::Result<Self> {
+        let hub = Arc::new(Hub::new(
+            sse.room_buffer,
+            sse.resume_buffer,
+            read_model.clone(),
+        ));
+        let fanout = Fanout::start(&log, sse.resume_buffer, &hub, &metrics).await?;
+        let projector =
+            Projector::join(&log, projector_group, read_model.clone(), metrics.clone()).await?;
+        tracing::info!(partitions = log.partitions(), group = %projector_group, "read side ready");
+        let state = AppState {
+            hub,
+            read_model,
+            metrics,
+            log,
+            connections: Arc::new(Semaphore::new(sse.max_connections)),
+            keepalive: sse.keepalive,
+            shutdown: CancellationToken::new(),
+        };
+        Ok(Self {
+            state,
+            fanout,
+            projector,
+        })
+    }
+
+    /// `GET /api/rooms/{room}/events`, to merge into a router.
+    pub fn events_router(&self) -> Router {
+        routes::events_router().with_state(self.state.clone())
+    }
+
+    /// What every handler of the read side reaches (health and metrics routes included).
+    pub fn state(&self) -> &AppState {
+        &self.state
+    }
+
+    /// How connections must be served where event streams are: small socket buffers so stalled
+    /// clients are noticed, and streams taking their connection over.
+    pub fn connection_options(
+        sse: &SseSettings,
+        head_timeout: Duration,
+        max_connections: usize,
+    ) -> ConnectionOptions {
+        ConnectionOptions {
+            send_buffer: Some(sse.send_buffer),
+            write_buffer: Some(sse.send_buffer),
+            take_over: Some(routes::is_event_stream),
+            head_timeout: Some(head_timeout),
+            max_connections: Some(max_connections),
+        }
+    }
+
+    /// Runs the fan-out, the projector and the lag report until `shutdown`; then ends every open
+    /// stream (clients reconnect elsewhere and resume) and waits briefly for both consumers.
+    pub async fn run(self, shutdown: CancellationToken) {
+        let state = self.state;
+        let stop = state.shutdown.clone();
+        let progress = self.projector.progress.clone();
+        let fanout = tokio::spawn(self.fanout.run(
+            state.hub.clone(),
+            state.metrics.clone(),
+            stop.clone(),
+        ));
+        let projector = tokio::spawn(self.projector.run(stop.clone()));
+        let seeder = tokio::spawn({
+            let (hub, stop) = (state.hub.clone(), stop.clone());
+            async move { hub.run_seeder(stop).await }
+        });
+        let lag = tokio::spawn(fanout::report_lag(
+            state.log.clone(),
+            state.hub.clone(),
+            progress,
+            state.metrics.clone(),
+            stop.clone(),
+        ));
+        shutdown.cancelled().await;
+        stop.cancel();
+        let tasks = [
+            ("fan-out", fanout),
+            ("projector", projector),
+            ("reaction seeder", seeder),
+            ("lag report", lag),
+        ];
+        for (name, task) in tasks {
+            match tokio::time::timeout(Duration::from_secs(3), task).await {
+                Ok(Ok(())) => {}
+                Ok(Err(e)) => tracing::error!(task = name, error = %e, "task panicked"),
+                Err(_) => tracing::warn!(task = name, "task did not stop within 3 s"),
+            }
+        }
+    }
+}
