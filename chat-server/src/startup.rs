@@ -62,8 +62,7 @@ impl Application {
                 (EventLog::Local(local.clone()), Some(local))
             }
         };
-        let read_model =
-            ReadModel::open(settings.database_url.as_deref(), &settings.data_dir).await?;
+        let read_model = ReadModel::open(&settings.database, &settings.data_dir).await?;
         let mut metrics = Metrics::default();
         let embedded = match local {
             Some(local) => {

@@ -36,8 +36,7 @@ impl Application {
     /// (`PUBLISH_ADDR`; port 0 picks a free port).
     pub async fn build(settings: Settings) -> anyhow::Result<Self> {
         let partitions = settings.kafka.ensure_topic().await?;
-        let read_model =
-            ReadModel::open(settings.database_url.as_deref(), &settings.data_dir).await?;
+        let read_model = ReadModel::open(&settings.database, &settings.data_dir).await?;
         let metrics = Arc::new(Metrics::default());
         let sse = &settings.sse;
         let hub = Arc::new(Hub::new(
