@@ -30,9 +30,6 @@ use crate::{
     state::AppState,
 };
 
-/// How long shutdown waits for open connections.
-const DRAIN: Duration = Duration::from_secs(3);
-
 pub struct Application {
     listener: TcpListener,
     router: axum::Router,
@@ -41,6 +38,8 @@ pub struct Application {
     /// The embedded read side, when there is no Kafka.
     embedded: Option<Embedded>,
     connection_options: ConnectionOptions,
+    /// `SHUTDOWN_DRAIN_MS`: how long shutdown waits for open connections.
+    drain: Duration,
 }
 
 impl Application {
@@ -139,6 +138,7 @@ impl Application {
             scheduler,
             embedded,
             connection_options,
+            drain: settings.drain,
         })
     }
 
@@ -158,7 +158,7 @@ impl Application {
             self.listener,
             self.router,
             shutdown.clone(),
-            DRAIN,
+            self.drain,
             self.connection_options,
         )
         .await;
