@@ -31,59 +31,78 @@ use std::{
     time::Duration,
 };
 
-use shared::event::RoomMode;
+use shared::{event::RoomMode, settings};
 use uuid::Uuid;
 
 /// Hot-room settings (see the README's configuration table).
-#[derive(Debug, Clone)]
+#[derive(Debug, Clone, clap::Args)]
+#[command(next_help_heading = "Hot rooms")]
 pub struct HotSettings {
-    /// `REDIS_URL`; unset keeps counts and the hot map in this process (one chat-server only).
+    /// Redis, e.g. `redis://127.0.0.1:6379/0`: fetch counters, hot map and scheduler lock, shared by
+    /// every chat-server. Unset: kept in this process (one chat-server only).
+    #[arg(long = "redis-url", env = "REDIS_URL", hide_env_values = true)]
     pub redis_url: Option<String>,
-    /// `REDIS_KEY_PREFIX` (default `hotchat`): namespace of every key this service writes.
+    /// Namespace of every Redis key this service writes.
+    #[arg(
+        long = "redis-key-prefix",
+        env = "REDIS_KEY_PREFIX",
+        default_value = "hotchat"
+    )]
     pub key_prefix: String,
-    /// `HOT_FETCH_THRESHOLD` (default 200): fetches per second, cluster-wide, that make a room hot.
+    /// Fetches per second of one room, cluster-wide, that make it hot.
+    #[arg(
+        long = "hot-fetch-threshold",
+        env = "HOT_FETCH_THRESHOLD",
+        default_value_t = 200
+    )]
     pub threshold: u64,
-    /// `HOT_COOLDOWN_SECS` (default 10): how long a room stays hot after dropping below the threshold.
+    /// Seconds a room stays hot after it drops to or below the threshold.
+    #[arg(
+        long = "hot-cooldown-secs",
+        env = "HOT_COOLDOWN_SECS",
+        default_value = "10",
+        value_parser = settings::secs
+    )]
     pub cooldown: Duration,
-    /// `HOT_CACHE_TTL_MS` (default 1000): how long a throttled page is served from the cache.
+    /// Milliseconds a throttled page is served from the cache.
+    #[arg(
+        long = "hot-cache-ttl-ms",
+        env = "HOT_CACHE_TTL_MS",
+        default_value = "1000",
+        value_parser = settings::millis
+    )]
     pub cache_ttl: Duration,
-    /// `HOT_CLIENT_RATE` (default 5): fetches per second one client may make of a hot room.
+    /// Fetches per second one client may make of a hot room (at least 1).
+    #[arg(
+        long = "hot-client-rate",
+        env = "HOT_CLIENT_RATE",
+        default_value = "5",
+        value_parser = settings::at_least(1u32)
+    )]
     pub client_rate: u32,
-    /// `HOT_CLIENT_BURST` (default 10): how many fetches a client may make at once before the rate
-    /// applies.
+    /// Fetches a client may make of a hot room at once before the rate applies (at least 1).
+    #[arg(
+        long = "hot-client-burst",
+        env = "HOT_CLIENT_BURST",
+        default_value = "10",
+        value_parser = settings::at_least(1u32)
+    )]
     pub client_burst: u32,
-    /// `TRUST_FORWARDED_FOR` (default false): key anonymous clients by the first `X-Forwarded-For`
-    /// address (set it behind a reverse proxy), instead of the peer address.
+    /// Key anonymous clients by the first `X-Forwarded-For` address instead of the peer address
+    /// (only behind your own reverse proxy).
+    #[arg(
+        long = "trust-forwarded-for",
+        env = "TRUST_FORWARDED_FOR",
+        default_value_t = false,
+        action = clap::ArgAction::Set
+    )]
     pub trust_forwarded_for: bool,
 }
 
 impl HotSettings {
-    pub fn from_env() -> anyhow::Result<Self> {
-        use shared::settings::{parse_or, var};
-        Ok(Self {
-            redis_url: var("REDIS_URL"),
-            key_prefix: var("REDIS_KEY_PREFIX").unwrap_or_else(|| "hotchat".to_owned()),
-            threshold: parse_or("HOT_FETCH_THRESHOLD", 200)?,
-            cooldown: Duration::from_secs(parse_or("HOT_COOLDOWN_SECS", 10)?),
-            cache_ttl: shared::settings::millis_or("HOT_CACHE_TTL_MS", Duration::from_secs(1))?,
-            client_rate: parse_or("HOT_CLIENT_RATE", 5u32)?.max(1),
-            client_burst: parse_or("HOT_CLIENT_BURST", 10u32)?.max(1),
-            trust_forwarded_for: parse_or("TRUST_FORWARDED_FOR", false)?,
-        })
-    }
-
     /// Defaults with counts in this process (for tests and the embedded mode).
     pub fn local() -> Self {
-        Self {
-            redis_url: None,
-            key_prefix: "hotchat".to_owned(),
-            threshold: 200,
-            cooldown: Duration::from_secs(10),
-            cache_ttl: Duration::from_secs(1),
-            client_rate: 5,
-            client_burst: 10,
-            trust_forwarded_for: false,
-        }
+        settings::defaults()
     }
 }
 

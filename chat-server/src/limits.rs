@@ -15,29 +15,25 @@ use uuid::Uuid;
 
 use crate::error::ApiError;
 
-/// `USER_POST_RATE` (default 10 per second) and `USER_POST_BURST` (default 30).
-#[derive(Debug, Clone, Copy)]
+/// How fast one signed-in user may write (posts, reactions, rooms), per chat-server; 429 beyond.
+#[derive(Debug, Clone, Copy, clap::Args)]
+#[command(next_help_heading = "Write limits")]
 pub struct PostLimits {
+    /// Writes per second one user may make.
+    #[arg(long = "user-post-rate", env = "USER_POST_RATE", default_value_t = 10)]
     pub rate: u32,
+    /// Writes one user may make at once before the rate applies.
+    #[arg(
+        long = "user-post-burst",
+        env = "USER_POST_BURST",
+        default_value_t = 30
+    )]
     pub burst: u32,
 }
 
 impl Default for PostLimits {
     fn default() -> Self {
-        Self {
-            rate: 10,
-            burst: 30,
-        }
-    }
-}
-
-impl PostLimits {
-    pub fn from_env() -> anyhow::Result<Self> {
-        let defaults = Self::default();
-        Ok(Self {
-            rate: shared::settings::parse_or("USER_POST_RATE", defaults.rate)?,
-            burst: shared::settings::parse_or("USER_POST_BURST", defaults.burst)?,
-        })
+        shared::settings::defaults()
     }
 }
 

@@ -1,4 +1,5 @@
-//! chat-server configuration, read from the environment (see the README's configuration table).
+//! chat-server configuration: its command line and environment (see `chat-server --help` and the
+//! README's configuration table), read once in `main` through [`shared::settings`].
 //!
 //! Unset engines are embedded: without `KAFKA_BROKERS` the event log is a file under the data folder
 //! and chat-server serves the event streams itself; without `DATABASE_URL` the read model is a
@@ -8,9 +9,70 @@ use std::{net::SocketAddr, path::PathBuf, time::Duration};
 
 use anyhow::{Context, bail};
 use publish_server::settings::SseSettings;
-use shared::{kafka::KafkaSettings, settings};
+use shared::{
+    kafka::KafkaSettings,
+    settings::{self, DataDir, DatabaseSettings, HttpSettings, KafkaArgs},
+    telemetry::LogSettings,
+};
 
 use crate::{hot::HotSettings, limits::PostLimits};
+
+/// Everything chat-server reads from its command line and environment.
+#[derive(Debug, Clone, clap::Parser)]
+#[command(
+    name = "chat-server",
+    version,
+    about = "hotchat's write side and fetch API: sessions, rooms, messages, reactions.",
+    long_about = "hotchat's write side and fetch API: sessions, rooms, messages, reactions. \
+                  Without KAFKA_BROKERS it also serves the event streams and the web app: one \
+                  process, nothing else to run.\n\nEvery setting is an environment variable, or \
+                  the flag of the same name; an empty variable counts as unset."
+)]
+pub struct Cli {
+    /// Listen address.
+    #[arg(
+        long = "chat-addr",
+        env = "CHAT_ADDR",
+        default_value = "127.0.0.1:8080"
+    )]
+    pub addr: SocketAddr,
+    /// The key that signs session tokens, at least 16 characters; every chat-server must share it.
+    /// Unset: generated into `auth_secret` in the data folder without Kafka, required with it.
+    #[arg(long = "auth-secret", env = "AUTH_SECRET", hide_env_values = true)]
+    pub auth_secret: Option<String>,
+    /// Seconds a session token stays valid.
+    #[arg(
+        long = "auth-token-ttl-secs",
+        env = "AUTH_TOKEN_TTL_SECS",
+        default_value = "86400",
+        value_parser = settings::secs
+    )]
+    pub token_ttl: Duration,
+    /// The built web app, served at `/`. Unset: `web/dist` if it is there (under the working
+    /// directory, else in this source tree).
+    #[arg(long = "web-dir", env = "WEB_DIR")]
+    pub web_dir: Option<PathBuf>,
+    /// Where browsers reach the publish-servers' SSE API, e.g. `https://events.example.com`
+    /// (`GET /api/config` tells the web app). Unset: the same origin as this server.
+    #[arg(long = "public-events-url", env = "PUBLIC_EVENTS_URL")]
+    pub public_events_url: Option<String>,
+    #[command(flatten)]
+    pub data_dir: DataDir,
+    #[command(flatten)]
+    pub kafka: KafkaArgs,
+    #[command(flatten)]
+    pub database: DatabaseSettings,
+    #[command(flatten)]
+    pub hot: HotSettings,
+    #[command(flatten)]
+    pub post_limits: PostLimits,
+    #[command(flatten)]
+    pub sse: SseSettings,
+    #[command(flatten)]
+    pub http: HttpSettings,
+    #[command(flatten)]
+    pub log: LogSettings,
+}
 
 #[derive(Debug, Clone)]
 pub struct Settings {
@@ -18,9 +80,9 @@ pub struct Settings {
     pub addr: SocketAddr,
     /// `KAFKA_BROKERS` and friends; `None` runs the embedded event log.
     pub kafka: Option<KafkaSettings>,
-    /// `DATABASE_URL`: the read model; `None` is the SQLite file in `data_dir`.
-    pub database_url: Option<String>,
-    /// `HOTCHAT_DATA_DIR` (default `./data`): files of the embedded engines.
+    /// `DATABASE_URL` and its pool: the read model; no URL means the SQLite file in `data_dir`.
+    pub database: DatabaseSettings,
+    /// `HOTCHAT_DATA_DIR` (default `data`): files of the embedded engines.
     pub data_dir: PathBuf,
     pub auth: AuthSettings,
     pub hot: HotSettings,
@@ -41,6 +103,10 @@ pub struct Settings {
     /// `MAX_CONNECTIONS` (default 50000): open connections at most, counted at accept; keep it below
     /// the process's file-descriptor limit.
     pub max_connections: usize,
+    /// `SHUTDOWN_DRAIN_MS` (default 3000): how long shutdown waits for connections to close.
+    pub drain: Duration,
+    /// `RUST_LOG`, `LOG_FORMAT`: for `main` to set up logging.
+    pub log: LogSettings,
 }
 
 #[derive(Debug, Clone)]
@@ -55,10 +121,27 @@ pub struct AuthSettings {
 pub const MIN_SECRET_LEN: usize = 16;
 
 impl Settings {
-    pub fn from_env() -> anyhow::Result<Self> {
-        let kafka = KafkaSettings::from_env()?;
-        let data_dir = settings::data_dir();
-        let secret = match (settings::var("AUTH_SECRET"), &kafka) {
+    /// The settings of this process (its command line and environment), as `main` reads them.
+    /// Prints the help or the error and exits when there is nothing to run.
+    pub fn load() -> anyhow::Result<Self> {
+        Self::new(settings::parse_env())
+    }
+
+    /// The settings `vars` give (environment variables by name), read by the same parser as
+    /// [`Settings::load`] but without looking at this process's environment (for tests).
+    pub fn from_vars<K: Into<String>, V: Into<String>>(
+        vars: impl IntoIterator<Item = (K, V)>,
+    ) -> anyhow::Result<Self> {
+        let cli = settings::parse_with_vars(["chat-server"], vars)?;
+        Self::new(cli)
+    }
+
+    /// Checks what was given and fills in what depends on other settings: without Kafka and
+    /// `AUTH_SECRET`, the secret is the one generated into the data folder.
+    pub fn new(cli: Cli) -> anyhow::Result<Self> {
+        let kafka = cli.kafka.settings();
+        let data_dir = cli.data_dir.path;
+        let secret = match (cli.auth_secret, &kafka) {
             (Some(secret), _) => secret,
             (None, None) => embedded_secret(&data_dir)?,
             (None, Some(_)) => {
@@ -69,31 +152,26 @@ impl Settings {
             bail!("AUTH_SECRET must be at least {MIN_SECRET_LEN} characters");
         }
         Ok(Self {
-            addr: settings::parse_or("CHAT_ADDR", SocketAddr::from(([127, 0, 0, 1], 8080)))?,
+            addr: cli.addr,
             kafka,
-            database_url: settings::var("DATABASE_URL"),
+            database: cli.database,
             data_dir,
             auth: AuthSettings {
                 secret,
-                token_ttl: Duration::from_secs(settings::parse_or("AUTH_TOKEN_TTL_SECS", 86_400)?),
+                token_ttl: cli.token_ttl,
             },
-            hot: HotSettings::from_env()?,
-            post_limits: PostLimits::from_env()?,
-            sse: SseSettings::from_env()?,
-            cors_origins: settings::list("CORS_ORIGINS"),
-            web_dir: settings::var("WEB_DIR")
-                .map(PathBuf::from)
-                .or_else(default_web_dir),
-            public_events_url: settings::var("PUBLIC_EVENTS_URL")
+            hot: cli.hot,
+            post_limits: cli.post_limits,
+            sse: cli.sse,
+            cors_origins: cli.http.cors_origins(),
+            web_dir: cli.web_dir.or_else(default_web_dir),
+            public_events_url: cli
+                .public_events_url
                 .map(|url| url.trim_end_matches('/').to_owned()),
-            head_timeout: settings::millis_or(
-                "HTTP_HEAD_TIMEOUT_MS",
-                shared::serve::DEFAULT_HEAD_TIMEOUT,
-            )?,
-            max_connections: settings::parse_or(
-                "MAX_CONNECTIONS",
-                shared::serve::DEFAULT_MAX_CONNECTIONS,
-            )?,
+            head_timeout: cli.http.head_timeout,
+            max_connections: cli.http.max_connections,
+            drain: cli.http.drain,
+            log: cli.log,
         })
     }
 }
@@ -139,4 +217,134 @@ fn write_private(path: &std::path::Path, contents: &str) -> std::io::Result<()> 
         options.mode(0o600);
     }
     options.open(path)?.write_all(contents.as_bytes())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// A fresh data folder, so the generated secret of one test is not another's.
+    fn data_dir() -> String {
+        std::env::temp_dir()
+            .join(format!("hotchat-settings-{}", uuid::Uuid::now_v7()))
+            .display()
+            .to_string()
+    }
+
+    #[test]
+    fn without_kafka_the_secret_is_generated_once_and_kept() {
+        let dir = data_dir();
+        let first = Settings::from_vars([("HOTCHAT_DATA_DIR", dir.clone())]).unwrap();
+        let again = Settings::from_vars([("HOTCHAT_DATA_DIR", dir.clone())]).unwrap();
+        assert!(first.kafka.is_none());
+        assert!(first.auth.secret.len() >= MIN_SECRET_LEN);
+        assert_eq!(first.auth.secret, again.auth.secret);
+        std::fs::remove_dir_all(dir).unwrap();
+    }
+
+    #[test]
+    fn auth_secret_is_required_with_kafka_brokers() {
+        let error = Settings::from_vars([
+            ("HOTCHAT_DATA_DIR", data_dir()),
+            ("KAFKA_BROKERS", "127.0.0.1:9092".to_owned()),
+            ("AUTH_SECRET", " ".to_owned()),
+        ])
+        .unwrap_err();
+        assert!(
+            error.to_string().contains("AUTH_SECRET is required"),
+            "{error}"
+        );
+    }
+
+    #[test]
+    fn a_short_auth_secret_is_rejected() {
+        let error = Settings::from_vars([
+            ("HOTCHAT_DATA_DIR", data_dir()),
+            ("AUTH_SECRET", "too-short".to_owned()),
+        ])
+        .unwrap_err();
+        assert!(error.to_string().contains("at least 16"), "{error}");
+    }
+
+    #[test]
+    fn every_setting_is_read_from_its_variable() {
+        let settings = Settings::from_vars([
+            ("HOTCHAT_DATA_DIR", "/tmp/hotchat-settings-unused"),
+            ("CHAT_ADDR", "127.0.0.1:9999"),
+            ("KAFKA_BROKERS", "broker:9092"),
+            ("KAFKA_TOPIC", "events"),
+            ("AUTH_SECRET", "0123456789abcdef"),
+            ("AUTH_TOKEN_TTL_SECS", "60"),
+            ("DATABASE_URL", "postgres://db/hotchat"),
+            ("DATABASE_MAX_CONNECTIONS", "7"),
+            ("REDIS_URL", "redis://redis:6379/0"),
+            ("HOT_FETCH_THRESHOLD", "5"),
+            ("HOT_CLIENT_RATE", "0"),
+            ("USER_POST_RATE", "2"),
+            ("SSE_ROOM_BUFFER", "1"),
+            ("SHUTDOWN_DRAIN_MS", "250"),
+            ("HTTP_HEAD_TIMEOUT_MS", "1500"),
+            ("CORS_ORIGINS", "https://a.example,https://b.example"),
+            ("PUBLIC_EVENTS_URL", "https://events.example/"),
+            ("WEB_DIR", "/srv/web"),
+            ("LOG_FORMAT", "JSON"),
+        ])
+        .unwrap();
+        assert_eq!(settings.addr, SocketAddr::from(([127, 0, 0, 1], 9999)));
+        let kafka = settings.kafka.unwrap();
+        assert_eq!(
+            (kafka.brokers.as_str(), kafka.topic.as_str()),
+            ("broker:9092", "events")
+        );
+        assert_eq!(settings.auth.token_ttl, Duration::from_secs(60));
+        assert_eq!(
+            settings.database.url.as_deref(),
+            Some("postgres://db/hotchat")
+        );
+        assert_eq!(settings.database.max_connections, Some(7));
+        assert_eq!(
+            settings.hot.redis_url.as_deref(),
+            Some("redis://redis:6379/0")
+        );
+        assert_eq!(settings.hot.threshold, 5);
+        assert_eq!(settings.hot.client_rate, 1, "raised to its floor");
+        assert_eq!(settings.post_limits.rate, 2);
+        assert_eq!(settings.sse.room_buffer, 16, "raised to its floor");
+        assert_eq!(settings.drain, Duration::from_millis(250));
+        assert_eq!(settings.head_timeout, Duration::from_millis(1500));
+        assert_eq!(
+            settings.cors_origins,
+            ["https://a.example", "https://b.example"]
+        );
+        assert_eq!(
+            settings.public_events_url.as_deref(),
+            Some("https://events.example")
+        );
+        assert_eq!(settings.web_dir, Some(PathBuf::from("/srv/web")));
+        assert_eq!(settings.log.format, shared::telemetry::LogFormat::Json);
+    }
+
+    #[test]
+    fn a_value_that_does_not_parse_stops_the_server() {
+        let error = Settings::from_vars([
+            ("HOTCHAT_DATA_DIR", data_dir()),
+            ("SHUTDOWN_DRAIN_MS", "3s".to_owned()),
+        ])
+        .unwrap_err();
+        assert!(error.to_string().contains("--shutdown-drain-ms"), "{error}");
+    }
+
+    #[test]
+    fn hot_and_limit_defaults_are_the_documented_ones() {
+        let hot = HotSettings::local();
+        assert_eq!(hot.redis_url, None);
+        assert_eq!(hot.key_prefix, "hotchat");
+        assert_eq!(hot.threshold, 200);
+        assert_eq!(hot.cooldown, Duration::from_secs(10));
+        assert_eq!(hot.cache_ttl, Duration::from_secs(1));
+        assert_eq!((hot.client_rate, hot.client_burst), (5, 10));
+        assert!(!hot.trust_forwarded_for);
+        let limits = PostLimits::default();
+        assert_eq!((limits.rate, limits.burst), (10, 30));
+    }
 }

@@ -29,9 +29,6 @@ use crate::{
     state::AppState,
 };
 
-/// How long shutdown waits for open connections.
-const DRAIN: Duration = Duration::from_secs(3);
-
 pub struct Application {
     listener: TcpListener,
     router: axum::Router,
@@ -40,6 +37,8 @@ pub struct Application {
     /// The read side, when this process is the only one that can read its log.
     read_side: Option<ReadSide>,
     connection_options: ConnectionOptions,
+    /// `SHUTDOWN_DRAIN_MS`: how long shutdown waits for open connections.
+    drain: Duration,
 }
 
 impl Application {
@@ -49,8 +48,7 @@ impl Application {
     /// to start: the hot-room loop connects (and reconnects) by itself.
     pub async fn build(settings: Settings) -> anyhow::Result<Self> {
         let log = Arc::new(EventLog::open(settings.kafka.as_ref(), &settings.data_dir).await?);
-        let read_model =
-            ReadModel::open(settings.database_url.as_deref(), &settings.data_dir).await?;
+        let read_model = ReadModel::open(&settings.database, &settings.data_dir).await?;
         let mut metrics = Metrics::default();
         let read_side = if log.is_private() {
             let read_metrics = Arc::new(metrics.register_sse());
@@ -132,6 +130,7 @@ impl Application {
             scheduler,
             read_side,
             connection_options,
+            drain: settings.drain,
         })
     }
 
@@ -153,7 +152,7 @@ impl Application {
             self.listener,
             self.router,
             shutdown.clone(),
-            DRAIN,
+            self.drain,
             self.connection_options,
         )
         .await;

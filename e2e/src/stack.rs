@@ -7,6 +7,9 @@
 //!   SQLite read model in a fresh data folder, in-process counters — serving the event streams
 //!   itself (it is also the "publish-server").
 //!
+//! Servers are configured through their real loader: the stack's settings are rendered into the
+//! environment variables of the README and parsed by the same clap parser `main` uses.
+//!
 //! Everything stops when the stack drops.
 
 use std::{net::SocketAddr, path::PathBuf, time::Duration};
@@ -152,6 +155,38 @@ impl Stack {
         }
     }
 
+    /// The `KAFKA_*` variables of [`Stack::kafka`].
+    fn kafka_vars(&self) -> Vec<(&'static str, String)> {
+        let kafka = self.kafka();
+        vec![
+            ("KAFKA_BROKERS", kafka.brokers),
+            ("KAFKA_TOPIC", kafka.topic),
+            ("KAFKA_PARTITIONS", kafka.partitions.to_string()),
+            (
+                "KAFKA_REPLICATION_FACTOR",
+                kafka.replication_factor.to_string(),
+            ),
+            ("KAFKA_PRODUCE_TIMEOUT_MS", millis(kafka.produce_timeout)),
+        ]
+    }
+
+    /// The variables both servers read: the data folder, the HTTP edge and the event streams.
+    fn server_vars(&self) -> Vec<(&'static str, String)> {
+        let sse = &self.sse;
+        vec![
+            ("HOTCHAT_DATA_DIR", self.data_dir.display().to_string()),
+            ("CORS_ORIGINS", "http://allowed.example".to_owned()),
+            ("HTTP_HEAD_TIMEOUT_MS", millis(self.head_timeout)),
+            ("MAX_CONNECTIONS", self.max_connections.to_string()),
+            ("SHUTDOWN_DRAIN_MS", "3000".to_owned()),
+            ("SSE_KEEPALIVE_SECS", secs(sse.keepalive)),
+            ("SSE_ROOM_BUFFER", sse.room_buffer.to_string()),
+            ("SSE_RESUME_BUFFER", sse.resume_buffer.to_string()),
+            ("SSE_MAX_CONNECTIONS", sse.max_connections.to_string()),
+            ("SSE_SEND_BUFFER_BYTES", sse.send_buffer.to_string()),
+        ]
+    }
+
     /// The projector group every publish-server of this stack shares by default.
     pub fn projector_group(&self) -> String {
         format!("projector-{}", self.topic)
@@ -172,24 +207,25 @@ impl Stack {
             !embedded || self.chats.is_empty(),
             "the embedded mode runs one chat-server"
         );
-        let settings = chat_server::settings::Settings {
-            addr: free_addr(),
-            kafka: (!embedded).then(|| self.kafka()),
-            database_url: (!embedded).then(|| self.database_url.clone()),
-            data_dir: self.data_dir.clone(),
-            auth: chat_server::settings::AuthSettings {
-                secret: self.secret.clone(),
-                token_ttl: Duration::from_secs(3600),
-            },
-            hot: self.hot.clone(),
-            post_limits: self.post_limits,
-            sse: self.sse.clone(),
-            cors_origins: vec!["http://allowed.example".into()],
-            web_dir: None,
-            public_events_url: None,
-            head_timeout: self.head_timeout,
-            max_connections: self.max_connections,
-        };
+        let mut vars = self.server_vars();
+        vars.extend([
+            ("CHAT_ADDR", free_addr().to_string()),
+            ("AUTH_SECRET", self.secret.clone()),
+            ("AUTH_TOKEN_TTL_SECS", "3600".to_owned()),
+        ]);
+        if !embedded {
+            vars.extend(self.kafka_vars());
+            vars.push(("DATABASE_URL", self.database_url.clone()));
+        }
+        vars.extend(hot_vars(&self.hot));
+        vars.extend([
+            ("USER_POST_RATE", self.post_limits.rate.to_string()),
+            ("USER_POST_BURST", self.post_limits.burst.to_string()),
+        ]);
+        let mut settings =
+            chat_server::settings::Settings::from_vars(vars).expect("chat-server settings");
+        // The API alone: unknown paths answer the API's 404, not the web app's index.html.
+        settings.web_dir = None;
         let app = chat_server::startup::Application::build(settings)
             .await
             .expect("chat-server starts");
@@ -216,18 +252,15 @@ impl Stack {
 
     /// Starts a publish-server whose projector writes `database_url` as part of `group`.
     pub async fn add_publish_server(&mut self, database_url: &str, group: &str) -> String {
-        let settings = publish_server::settings::Settings {
-            addr: free_addr(),
-            kafka: self.kafka(),
-            database_url: Some(database_url.to_owned()),
-            data_dir: self.data_dir.clone(),
-            projector_group: group.to_owned(),
-            sse: self.sse.clone(),
-            drain: Duration::from_secs(3),
-            cors_origins: vec!["http://allowed.example".into()],
-            head_timeout: self.head_timeout,
-            max_connections: self.max_connections,
-        };
+        let mut vars = self.server_vars();
+        vars.extend(self.kafka_vars());
+        vars.extend([
+            ("PUBLISH_ADDR", free_addr().to_string()),
+            ("DATABASE_URL", database_url.to_owned()),
+            ("PROJECTOR_GROUP", group.to_owned()),
+        ]);
+        let settings =
+            publish_server::settings::Settings::from_vars(vars).expect("publish-server settings");
         let app = publish_server::startup::Application::build(settings)
             .await
             .expect("publish-server starts");
@@ -285,6 +318,37 @@ impl Drop for Stack {
 
 fn free_addr() -> SocketAddr {
     SocketAddr::from(([127, 0, 0, 1], 0))
+}
+
+/// The variables of [`HotSettings`].
+fn hot_vars(hot: &HotSettings) -> Vec<(&'static str, String)> {
+    let mut vars = vec![
+        ("REDIS_KEY_PREFIX", hot.key_prefix.clone()),
+        ("HOT_FETCH_THRESHOLD", hot.threshold.to_string()),
+        ("HOT_COOLDOWN_SECS", secs(hot.cooldown)),
+        ("HOT_CACHE_TTL_MS", millis(hot.cache_ttl)),
+        ("HOT_CLIENT_RATE", hot.client_rate.to_string()),
+        ("HOT_CLIENT_BURST", hot.client_burst.to_string()),
+        ("TRUST_FORWARDED_FOR", hot.trust_forwarded_for.to_string()),
+    ];
+    vars.extend(hot.redis_url.clone().map(|url| ("REDIS_URL", url)));
+    vars
+}
+
+/// A `*_MS` variable's value.
+fn millis(duration: Duration) -> String {
+    duration.as_millis().to_string()
+}
+
+/// A `*_SECS` variable's value: whole seconds only, so a test cannot ask for what the variable
+/// cannot say.
+fn secs(duration: Duration) -> String {
+    assert_eq!(
+        duration.subsec_nanos(),
+        0,
+        "{duration:?} is not whole seconds"
+    );
+    duration.as_secs().to_string()
 }
 
 /// Runs the contract test `$name(mode: Mode)` once per mode, as `$name::distributed` and

@@ -4,8 +4,8 @@ use anyhow::Context;
 use publish_server::{settings::Settings, startup::Application};
 
 fn main() -> anyhow::Result<()> {
-    shared::telemetry::init();
-    let settings = Settings::from_env().context("reading settings")?;
+    let settings = Settings::load().context("reading settings")?;
+    shared::telemetry::init(&settings.log);
     shared::shutdown::run_main(serve(settings))
 }
 

@@ -1,23 +1,64 @@
-//! publish-server configuration, read from the environment (see the README's configuration table).
+//! publish-server configuration: its command line and environment (see `publish-server --help` and
+//! the README's configuration table), read once in `main` through [`shared::settings`].
 
 use std::{net::SocketAddr, path::PathBuf, time::Duration};
 
 use anyhow::Context;
 use shared::{
     kafka::KafkaSettings,
-    serve::{DEFAULT_HEAD_TIMEOUT, DEFAULT_MAX_CONNECTIONS},
-    settings,
+    settings::{self, DataDir, DatabaseSettings, HttpSettings, KafkaArgs, at_least},
+    telemetry::LogSettings,
 };
+
+/// Everything publish-server reads from its command line and environment.
+#[derive(Debug, Clone, clap::Parser)]
+#[command(
+    name = "publish-server",
+    version,
+    about = "hotchat's read side: SSE fan-out of every event, and the projector into the read model.",
+    long_about = "hotchat's read side: SSE fan-out of every event, and the projector into the read \
+                  model.\n\nEvery setting is an environment variable, or the flag of the same name; \
+                  an empty variable counts as unset."
+)]
+pub struct Cli {
+    /// Listen address.
+    #[arg(
+        long = "publish-addr",
+        env = "PUBLISH_ADDR",
+        default_value = "127.0.0.1:8081"
+    )]
+    pub addr: SocketAddr,
+    /// The consumer group the projectors share. A new name replays the topic from the start (a
+    /// rebuild of the read model).
+    #[arg(
+        long = "projector-group",
+        env = "PROJECTOR_GROUP",
+        default_value = "hotchat-projector"
+    )]
+    pub projector_group: String,
+    #[command(flatten)]
+    pub data_dir: DataDir,
+    #[command(flatten)]
+    pub kafka: KafkaArgs,
+    #[command(flatten)]
+    pub database: DatabaseSettings,
+    #[command(flatten)]
+    pub sse: SseSettings,
+    #[command(flatten)]
+    pub http: HttpSettings,
+    #[command(flatten)]
+    pub log: LogSettings,
+}
 
 #[derive(Debug, Clone)]
 pub struct Settings {
     /// `PUBLISH_ADDR` (default `127.0.0.1:8081`).
     pub addr: SocketAddr,
     pub kafka: KafkaSettings,
-    /// `DATABASE_URL`: the read model the projector writes; unset means the SQLite file in
-    /// `data_dir` (only useful on the chat-server's machine).
-    pub database_url: Option<String>,
-    /// `HOTCHAT_DATA_DIR` (default `./data`).
+    /// `DATABASE_URL` and its pool: the read model the projector writes; no URL means the SQLite
+    /// file in `data_dir` (only useful on the chat-server's machine).
+    pub database: DatabaseSettings,
+    /// `HOTCHAT_DATA_DIR` (default `data`).
     pub data_dir: PathBuf,
     /// `PROJECTOR_GROUP` (default `hotchat-projector`): the consumer group the projectors share.
     /// A new group name replays the topic from the start (a rebuild).
@@ -32,72 +73,150 @@ pub struct Settings {
     pub max_connections: usize,
     /// `CORS_ORIGINS`: comma-separated origins allowed to open streams from a browser.
     pub cors_origins: Vec<String>,
+    /// `RUST_LOG`, `LOG_FORMAT`: for `main` to set up logging.
+    pub log: LogSettings,
 }
 
 /// How event streams are served (also by chat-server in the embedded mode).
-#[derive(Debug, Clone)]
+#[derive(Debug, Clone, clap::Args)]
+#[command(next_help_heading = "Event streams (SSE)")]
 pub struct SseSettings {
-    /// `SSE_KEEPALIVE_SECS` (default 10): the longest an idle stream goes without a comment.
+    /// Seconds an idle stream goes at most without a keep-alive comment (at least 1).
+    #[arg(
+        long = "sse-keepalive-secs",
+        env = "SSE_KEEPALIVE_SECS",
+        default_value = "10",
+        value_parser = keepalive
+    )]
     pub keepalive: Duration,
-    /// `SSE_ROOM_BUFFER` (default 1024): events a room keeps for subscribers; a client further behind
-    /// than this is cut off.
+    /// Events a room keeps for its subscribers (at least 16); a client further behind than this is
+    /// cut off.
+    #[arg(
+        long = "sse-room-buffer",
+        env = "SSE_ROOM_BUFFER",
+        default_value = "1024",
+        value_parser = at_least(16usize)
+    )]
     pub room_buffer: usize,
-    /// `SSE_RESUME_BUFFER` (default 10000): recent events kept per partition so that reconnecting
-    /// clients resume without a gap; an older cursor gets `event: reset`.
+    /// Recent events kept per partition so that reconnecting clients resume without a gap; an
+    /// older cursor gets `event: reset`.
+    #[arg(
+        long = "sse-resume-buffer",
+        env = "SSE_RESUME_BUFFER",
+        default_value_t = 10_000
+    )]
     pub resume_buffer: usize,
-    /// `SSE_MAX_CONNECTIONS` (default 20000): open event streams per instance; more get 503.
+    /// Open event streams per instance (at least 1); more get 503.
+    #[arg(
+        id = "sse_max_connections",
+        long = "sse-max-connections",
+        env = "SSE_MAX_CONNECTIONS",
+        default_value = "20000",
+        value_parser = at_least(1usize)
+    )]
     pub max_connections: usize,
-    /// `SSE_SEND_BUFFER_BYTES` (default 65536): socket send buffer per connection; a client that
-    /// stops reading blocks after about this much and is then cut off once it is a room buffer behind.
+    /// Socket send buffer per connection, in bytes (at least 4096): a client that stops reading
+    /// blocks after about this much and is then cut off once it is a room buffer behind.
+    #[arg(
+        long = "sse-send-buffer-bytes",
+        env = "SSE_SEND_BUFFER_BYTES",
+        default_value = "65536",
+        value_parser = at_least(4096usize)
+    )]
     pub send_buffer: usize,
 }
 
 impl Default for SseSettings {
     fn default() -> Self {
-        Self {
-            keepalive: Duration::from_secs(10),
-            room_buffer: 1024,
-            resume_buffer: 10_000,
-            max_connections: 20_000,
-            send_buffer: 65_536,
-        }
+        settings::defaults()
     }
 }
 
-impl SseSettings {
-    pub fn from_env() -> anyhow::Result<Self> {
-        let defaults = Self::default();
-        Ok(Self {
-            keepalive: Duration::from_secs(
-                settings::parse_or("SSE_KEEPALIVE_SECS", defaults.keepalive.as_secs())?.max(1),
-            ),
-            room_buffer: settings::parse_or("SSE_ROOM_BUFFER", defaults.room_buffer)?.max(16),
-            resume_buffer: settings::parse_or("SSE_RESUME_BUFFER", defaults.resume_buffer)?,
-            max_connections: settings::parse_or("SSE_MAX_CONNECTIONS", defaults.max_connections)?
-                .max(1),
-            send_buffer: settings::parse_or("SSE_SEND_BUFFER_BYTES", defaults.send_buffer)?
-                .max(4096),
-        })
-    }
+/// `SSE_KEEPALIVE_SECS`: whole seconds, at least one.
+fn keepalive(value: &str) -> Result<Duration, std::num::ParseIntError> {
+    settings::secs(value).map(|secs| secs.max(Duration::from_secs(1)))
 }
 
 impl Settings {
-    pub fn from_env() -> anyhow::Result<Self> {
+    /// The settings of this process (its command line and environment), as `main` reads them.
+    /// Prints the help or the error and exits when there is nothing to run.
+    pub fn load() -> anyhow::Result<Self> {
+        Self::new(settings::parse_env())
+    }
+
+    /// The settings `vars` give (environment variables by name), read by the same parser as
+    /// [`Settings::load`] but without looking at this process's environment (for tests).
+    pub fn from_vars<K: Into<String>, V: Into<String>>(
+        vars: impl IntoIterator<Item = (K, V)>,
+    ) -> anyhow::Result<Self> {
+        let cli = settings::parse_with_vars(["publish-server"], vars)?;
+        Self::new(cli)
+    }
+
+    /// Checks what was given and fills in what depends on other settings.
+    pub fn new(cli: Cli) -> anyhow::Result<Self> {
         Ok(Self {
-            addr: settings::parse_or("PUBLISH_ADDR", SocketAddr::from(([127, 0, 0, 1], 8081)))?,
-            kafka: KafkaSettings::from_env()?.context(
+            addr: cli.addr,
+            kafka: cli.kafka.settings().context(
                 "publish-server needs KAFKA_BROKERS (e.g. 127.0.0.1:9092); without Kafka, \
                  chat-server serves the event streams itself",
             )?,
-            database_url: settings::var("DATABASE_URL"),
-            data_dir: settings::data_dir(),
-            projector_group: settings::var("PROJECTOR_GROUP")
-                .unwrap_or_else(|| "hotchat-projector".to_owned()),
-            sse: SseSettings::from_env()?,
-            drain: settings::millis_or("SHUTDOWN_DRAIN_MS", Duration::from_secs(3))?,
-            head_timeout: settings::millis_or("HTTP_HEAD_TIMEOUT_MS", DEFAULT_HEAD_TIMEOUT)?,
-            max_connections: settings::parse_or("MAX_CONNECTIONS", DEFAULT_MAX_CONNECTIONS)?,
-            cors_origins: settings::list("CORS_ORIGINS"),
+            database: cli.database,
+            data_dir: cli.data_dir.path,
+            projector_group: cli.projector_group,
+            sse: cli.sse,
+            drain: cli.http.drain,
+            head_timeout: cli.http.head_timeout,
+            max_connections: cli.http.max_connections,
+            cors_origins: cli.http.cors_origins(),
+            log: cli.log,
         })
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn sse_defaults_are_the_documented_ones() {
+        let sse = SseSettings::default();
+        assert_eq!(sse.keepalive, Duration::from_secs(10));
+        assert_eq!(sse.room_buffer, 1024);
+        assert_eq!(sse.resume_buffer, 10_000);
+        assert_eq!(sse.max_connections, 20_000);
+        assert_eq!(sse.send_buffer, 65_536);
+    }
+
+    #[test]
+    fn publish_server_needs_kafka_brokers() {
+        let error = Settings::from_vars([("KAFKA_BROKERS", "")]).unwrap_err();
+        assert!(error.to_string().contains("KAFKA_BROKERS"), "{error}");
+    }
+
+    #[test]
+    fn sse_settings_below_their_floor_are_raised_to_it() {
+        let settings = Settings::from_vars([
+            ("KAFKA_BROKERS", "127.0.0.1:9092"),
+            ("SSE_KEEPALIVE_SECS", "0"),
+            ("SSE_ROOM_BUFFER", "1"),
+            ("SSE_MAX_CONNECTIONS", "0"),
+            ("SSE_SEND_BUFFER_BYTES", "10"),
+        ])
+        .unwrap();
+        assert_eq!(settings.sse.keepalive, Duration::from_secs(1));
+        assert_eq!(settings.sse.room_buffer, 16);
+        assert_eq!(settings.sse.max_connections, 1);
+        assert_eq!(settings.sse.send_buffer, 4096);
+    }
+
+    #[test]
+    fn the_drain_is_read_from_shutdown_drain_ms() {
+        let settings = Settings::from_vars([
+            ("KAFKA_BROKERS", "127.0.0.1:9092"),
+            ("SHUTDOWN_DRAIN_MS", "250"),
+        ])
+        .unwrap();
+        assert_eq!(settings.drain, Duration::from_millis(250));
     }
 }

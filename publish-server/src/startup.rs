@@ -26,8 +26,7 @@ impl Application {
     /// binds the listener (`PUBLISH_ADDR`; port 0 picks a free port).
     pub async fn build(settings: Settings) -> anyhow::Result<Self> {
         let log = Arc::new(EventLog::open(Some(&settings.kafka), &settings.data_dir).await?);
-        let read_model =
-            ReadModel::open(settings.database_url.as_deref(), &settings.data_dir).await?;
+        let read_model = ReadModel::open(&settings.database, &settings.data_dir).await?;
         let read_side = ReadSide::build(
             log,
             read_model,

@@ -19,9 +19,9 @@ use rdkafka::{
     producer::FutureProducer,
 };
 
-use crate::settings;
+use crate::settings::{self, KafkaArgs};
 
-/// Where the events live and how to talk to the broker.
+/// Where the events live and how to talk to the broker (read by [`KafkaArgs`]).
 #[derive(Debug, Clone)]
 pub struct KafkaSettings {
     /// `KAFKA_BROKERS`: bootstrap servers, e.g. `127.0.0.1:9092`.
@@ -41,31 +41,15 @@ pub struct KafkaSettings {
 pub const DEFAULT_TOPIC: &str = "chat-events";
 
 impl KafkaSettings {
-    /// Reads the Kafka variables; `None` when `KAFKA_BROKERS` is unset.
-    pub fn from_env() -> anyhow::Result<Option<Self>> {
-        let Some(brokers) = settings::var("KAFKA_BROKERS") else {
-            return Ok(None);
-        };
-        Ok(Some(Self {
-            brokers,
-            topic: settings::var("KAFKA_TOPIC").unwrap_or_else(|| DEFAULT_TOPIC.to_owned()),
-            partitions: settings::parse_or("KAFKA_PARTITIONS", 6)?,
-            replication_factor: settings::parse_or("KAFKA_REPLICATION_FACTOR", 1)?,
-            produce_timeout: settings::millis_or(
-                "KAFKA_PRODUCE_TIMEOUT_MS",
-                Duration::from_secs(5),
-            )?,
-        }))
-    }
-
     /// Settings for a broker at `brokers` with every other value at its default.
     pub fn new(brokers: impl Into<String>, topic: impl Into<String>) -> Self {
+        let defaults: KafkaArgs = settings::defaults();
         Self {
             brokers: brokers.into(),
             topic: topic.into(),
-            partitions: 6,
-            replication_factor: 1,
-            produce_timeout: Duration::from_secs(5),
+            partitions: defaults.partitions,
+            replication_factor: defaults.replication_factor,
+            produce_timeout: defaults.produce_timeout,
         }
     }
 

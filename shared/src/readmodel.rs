@@ -24,7 +24,7 @@ use uuid::Uuid;
 use crate::{
     cursor::Cursor,
     event::{Envelope, EventBody, RoomMode, User},
-    settings,
+    settings::{DEFAULT_POSTGRES_POOL, DEFAULT_SQLITE_POOL, DatabaseSettings},
 };
 
 /// The PostgreSQL schema, applied by whichever server starts first (sqlx serialises concurrent runs
@@ -169,14 +169,33 @@ macro_rules! apply_event {
 }
 
 impl ReadModel {
-    /// Connects to a `postgres://` or `sqlite://` URL, creating the database if it does not exist
-    /// yet, and migrates it.
+    /// Opens the read model `database` names: the database at its URL, else the SQLite file
+    /// `hotchat.db` in `data_dir` (the embedded default). Creates and migrates it if needed.
     ///
-    /// `DATABASE_MAX_CONNECTIONS` (default 10) sizes the pool; a request waits at most
-    /// `DATABASE_ACQUIRE_TIMEOUT_MS` (default 3000) for a connection, then fails fast.
+    /// The pool has `database.max_connections` connections (default [`DEFAULT_POSTGRES_POOL`] or
+    /// [`DEFAULT_SQLITE_POOL`]); a request waits at most `database.acquire_timeout` for one, then
+    /// fails fast.
+    pub async fn open(database: &DatabaseSettings, data_dir: &Path) -> anyhow::Result<Self> {
+        match &database.url {
+            Some(url) => Self::connect_with(url, database).await,
+            None => Self::open_file_with(&data_dir.join("hotchat.db"), database).await,
+        }
+    }
+
+    /// Connects to a `postgres://` or `sqlite://` URL with the default pool, creating the database
+    /// if it does not exist yet, and migrates it.
     pub async fn connect(url: &str) -> anyhow::Result<Self> {
+        Self::connect_with(url, &DatabaseSettings::default()).await
+    }
+
+    /// The SQLite read model in `file` (created with its folder if missing), default pool.
+    pub async fn open_file(file: &Path) -> anyhow::Result<Self> {
+        Self::open_file_with(file, &DatabaseSettings::default()).await
+    }
+
+    async fn connect_with(url: &str, database: &DatabaseSettings) -> anyhow::Result<Self> {
         if url.starts_with("sqlite:") {
-            return Self::connect_sqlite(url).await;
+            return Self::connect_sqlite(url, database).await;
         }
         let options = PgConnectOptions::from_str(url).context("DATABASE_URL is not a valid URL")?;
         if !sqlx::Postgres::database_exists(url).await.unwrap_or(true)
@@ -187,8 +206,8 @@ impl ReadModel {
             return Err(e).context("creating the database");
         }
         let pool = PgPoolOptions::new()
-            .max_connections(settings::parse_or("DATABASE_MAX_CONNECTIONS", 10)?)
-            .acquire_timeout(acquire_timeout()?)
+            .max_connections(database.max_connections.unwrap_or(DEFAULT_POSTGRES_POOL))
+            .acquire_timeout(database.acquire_timeout)
             .connect_with(options)
             .await
             .context("connecting to PostgreSQL")?;
@@ -199,24 +218,15 @@ impl ReadModel {
         Ok(Self::Postgres(pool))
     }
 
-    /// `DATABASE_URL` if given, else the SQLite file `hotchat.db` in `data_dir` (the embedded default).
-    pub async fn open(database_url: Option<&str>, data_dir: &Path) -> anyhow::Result<Self> {
-        match database_url {
-            Some(url) => Self::connect(url).await,
-            None => Self::open_file(&data_dir.join("hotchat.db")).await,
-        }
-    }
-
-    /// The SQLite read model in `file` (created with its folder if missing).
-    pub async fn open_file(file: &Path) -> anyhow::Result<Self> {
+    async fn open_file_with(file: &Path, database: &DatabaseSettings) -> anyhow::Result<Self> {
         if let Some(dir) = file.parent() {
             std::fs::create_dir_all(dir)
                 .with_context(|| format!("creating the data folder {}", dir.display()))?;
         }
-        Self::connect_sqlite(&format!("sqlite://{}", file.display())).await
+        Self::connect_sqlite(&format!("sqlite://{}", file.display()), database).await
     }
 
-    async fn connect_sqlite(url: &str) -> anyhow::Result<Self> {
+    async fn connect_sqlite(url: &str, database: &DatabaseSettings) -> anyhow::Result<Self> {
         let options = SqliteConnectOptions::from_str(url)
             .context("not a valid sqlite:// URL")?
             .create_if_missing(true)
@@ -225,8 +235,8 @@ impl ReadModel {
             .synchronous(SqliteSynchronous::Full)
             .busy_timeout(Duration::from_secs(5));
         let pool = SqlitePoolOptions::new()
-            .max_connections(settings::parse_or("DATABASE_MAX_CONNECTIONS", 4)?)
-            .acquire_timeout(acquire_timeout()?)
+            .max_connections(database.max_connections.unwrap_or(DEFAULT_SQLITE_POOL))
+            .acquire_timeout(database.acquire_timeout)
             .connect_with(options)
             .await
             .with_context(|| format!("opening the SQLite read model {url}"))?;
@@ -433,8 +443,4 @@ impl ReadModel {
                 .await?
         }))
     }
-}
-
-fn acquire_timeout() -> anyhow::Result<Duration> {
-    settings::millis_or("DATABASE_ACQUIRE_TIMEOUT_MS", Duration::from_secs(3))
 }

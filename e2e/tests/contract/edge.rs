@@ -149,7 +149,7 @@ in_both_modes!(an_idle_keep_alive_connection_is_closed_after_the_head_timeout);
 async fn a_stream_on_a_reused_connection_outlives_the_head_timeout(mode: Mode) {
     let mut stack = Stack::empty_in(mode).await;
     stack.head_timeout = HEAD_TIMEOUT;
-    stack.sse.keepalive = Duration::from_millis(300);
+    stack.sse.keepalive = Duration::from_secs(1);
     stack.add_chat_server().await;
     stack.add_default_publish_server().await;
     let alice = stack.chat(0).sign_in("alice").await;
