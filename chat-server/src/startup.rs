@@ -48,6 +48,7 @@ impl Application {
     /// to start: the hot-room loop connects (and reconnects) by itself.
     pub async fn build(settings: Settings) -> anyhow::Result<Self> {
         let log = Arc::new(EventLog::open(settings.kafka.as_ref(), &settings.data_dir).await?);
+        log.prepare_writer()?;
         let read_model = ReadModel::open(&settings.database, &settings.data_dir).await?;
         let mut metrics = Metrics::default();
         let read_side = if log.is_private() {

@@ -70,6 +70,15 @@ impl EventLog {
         }
     }
 
+    /// Gets ready to append: with Kafka, the producer connects and starts its idempotent session
+    /// now rather than at the first append (which would then wait for it). Readers skip this.
+    pub fn prepare_writer(&self) -> anyhow::Result<()> {
+        match self {
+            Self::Kafka(log) => log.prepare_writer(),
+            Self::Embedded(_) => Ok(()),
+        }
+    }
+
     /// Appends `event` (key = its room id); resolves with its position once the log has it.
     pub async fn append(&self, event: &Envelope) -> Result<Cursor, AppendError> {
         match self {

@@ -54,6 +54,10 @@ impl KafkaLog {
         self.partitions
     }
 
+    pub fn prepare_writer(&self) -> anyhow::Result<()> {
+        self.producer().map(|_| ()).map_err(anyhow::Error::from)
+    }
+
     fn producer(&self) -> Result<(u64, FutureProducer), AppendError> {
         let mut current = self.producer.lock().expect("producer lock");
         if let Some(producer) = &*current {
