@@ -186,12 +186,30 @@ describe('own messages: optimistic and reconciled', () => {
   });
 });
 
-function reaction(messageId: string, emoji: string, user: User, op: 'added' | 'removed', count: number): ReactionEvent {
+function reaction(messageId: string, emoji: string, user: User, op: 'added' | 'removed', count?: number): ReactionEvent {
   return { message_id: messageId, emoji, user, op, count };
 }
 
 describe('reactions', () => {
   const base = () => latest(emptyState(), [msg(1, { reactions: { '👍': 1 } })], 3);
+
+  it('applies the op to the shown count when the event has no count', () => {
+    let s = applyReaction(base(), reaction(msg(1).id, '👍', bob, 'added'));
+    expect(s.items[0].reactions).toEqual({ '👍': 2 });
+    s = applyReaction(s, reaction(msg(1).id, '🎉', bob, 'added'));
+    expect(s.items[0].reactions).toEqual({ '👍': 2, '🎉': 1 });
+    s = applyReaction(s, reaction(msg(1).id, '🎉', bob, 'removed'));
+    s = applyReaction(s, reaction(msg(1).id, '🎉', bob, 'removed'));
+    expect(s.items[0].reactions).toEqual({ '👍': 2 });
+  });
+
+  it('does not count our own click twice when its event has no count', () => {
+    let s = reactOptimistically(base(), msg(1).id, '👍', 'added');
+    expect(s.items[0].reactions).toEqual({ '👍': 2 });
+    s = applyReaction(s, reaction(msg(1).id, '👍', alice, 'added'), alice.id);
+    expect(s.items[0].reactions).toEqual({ '👍': 2 });
+    expect(s.items[0].pendingReactions).toBeUndefined();
+  });
 
   it('takes the count from the live event and removes emojis that reach zero', () => {
     let s = applyReaction(base(), reaction(msg(1).id, '👍', bob, 'added', 2));

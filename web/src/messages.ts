@@ -269,6 +269,17 @@ function withoutPending(pending: Record<string, PendingReaction> | undefined, em
   return Object.keys(rest).length ? rest : undefined;
 }
 
+/**
+ * The count after `event`: the server's when it sent one (authoritative), else the one we show with
+ * the event's `op` applied — unless it is our own click, which is shown already.
+ */
+function countAfter(m: ChatMessage, event: ReactionEvent, own: boolean): number {
+  if (event.count !== undefined) return event.count;
+  const shown = m.reactions[event.emoji] ?? 0;
+  if (own && m.pendingReactions?.[event.emoji]) return shown;
+  return Math.max(0, shown + (event.op === 'added' ? 1 : -1));
+}
+
 /** A live `reaction` event: its count is authoritative; our own events settle our clicks. */
 export function applyReaction(state: MessageState, event: ReactionEvent, myUserId?: string): MessageState {
   const rev = state.rev + 1;
@@ -279,7 +290,7 @@ export function applyReaction(state: MessageState, event: ReactionEvent, myUserI
       const own = event.user.id === myUserId;
       return {
         ...m,
-        reactions: withCount(m.reactions, event.emoji, event.count),
+        reactions: withCount(m.reactions, event.emoji, countAfter(m, event, own)),
         mine: own ? withMine(m.mine, event.emoji, event.op === 'added') : m.mine,
         pendingReactions: own ? withoutPending(m.pendingReactions, event.emoji) : m.pendingReactions,
         rev,

@@ -45,7 +45,8 @@ export interface ReactionEvent {
   emoji: string;
   user: User;
   op: 'added' | 'removed';
-  count: number;
+  /** The emoji's new count; absent when the server does not know it exactly (apply `op` instead). */
+  count?: number;
 }
 
 export interface ModeEvent {
