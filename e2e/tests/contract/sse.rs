@@ -7,7 +7,10 @@ use e2e::{
     SseClient, Stack, api::Session, eventually, in_both_modes, process::ServerProcess, stack::Mode,
 };
 use serde_json::Value;
-use shared::event::{Envelope, EventBody, User};
+use shared::{
+    cursor::Cursor,
+    event::{Envelope, EventBody, User},
+};
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 
 const WAIT: Duration = Duration::from_secs(20);
@@ -54,9 +57,19 @@ async fn a_client_resuming_on_the_other_publish_server_gets_exactly_the_missed_e
     for client in [&mut resumed, &mut by_query] {
         let got = client.collect("message", 8, WAIT).await;
         assert_eq!(texts(&got), expected);
+        // `id` is the last id the stream sent: an event without its own would repeat the one
+        // before it.
+        let cursors: Vec<Cursor> = got
+            .iter()
+            .map(|e| {
+                e.id.as_deref()
+                    .and_then(|id| id.parse().ok())
+                    .expect("a cursor")
+            })
+            .collect();
         assert!(
-            got.iter().all(|e| e.id.is_some()),
-            "every event has a cursor"
+            cursors.windows(2).all(|pair| pair[0] < pair[1]),
+            "every event has its own cursor, in order: {cursors:?}"
         );
     }
 }
