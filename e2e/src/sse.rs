@@ -1,14 +1,28 @@
-//! A real SSE client over a real socket: reads the byte stream and splits it into events.
+//! A real SSE client over a real socket.
+//!
+//! Events are parsed by the `eventsource-stream` crate, not by code of ours, so the oracle does not
+//! share the server's assumptions about the wire format (optional space after the colon, CR, LF or
+//! CRLF line ends, multi-line data, a UTF-8 character split across chunks). Its events read as a
+//! browser's `EventSource` reads them: the type defaults to `message`, and `id` is the stream's last
+//! event id, which persists until the server sends another.
+//!
+//! The crate, like a browser, hides two things the contract also promises: keep-alive comments,
+//! which only proxies see, and the `retry:` hint, which it drops when it comes in a block without
+//! data (jpopesculian/eventsource-stream#6) — as ours does, first thing. [`Wire`] reads just those
+//! two off the same bytes, line by line as the specification's "event stream interpretation" says.
 
-use std::{pin::Pin, time::Duration};
+use std::{collections::VecDeque, convert::Infallible, pin::Pin, time::Duration};
 
 use bytes::Bytes;
-use futures::{Stream, StreamExt};
+use eventsource_stream::{EventStream, Eventsource};
+use futures::{FutureExt, Stream, StreamExt, channel::mpsc};
 use serde_json::Value;
 
 /// One event of the stream.
 #[derive(Debug, Clone, PartialEq)]
 pub struct SseEvent {
+    /// The last event id when this event was dispatched (a browser's `lastEventId`); `None` while
+    /// the server has sent none on this connection.
     pub id: Option<String>,
     pub event: String,
     pub data: String,
@@ -21,10 +35,17 @@ impl SseEvent {
 }
 
 type ByteStream = Pin<Box<dyn Stream<Item = reqwest::Result<Bytes>> + Send>>;
+type Chunk = Result<Bytes, Infallible>;
 
 pub struct SseClient {
-    stream: ByteStream,
-    buffer: String,
+    /// The response body as it arrives from the socket.
+    body: ByteStream,
+    /// Hands each chunk of `body` to `parser`; dropped when the body ends.
+    feed: Option<mpsc::UnboundedSender<Chunk>>,
+    parser: EventStream<mpsc::UnboundedReceiver<Chunk>>,
+    /// Events parsed but not yet returned.
+    ready: VecDeque<SseEvent>,
+    wire: Wire,
     /// Keep-alive comments seen so far.
     pub comments: usize,
     /// The `retry:` hint, if the server sent one.
@@ -64,9 +85,13 @@ impl SseClient {
     }
 
     fn from_response(response: reqwest::Response) -> Self {
+        let (feed, chunks) = mpsc::unbounded();
         Self {
-            stream: Box::pin(response.bytes_stream()),
-            buffer: String::new(),
+            body: Box::pin(response.bytes_stream()),
+            feed: Some(feed),
+            parser: chunks.eventsource(),
+            ready: VecDeque::new(),
+            wire: Wire::default(),
             comments: 0,
             retry: None,
             ended: false,
@@ -100,11 +125,8 @@ impl SseClient {
     pub async fn next(&mut self, timeout: Duration) -> Option<SseEvent> {
         let deadline = tokio::time::Instant::now() + timeout;
         loop {
-            while let Some(end) = self.buffer.find("\n\n") {
-                let block: String = self.buffer.drain(..end + 2).collect();
-                if let Some(event) = self.parse(&block) {
-                    return Some(event);
-                }
+            if let Some(event) = self.ready.pop_front() {
+                return Some(event);
             }
             if !self.fill(deadline).await {
                 return None;
@@ -112,20 +134,43 @@ impl SseClient {
         }
     }
 
-    /// Reads one chunk into the buffer; false on timeout or when the stream ended (`ended`).
+    /// Reads one chunk and parses it; false on timeout or when the stream ended (`ended`).
     async fn fill(&mut self, deadline: tokio::time::Instant) -> bool {
-        match tokio::time::timeout_at(deadline, self.stream.next()).await {
-            Err(_) => false,
-            Ok(Some(Ok(chunk))) => {
-                self.buffer
-                    .push_str(std::str::from_utf8(&chunk).expect("UTF-8 stream"));
-                true
+        if self.ended {
+            return false;
+        }
+        let chunk = match tokio::time::timeout_at(deadline, self.body.next()).await {
+            Err(_) => return false,
+            Ok(Some(Ok(chunk))) => Some(chunk),
+            Ok(Some(Err(_)) | None) => None,
+        };
+        match chunk {
+            Some(chunk) => {
+                let (comments, retry) = self.wire.read(&chunk);
+                self.comments += comments;
+                self.retry = retry.or(self.retry);
+                if let Some(feed) = &self.feed {
+                    feed.unbounded_send(Ok(chunk))
+                        .expect("the parser holds the receiver");
+                }
             }
-            Ok(Some(Err(_)) | None) => {
+            None => {
+                // Closing the feed ends the parser's input, as the end of the body would.
+                self.feed = None;
                 self.ended = true;
-                false
             }
         }
+        // The chunk is already queued, so the parser needs no waiting: take every event it
+        // completes, until it asks for more input.
+        while let Some(Some(parsed)) = self.parser.next().now_or_never() {
+            let event = parsed.expect("the server sent a well-formed UTF-8 event stream");
+            self.ready.push_back(SseEvent {
+                id: (!event.id.is_empty()).then_some(event.id),
+                event: event.event,
+                data: event.data,
+            });
+        }
+        !self.ended || !self.ready.is_empty()
     }
 
     /// Reads until a `:` comment (keep-alive) arrives; returns the events that came before it, or
@@ -135,14 +180,9 @@ impl SseClient {
         let before = self.comments;
         let mut events = Vec::new();
         loop {
-            while let Some(end) = self.buffer.find("\n\n") {
-                let block: String = self.buffer.drain(..end + 2).collect();
-                if let Some(event) = self.parse(&block) {
-                    events.push(event);
-                }
-                if self.comments > before {
-                    return Some(events);
-                }
+            events.extend(self.ready.drain(..));
+            if self.comments > before {
+                return Some(events);
             }
             if !self.fill(deadline).await {
                 return None;
@@ -180,29 +220,100 @@ impl SseClient {
         }
         events
     }
+}
 
-    fn parse(&mut self, block: &str) -> Option<SseEvent> {
-        let (mut id, mut event, mut data) = (None, None, Vec::new());
-        for line in block.lines() {
-            if line.starts_with(':') {
-                self.comments += 1;
-            } else if let Some(v) = line.strip_prefix("id: ") {
-                id = Some(v.to_owned());
-            } else if let Some(v) = line.strip_prefix("event: ") {
-                event = Some(v.to_owned());
-            } else if let Some(v) = line.strip_prefix("data: ") {
-                data.push(v.to_owned());
-            } else if let Some(v) = line.strip_prefix("retry: ") {
-                self.retry = v.parse().ok();
+/// Reads comments and `retry` fields off the raw stream, which `eventsource-stream` does not report.
+///
+/// Per the specification: lines end at CRLF, LF or CR; a line starting with a colon is a comment;
+/// otherwise the field name runs to the first colon and one space after it is dropped from the
+/// value; `retry` counts only when its value is all ASCII digits.
+#[derive(Debug, Default)]
+struct Wire {
+    line: Vec<u8>,
+    /// The previous chunk ended with CR: a LF at the start of this one ends no new line.
+    after_cr: bool,
+    /// A line has ended: a byte order mark can no longer come.
+    past_first_line: bool,
+}
+
+impl Wire {
+    /// The comments that `chunk` completes, and the last `retry` value it completes, if any.
+    fn read(&mut self, chunk: &[u8]) -> (usize, Option<u64>) {
+        let (mut comments, mut retry) = (0, None);
+        for &byte in chunk {
+            let after_cr = std::mem::replace(&mut self.after_cr, byte == b'\r');
+            match byte {
+                b'\n' if after_cr => {}
+                b'\r' | b'\n' => {
+                    let mut line = std::mem::take(&mut self.line);
+                    if !std::mem::replace(&mut self.past_first_line, true) {
+                        line = line
+                            .strip_prefix("\u{feff}".as_bytes())
+                            .unwrap_or(&line)
+                            .to_vec();
+                    }
+                    if line.starts_with(b":") {
+                        comments += 1;
+                    } else if let Some(value) = line.strip_prefix(b"retry:") {
+                        let value = value.strip_prefix(b" ").unwrap_or(value);
+                        let digits = !value.is_empty() && value.iter().all(u8::is_ascii_digit);
+                        if let Some(ms) = digits
+                            .then(|| std::str::from_utf8(value).ok()?.parse().ok())
+                            .flatten()
+                        {
+                            retry = Some(ms);
+                        }
+                    }
+                }
+                _ => self.line.push(byte),
             }
         }
-        if event.is_none() && data.is_empty() {
-            return None;
-        }
-        Some(SseEvent {
-            id,
-            event: event.unwrap_or_else(|| "message".to_owned()),
-            data: data.join("\n"),
+        (comments, retry)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn read_in_pieces(stream: &[u8], piece: usize) -> (usize, Option<u64>) {
+        let mut wire = Wire::default();
+        stream.chunks(piece).fold((0, None), |(c, r), chunk| {
+            let (comments, retry) = wire.read(chunk);
+            (c + comments, retry.or(r))
         })
+    }
+
+    #[test]
+    fn the_wire_sees_comments_and_retry_however_the_stream_is_written_and_split() {
+        for stream in [
+            &b"retry: 2000\n\n: keep-alive\n\nevent: message\ndata: {}\n\n:\n\n"[..],
+            b"\xEF\xBB\xBFretry:2000\r\n\r\n:\r\n\r\n:x\r\rdata:a\r\n\r\n",
+            b"retry:1\nretry:x\nretry: 2000\r:\n\n:\r\n\r\n",
+        ] {
+            for piece in 1..=stream.len() {
+                assert_eq!(
+                    read_in_pieces(stream, piece),
+                    (2, Some(2000)),
+                    "{:?} in pieces of {piece}",
+                    String::from_utf8_lossy(stream)
+                );
+            }
+        }
+    }
+
+    #[test]
+    fn the_wire_ignores_fields_that_only_look_like_retry() {
+        for stream in [
+            &b"retry: 20 00\n\n"[..],
+            b"retry:  2000\n\n",
+            b"retry: +2000\n\n",
+            b"retryx: 2000\n\n",
+            b"data: retry: 2000\n\n",
+            b" retry: 2000\n\n",
+            b"retry: 2000",
+        ] {
+            assert_eq!(read_in_pieces(stream, 3), (0, None), "{stream:?}");
+        }
     }
 }

@@ -152,6 +152,8 @@ pub fn partition_key(room_id: Uuid) -> String {
 mod tests {
     use super::*;
 
+    use proptest::prelude::*;
+
     fn alice() -> User {
         User {
             id: Uuid::nil(),
@@ -180,54 +182,196 @@ mod tests {
         assert_eq!(json["data"]["message_id"], message_id.to_string());
     }
 
-    #[test]
-    fn decode_round_trips_every_event_type() {
-        let room = Uuid::now_v7();
-        let message_id = Uuid::now_v7();
-        for body in [
-            EventBody::RoomCreated { name: "r".into() },
-            EventBody::MessagePosted {
-                message_id,
-                text: "t".into(),
-            },
-            EventBody::ReactionAdded {
-                message_id,
-                emoji: "👍".into(),
-            },
-            EventBody::ReactionRemoved {
-                message_id,
-                emoji: "👍".into(),
-            },
-            EventBody::RoomModeChanged {
-                mode: RoomMode::Throttled,
-            },
-        ] {
-            let event = Envelope::new(room, alice(), body);
-            let decoded = Envelope::decode(Some(event.key().as_bytes()), Some(&event.encode()));
-            assert_eq!(decoded.unwrap(), event);
+    fn any_uuid() -> impl Strategy<Value = Uuid> {
+        any::<u128>().prop_map(Uuid::from_u128)
+    }
+
+    /// Any instant from year 1 to year 9999, to the nanosecond (encode must not round it).
+    fn any_instant() -> impl Strategy<Value = DateTime<Utc>> {
+        const YEAR_1: i64 = -62_135_596_800;
+        const YEAR_9999_END: i64 = 253_402_300_799;
+        (YEAR_1..=YEAR_9999_END, 0u32..1_000_000_000).prop_map(|(secs, nanos)| {
+            DateTime::from_timestamp(secs, nanos).expect("within chrono's range")
+        })
+    }
+
+    fn any_body() -> impl Strategy<Value = EventBody> {
+        // Any Unicode text: quotes, backslashes, control characters and astral planes included.
+        let text = any::<String>;
+        prop_oneof![
+            text().prop_map(|name| EventBody::RoomCreated { name }),
+            (any_uuid(), text())
+                .prop_map(|(message_id, text)| EventBody::MessagePosted { message_id, text }),
+            (any_uuid(), text())
+                .prop_map(|(message_id, emoji)| EventBody::ReactionAdded { message_id, emoji }),
+            (any_uuid(), text())
+                .prop_map(|(message_id, emoji)| EventBody::ReactionRemoved { message_id, emoji }),
+            prop_oneof![Just(RoomMode::Normal), Just(RoomMode::Throttled)]
+                .prop_map(|mode| EventBody::RoomModeChanged { mode }),
+        ]
+    }
+
+    prop_compose! {
+        fn any_envelope()(
+            schema_version in 0..=SCHEMA_VERSION,
+            event_id in any_uuid(),
+            room_id in any_uuid(),
+            user_id in any_uuid(),
+            name in any::<String>(),
+            at in any_instant(),
+            body in any_body(),
+        ) -> Envelope {
+            Envelope { schema_version, event_id, room_id, user: User { id: user_id, name }, at, body }
         }
     }
 
-    proptest::proptest! {
+    /// The fields of `data` that each known `type` requires.
+    const TYPES: [(&str, &[&str]); 5] = [
+        ("room.created", &["name"]),
+        ("message.posted", &["message_id", "text"]),
+        ("reaction.added", &["message_id", "emoji"]),
+        ("reaction.removed", &["message_id", "emoji"]),
+        ("room.mode_changed", &["mode"]),
+    ];
+
+    /// A `data` value and the well-typed fields it has: any subset of the fields any type uses,
+    /// or something that has none of them right.
+    fn any_data() -> impl Strategy<Value = (serde_json::Value, Vec<&'static str>)> {
+        let fields = proptest::sample::subsequence(
+            vec!["name", "message_id", "text", "emoji", "mode"],
+            0..=5,
+        );
+        prop_oneof![
+            4 => fields.prop_map(|fields| {
+                let object = fields
+                    .iter()
+                    .map(|&field| {
+                        let value = match field {
+                            "message_id" => serde_json::json!(Uuid::now_v7()),
+                            "mode" => serde_json::json!("throttled"),
+                            _ => serde_json::json!("some text"),
+                        };
+                        (field.to_owned(), value)
+                    })
+                    .collect::<serde_json::Map<_, _>>();
+                (serde_json::Value::Object(object), fields)
+            }),
+            1 => prop_oneof![
+                Just(serde_json::json!(null)),
+                Just(serde_json::json!("text")),
+                Just(serde_json::json!([1, 2])),
+                Just(serde_json::json!({"mode": "hot"})),
+                Just(serde_json::json!({"name": 5})),
+                Just(serde_json::json!({"message_id": "not-a-uuid", "text": "t", "emoji": "e"})),
+            ]
+            .prop_map(|data| (data, Vec::new())),
+        ]
+    }
+
+    proptest! {
         #[test]
-        fn arbitrary_bytes_decode_or_fail_without_panicking(
-            key in proptest::option::of(proptest::collection::vec(proptest::num::u8::ANY, 0..64)),
-            value in proptest::option::of(proptest::collection::vec(proptest::num::u8::ANY, 0..512)),
+        fn decode_returns_exactly_what_encode_wrote(
+            event in any_envelope(),
+            with_key in any::<bool>(),
         ) {
-            let _ = Envelope::decode(key.as_deref(), value.as_deref());
+            let key = event.key();
+            let key = with_key.then_some(key.as_bytes());
+            let decoded = Envelope::decode(key, Some(&event.encode()));
+            prop_assert_eq!(decoded.map_err(|e| e.to_string()), Ok(event));
         }
 
         #[test]
-        fn envelope_like_json_decodes_or_fails_without_panicking(
-            version in 0u32..4,
-            kind in "(room\\.created|message\\.posted|reaction\\.added|reaction\\.removed|room\\.mode_changed|[a-z.]{0,12})",
-            data in "\\PC{0,60}",
+        fn decode_rejects_a_record_keyed_by_anything_but_its_room_id(
+            event in any_envelope(),
+            other in prop_oneof![
+                proptest::collection::vec(any::<u8>(), 0..64),
+                any_uuid().prop_map(|other| other.hyphenated().to_string().into_bytes()),
+            ],
+            spelling in 0..4usize,
         ) {
-            let json = format!(
-                r#"{{"schema_version":{version},"event_id":"{}","room_id":"{}","user":{{"id":"{}","name":"n"}},"at":"2026-11-22T00:00:00Z","type":"{kind}","data":{data}}}"#,
-                Uuid::nil(), Uuid::nil(), Uuid::nil()
+            // Also the room id itself, spelled other than as the partition key.
+            let key = match spelling {
+                0 | 1 => other,
+                2 => event.room_id.hyphenated().to_string().to_uppercase().into_bytes(),
+                _ => event.room_id.simple().to_string().into_bytes(),
+            };
+            prop_assume!(key != event.key().as_bytes());
+            match Envelope::decode(Some(&key), Some(&event.encode())) {
+                Err(DecodeError::KeyMismatch { key: got, room_id }) => {
+                    prop_assert_eq!(got, String::from_utf8_lossy(&key));
+                    prop_assert_eq!(room_id, event.room_id);
+                }
+                other => prop_assert!(false, "key {:?} gave {:?}", key, other),
+            }
+        }
+
+        #[test]
+        fn decode_rejects_every_newer_schema_version(
+            mut event in any_envelope(),
+            version in prop_oneof![Just(SCHEMA_VERSION + 1), (SCHEMA_VERSION + 1)..=u32::MAX],
+        ) {
+            event.schema_version = version;
+            let decoded = Envelope::decode(Some(event.key().as_bytes()), Some(&event.encode()));
+            prop_assert!(
+                matches!(decoded, Err(DecodeError::UnsupportedVersion(v)) if v == version),
+                "{:?}",
+                decoded
             );
-            let _ = Envelope::decode(None, Some(json.as_bytes()));
+        }
+
+        #[test]
+        fn a_truncated_record_never_decodes(
+            event in any_envelope(),
+            cut in any::<proptest::sample::Index>(),
+        ) {
+            let encoded = event.encode();
+            let cut = 1 + cut.index(encoded.len() - 1);
+            let decoded = Envelope::decode(None, Some(&encoded[..cut]));
+            prop_assert!(matches!(decoded, Err(DecodeError::Malformed(_))), "{:?}", decoded);
+        }
+
+        /// What another producer might write: a record decodes exactly when its version is one
+        /// this build reads, its `type` is known and its `data` has that type's fields. Fields
+        /// this build does not know, in `data` or beside it, are ignored: adding one is not a
+        /// breaking change.
+        #[test]
+        fn decode_accepts_exactly_the_records_this_build_understands(
+            version in 0u32..4,
+            kind in prop_oneof![
+                4 => proptest::sample::select(TYPES.map(|(kind, _)| kind.to_owned()).to_vec()),
+                1 => "[a-z._]{0,20}",
+            ],
+            (data, fields) in any_data(),
+            extra in any::<bool>(),
+        ) {
+            let mut record = serde_json::json!({
+                "schema_version": version,
+                "event_id": Uuid::now_v7(),
+                "room_id": Uuid::now_v7(),
+                "user": {"id": Uuid::now_v7(), "name": "n"},
+                "at": "2026-11-22T00:00:00.123Z",
+                "type": kind,
+                "data": data,
+            });
+            if extra {
+                record["added_in_a_later_release"] = serde_json::json!({"x": 1});
+            }
+            let readable = TYPES
+                .iter()
+                .find(|(known, _)| *known == kind)
+                .is_some_and(|(_, required)| required.iter().all(|f| fields.contains(f)));
+            match Envelope::decode(None, Some(record.to_string().as_bytes())) {
+                Ok(event) => {
+                    prop_assert!(readable && version <= SCHEMA_VERSION, "{} decoded", record);
+                    prop_assert_eq!(event.kind(), kind.as_str());
+                    prop_assert_eq!(event.schema_version, version);
+                }
+                Err(DecodeError::UnsupportedVersion(v)) => {
+                    prop_assert!(readable && version > SCHEMA_VERSION, "{}: version {}", record, v);
+                }
+                Err(DecodeError::Malformed(_)) => prop_assert!(!readable, "{} malformed", record),
+                Err(other) => prop_assert!(false, "{}: {}", record, other),
+            }
         }
     }
 
