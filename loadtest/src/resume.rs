@@ -56,8 +56,9 @@ const STORM_TIMEOUT: Duration = Duration::from_secs(60);
 /// A server is quiet when it used less than this share of a core over [`QUIET_SAMPLE`].
 const QUIET_CORES: f64 = 0.03;
 const QUIET_SAMPLE: Duration = Duration::from_millis(500);
-/// How long to wait for a server to fall quiet before a storm (it is measured anyway).
-const QUIET_TIMEOUT: Duration = Duration::from_secs(60);
+/// How long to wait for the servers to fall quiet before a storm (it is measured anyway): the first
+/// wait includes the projectors catching up with the fill.
+const QUIET_TIMEOUT: Duration = Duration::from_secs(180);
 /// Bytes read from a socket at once.
 const READ_BUFFER: usize = 4096;
 
@@ -206,7 +207,7 @@ pub async fn run(chat: &Api, servers: &[Server], spec: &StormSpec) -> anyhow::Re
         }
         for (s, mode) in order {
             let server = &servers[s];
-            settle(server).await;
+            settle(servers).await;
             let result = storm(server, &rooms, mode, spec, round).await;
             eprintln!(
                 "  resume storm {:>7} {:<6} round {round}: {}/{} complete, {} failed, {} wrong; {:.2} s; cpu {:.2} s = {:.0} µs/client; head p50 {:.1} p99 {:.1} ms; backlog p50 {:.1} p99 {:.1} ms",
@@ -448,26 +449,36 @@ async fn listen(
     }
 }
 
-/// Waits until `server` has no streams open and uses next to no CPU (up to [`QUIET_TIMEOUT`]).
-async fn settle(server: &Server) {
+/// Waits until every server has no streams open and uses next to no CPU (up to
+/// [`QUIET_TIMEOUT`]): the storm of one must not share the cores with another's projector or
+/// teardown.
+async fn settle(servers: &[Server]) {
     let deadline = Instant::now() + QUIET_TIMEOUT;
     while Instant::now() < deadline {
-        let clients = match server.api.metrics().await {
-            Ok(text) => prom::sum(&text, "hotchat_sse_clients", &[]),
-            Err(_) => f64::NAN,
-        };
-        let a = procstat::maybe_sample(server.pid);
+        let mut quiet = true;
+        for server in servers {
+            let clients = match server.api.metrics().await {
+                Ok(text) => prom::sum(&text, "hotchat_sse_clients", &[]),
+                Err(_) => f64::NAN,
+            };
+            quiet &= clients == 0.0;
+        }
+        let before: Vec<_> = servers
+            .iter()
+            .map(|s| procstat::maybe_sample(s.pid))
+            .collect();
         tokio::time::sleep(QUIET_SAMPLE).await;
-        let b = procstat::maybe_sample(server.pid);
-        let cores = match (a, b) {
-            (Some(a), Some(b)) => (b.cpu_seconds - a.cpu_seconds) / QUIET_SAMPLE.as_secs_f64(),
-            _ => 0.0,
-        };
-        if clients == 0.0 && cores < QUIET_CORES {
+        for (server, a) in servers.iter().zip(before) {
+            if let (Some(a), Some(b)) = (a, procstat::maybe_sample(server.pid)) {
+                let cores = (b.cpu_seconds - a.cpu_seconds) / QUIET_SAMPLE.as_secs_f64();
+                quiet &= cores < QUIET_CORES;
+            }
+        }
+        if quiet {
             return;
         }
     }
-    eprintln!("  {} did not fall quiet; measuring anyway", server.name);
+    eprintln!("  the publish-servers did not fall quiet; measuring anyway");
 }
 
 /// What one client of a storm saw.
@@ -637,8 +648,9 @@ async fn client(
         pending.clear();
         splitter.feed(&body, |event| {
             events += 1;
+            // A message has a cursor; the `retry:` hint and keep-alive comments have none.
             match sse::event_type(event) {
-                b"message" => outcome.messages += 1,
+                b"message" if sse::event_id(event).is_some() => outcome.messages += 1,
                 b"reset" => outcome.reset = true,
                 _ => {}
             }
