@@ -130,6 +130,10 @@ pub struct StormResult {
     pub harness_cpu_seconds: Option<f64>,
     /// `hotchat_sse_events_delivered_total` over the storm (backlog events, by the server's count).
     pub delivered_server: f64,
+    /// Connections the kernel turned away because an accept queue was full (`ListenOverflows` in
+    /// `/proc/net/netstat`, for the whole host) during the storm: each costs its client a SYN
+    /// retransmission, 1 s later.
+    pub listen_overflows: Option<u64>,
     /// Per client: connect → response head.
     pub head: Latency,
     /// Per client: connect → its last backlog event (fresh: its first event).
@@ -210,7 +214,7 @@ pub async fn run(chat: &Api, servers: &[Server], spec: &StormSpec) -> anyhow::Re
             settle(servers).await;
             let result = storm(server, &rooms, mode, spec, round).await;
             eprintln!(
-                "  resume storm {:>7} {:<6} round {round}: {}/{} complete, {} failed, {} wrong; {:.2} s; cpu {:.2} s = {:.0} µs/client; head p50 {:.1} p99 {:.1} ms; backlog p50 {:.1} p99 {:.1} ms",
+                "  resume storm {:>7} {:<6} round {round}: {}/{} complete, {} failed, {} wrong; {:.2} s; cpu {:.2} s = {:.0} µs/client; head p50 {:.1} p99 {:.1} ms; backlog p50 {:.1} p99 {:.1} ms; {} listen overflows",
                 server.name,
                 mode_name(mode),
                 result.complete,
@@ -224,6 +228,9 @@ pub async fn run(chat: &Api, servers: &[Server], spec: &StormSpec) -> anyhow::Re
                 result.head.p99_ms,
                 result.done.p50_ms,
                 result.done.p99_ms,
+                result
+                    .listen_overflows
+                    .map_or("?".to_owned(), |n| n.to_string()),
             );
             if let Some(e) = &result.first_error {
                 eprintln!("    the first failure: {e}");
@@ -510,6 +517,7 @@ async fn storm(
     let delivered_before = delivered(server.api.metrics().await);
     let (stop, stopped) = watch::channel(false);
     let finished = Arc::new(AtomicUsize::new(0));
+    let overflows_before = listen_overflows();
     let harness_before = procstat::maybe_sample(Some(std::process::id()));
     let cpu_before = procstat::maybe_sample(server.pid);
     let storm_start = Instant::now();
@@ -540,6 +548,7 @@ async fn storm(
     }
     let cpu_after = procstat::maybe_sample(server.pid);
     let harness_after = procstat::maybe_sample(Some(std::process::id()));
+    let overflows_after = listen_overflows();
     let delivered_after = delivered(server.api.metrics().await);
     let _ = stop.send(true);
 
@@ -601,9 +610,33 @@ async fn storm(
             _ => None,
         },
         delivered_server: delivered_after - delivered_before,
+        listen_overflows: overflows_before
+            .zip(overflows_after)
+            .map(|(a, b)| b.saturating_sub(a)),
         head: Latency::from_micros(&mut heads),
         done: Latency::from_micros(&mut dones),
     }
+}
+
+/// The host's `TcpExt: ListenOverflows` so far.
+fn listen_overflows() -> Option<u64> {
+    netstat_value(
+        &std::fs::read_to_string("/proc/net/netstat").ok()?,
+        "TcpExt",
+        "ListenOverflows",
+    )
+}
+
+/// A counter of `/proc/net/netstat`: a line of names and a line of values per group.
+fn netstat_value(text: &str, group: &str, name: &str) -> Option<u64> {
+    let prefix = format!("{group}:");
+    let mut lines = text.lines().filter(|line| line.starts_with(&prefix));
+    let names = lines.next()?.split_whitespace().skip(1);
+    let values = lines.next()?.split_whitespace().skip(1);
+    names
+        .zip(values)
+        .find(|(n, _)| *n == name)
+        .and_then(|(_, v)| v.parse().ok())
 }
 
 /// One client of a storm: connects, asks for the stream (after `cursor` when given), reads until
@@ -809,6 +842,17 @@ mod tests {
         assert_eq!(median(&mut [3.0, 1.0, 2.0]), 2.0);
         assert_eq!(median(&mut [4.0, 1.0, 3.0, 2.0]), 2.0);
         assert!(median(&mut []).is_nan());
+    }
+
+    #[test]
+    fn a_netstat_counter_is_read_from_its_groups_two_lines() {
+        let text = "TcpExt: SyncookiesSent ListenOverflows ListenDrops\n\
+                    TcpExt: 3 1471 1480\n\
+                    IpExt: InNoRoutes\n\
+                    IpExt: 0\n";
+        assert_eq!(netstat_value(text, "TcpExt", "ListenOverflows"), Some(1471));
+        assert_eq!(netstat_value(text, "IpExt", "InNoRoutes"), Some(0));
+        assert_eq!(netstat_value(text, "TcpExt", "Nope"), None);
     }
 
     #[test]
