@@ -34,7 +34,12 @@ use std::{
 use anyhow::{Context, bail};
 use futures::StreamExt;
 use serde::{Deserialize, Serialize};
-use tokio::{io::AsyncReadExt, net::TcpStream, sync::watch, task::JoinHandle};
+use tokio::{
+    io::AsyncReadExt,
+    net::TcpStream,
+    sync::{OwnedSemaphorePermit, Semaphore, watch},
+    task::JoinHandle,
+};
 
 use crate::{
     api::Api,
@@ -73,6 +78,10 @@ pub struct StormSpec {
     /// Messages each resuming client missed (and must get).
     pub backlog: usize,
     pub rounds: usize,
+    /// Clients connecting at once at most (each holds its place until it has its backlog);
+    /// `None`: all of them.
+    #[serde(default)]
+    pub at_once: Option<usize>,
 }
 
 /// A publish-server under test.
@@ -516,34 +525,35 @@ async fn storm(
     };
     let delivered_before = delivered(server.api.metrics().await);
     let (stop, stopped) = watch::channel(false);
-    let finished = Arc::new(AtomicUsize::new(0));
     let overflows_before = listen_overflows();
     let harness_before = procstat::maybe_sample(Some(std::process::id()));
     let cpu_before = procstat::maybe_sample(server.pid);
-    let storm_start = Instant::now();
-    // Every client is its own task, spawned in one go: the storm is not paced.
+    let gate = spec.at_once.map(|n| Arc::new(Semaphore::new(n.max(1))));
+    let storming = Arc::new(Storming {
+        addr: server.addr,
+        backlog: spec.backlog,
+        start: Instant::now(),
+        finished: AtomicUsize::new(0),
+    });
+    // Every client is its own task, spawned in one go: the storm is not paced (unless `at_once`).
     let clients: Vec<JoinHandle<Outcome>> = (0..spec.clients)
         .map(|j| {
-            let room = rooms.clone();
-            let (finished, stopped) = (finished.clone(), stopped.clone());
-            let (addr, backlog) = (server.addr, spec.backlog);
+            let (room, storming) = (rooms.clone(), storming.clone());
+            let (stopped, gate) = (stopped.clone(), gate.clone());
             tokio::spawn(async move {
                 let room = &room[j % room.len()];
                 let cursor = (mode == Mode::Resume).then_some(room.cursor.as_str());
-                client(
-                    addr,
-                    &room.id,
-                    cursor,
-                    backlog,
-                    storm_start,
-                    finished,
-                    stopped,
-                )
-                .await
+                let permit = match gate {
+                    Some(gate) => gate.acquire_owned().await.ok(),
+                    None => None,
+                };
+                client(&storming, &room.id, cursor, stopped, permit).await
             })
         })
         .collect();
-    while finished.load(Ordering::Relaxed) < spec.clients && storm_start.elapsed() < STORM_TIMEOUT {
+    while storming.finished.load(Ordering::Relaxed) < spec.clients
+        && storming.start.elapsed() < STORM_TIMEOUT
+    {
         tokio::time::sleep(Duration::from_millis(2)).await;
     }
     let cpu_after = procstat::maybe_sample(server.pid);
@@ -639,21 +649,30 @@ fn netstat_value(text: &str, group: &str, name: &str) -> Option<u64> {
         .and_then(|(_, v)| v.parse().ok())
 }
 
-/// One client of a storm: connects, asks for the stream (after `cursor` when given), reads until
-/// it has `backlog` messages (without a cursor: its first event), tells `finished`, and keeps the
-/// stream open, still counting, until the storm is over.
-async fn client(
+/// What every client of a storm shares.
+struct Storming {
     addr: SocketAddr,
+    /// Messages a resuming client must get.
+    backlog: usize,
+    start: Instant,
+    /// Clients done: with what they should get, or failed.
+    finished: AtomicUsize,
+}
+
+/// One client of a storm: connects, asks for the stream (after `cursor` when given), reads until
+/// it has `backlog` messages (without a cursor: its first event), tells `finished` (and gives up
+/// its `permit`), and keeps the stream open, still counting, until the storm is over.
+async fn client(
+    storming: &Storming,
     room: &str,
     cursor: Option<&str>,
-    backlog: usize,
-    storm_start: Instant,
-    finished: Arc<AtomicUsize>,
     mut stopped: watch::Receiver<bool>,
+    mut permit: Option<OwnedSemaphorePermit>,
 ) -> Outcome {
     let started = Instant::now();
     let mut outcome = Outcome::default();
     let micros = |since: Instant| since.elapsed().as_micros() as u64;
+    let (addr, finished) = (storming.addr, &storming.finished);
     let opened = async {
         let mut stream = TcpStream::connect(addr).await?;
         stream.set_nodelay(true)?;
@@ -689,13 +708,14 @@ async fn client(
             }
         });
         let done = match cursor {
-            Some(_) => outcome.messages >= backlog || outcome.reset,
+            Some(_) => outcome.messages >= storming.backlog || outcome.reset,
             None => events > 0,
         };
         if done && outcome.done_us.is_none() {
             outcome.done_us = Some(micros(started));
-            outcome.done_at_us = Some(micros(storm_start));
+            outcome.done_at_us = Some(micros(storming.start));
             finished.fetch_add(1, Ordering::Relaxed);
+            permit.take();
         }
         tokio::select! {
             _ = stopped.changed() => return outcome,
@@ -776,10 +796,13 @@ fn compare(before: &str, after: &str, summaries: &[Summary]) -> Comparison {
 pub fn markdown(result: &ResumeResult) -> String {
     let spec = &result.spec;
     let mut out = format!(
-        "### Resume storm\n\n{} clients at once over {} rooms, each resuming {} messages back \
+        "### Resume storm\n\n{} clients {} over {} rooms, each resuming {} messages back \
          (fresh: no cursor); buffers filled with {} messages, records per partition {:?}; \
          medians of {} rounds.\n\n",
         spec.clients,
+        spec.at_once.map_or("at once".to_owned(), |n| format!(
+            "({n} connecting at once at most)"
+        )),
         spec.rooms,
         spec.backlog,
         result.fill.messages_posted,

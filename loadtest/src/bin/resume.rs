@@ -43,6 +43,10 @@ struct Args {
     /// Storms per server and mode (the summary quotes medians).
     #[arg(long, default_value_t = 3)]
     rounds: usize,
+    /// Clients connecting at once at most (each until it has its backlog). Unset: all of them, and
+    /// the kernel turns away what its accept queue cannot hold.
+    #[arg(long)]
+    at_once: Option<usize>,
     #[arg(long)]
     out: PathBuf,
 }
@@ -69,6 +73,7 @@ async fn main() -> anyhow::Result<()> {
         clients: args.clients,
         backlog: args.backlog,
         rounds: args.rounds,
+        at_once: args.at_once,
     };
     let result = resume::run(&Api::new(&args.chat)?, &servers, &spec).await?;
     let markdown = resume::markdown(&result);
