@@ -21,11 +21,11 @@ use std::{
     time::{Duration, Instant},
 };
 
-use anyhow::{Context, bail};
+use anyhow::Context;
 use futures::StreamExt;
 use serde::{Deserialize, Serialize};
 use tokio::{
-    io::{AsyncReadExt, AsyncWriteExt},
+    io::AsyncReadExt,
     net::TcpStream,
     sync::{Semaphore, watch},
     task::JoinHandle,
@@ -380,32 +380,8 @@ async fn open(addr: SocketAddr, room: &str) -> anyhow::Result<(TcpStream, Vec<u8
         .await
         .with_context(|| format!("connecting to {addr}"))?;
     stream.set_nodelay(true)?;
-    let request = format!(
-        "GET /api/rooms/{room}/events HTTP/1.1\r\nHost: {addr}\r\nAccept: text/event-stream\r\n\r\n"
-    );
-    stream.write_all(request.as_bytes()).await?;
-    let mut head = Vec::with_capacity(512);
-    let mut buffer = [0u8; 1024];
-    loop {
-        let n = stream.read(&mut buffer).await?;
-        if n == 0 {
-            bail!("the server closed the stream before answering");
-        }
-        head.extend_from_slice(&buffer[..n]);
-        if let Some((status, body_start)) = sse::response_head(&head) {
-            let text = String::from_utf8_lossy(&head[..body_start]).to_ascii_lowercase();
-            if status != 200 {
-                bail!("the event stream answered {status}");
-            }
-            if !text.contains("transfer-encoding: chunked") {
-                bail!("the event stream is not chunked");
-            }
-            return Ok((stream, head[body_start..].to_vec()));
-        }
-        if head.len() > 16 * 1024 {
-            bail!("no response head in 16 KiB");
-        }
-    }
+    let rest = sse::request_events(&mut stream, addr, room, None).await?;
+    Ok((stream, rest))
 }
 
 /// Reads one stream until the harness stops, counting deliveries and their latencies.

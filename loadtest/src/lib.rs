@@ -6,6 +6,8 @@
 //! - [`fanout`] is the SSE benchmark goose cannot do (it does not time streaming bodies): raw
 //!   subscribers ([`sse`]) over several rooms, stamped messages, post→SSE latency, and the
 //!   publish-server's CPU and memory per connection ([`procstat`], [`prom`]).
+//! - [`resume`] storms publish-servers with clients reconnecting at once with cursors: the time
+//!   until all have their backlog and the server's CPU per resume, before and after a change.
 //! - [`report`] and [`chart`] turn the results into `report.json`, `report.md` and `chart.png`.
 //!
 //! `loadtest/run` starts a local stack and runs the binaries in `src/bin` in order.
@@ -18,6 +20,7 @@ pub mod plan;
 pub mod procstat;
 pub mod prom;
 pub mod report;
+pub mod resume;
 pub mod saturation;
 pub mod scenarios;
 pub mod seed;

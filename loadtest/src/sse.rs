@@ -4,6 +4,15 @@
 //! one is a bare TCP socket with three small state machines instead of a full HTTP client:
 //! [`ChunkedDecoder`] undoes `Transfer-Encoding: chunked`, [`EventSplitter`] cuts the body into
 //! events at blank lines, and [`stamp`] finds the send time the publisher wrote into a message.
+//! [`request_events`] asks for a stream (resuming after a cursor when given) and reads its head.
+
+use std::net::SocketAddr;
+
+use anyhow::bail;
+use tokio::{
+    io::{AsyncReadExt, AsyncWriteExt},
+    net::TcpStream,
+};
 
 /// Marks a stamped message text: `lt:<microseconds on the harness clock>`.
 pub const STAMP_PREFIX: &str = "lt:";
@@ -118,6 +127,14 @@ pub fn event_type(event: &[u8]) -> &[u8] {
         .unwrap_or(b"message")
 }
 
+/// The `id:` field of an event (its cursor), if it has one.
+pub fn event_id(event: &[u8]) -> Option<&[u8]> {
+    event
+        .split(|&b| b == b'\n')
+        .find_map(|line| line.strip_prefix(b"id:"))
+        .map(|v| v.strip_prefix(b" ").unwrap_or(v))
+}
+
 /// The send time stamped into a message event's text, if it carries one.
 pub fn stamp(event: &[u8]) -> Option<u64> {
     let marker = b"\"text\":\"lt:";
@@ -148,6 +165,45 @@ pub fn response_head(buffer: &[u8]) -> Option<(u16, usize)> {
         .parse()
         .ok()?;
     Some((code, end))
+}
+
+/// Asks for `room`'s event stream on `stream` (connected to `addr`), resuming after
+/// `last_event_id` when given, and reads the response head. Returns the body bytes read with it.
+pub async fn request_events(
+    stream: &mut TcpStream,
+    addr: SocketAddr,
+    room: &str,
+    last_event_id: Option<&str>,
+) -> anyhow::Result<Vec<u8>> {
+    let resume = last_event_id
+        .map(|id| format!("Last-Event-ID: {id}\r\n"))
+        .unwrap_or_default();
+    let request = format!(
+        "GET /api/rooms/{room}/events HTTP/1.1\r\nHost: {addr}\r\nAccept: text/event-stream\r\n{resume}\r\n"
+    );
+    stream.write_all(request.as_bytes()).await?;
+    let mut head = Vec::with_capacity(512);
+    let mut buffer = [0u8; 1024];
+    loop {
+        let n = stream.read(&mut buffer).await?;
+        if n == 0 {
+            bail!("the server closed the stream before answering");
+        }
+        head.extend_from_slice(&buffer[..n]);
+        if let Some((status, body_start)) = response_head(&head) {
+            let text = String::from_utf8_lossy(&head[..body_start]).to_ascii_lowercase();
+            if status != 200 {
+                bail!("the event stream answered {status}");
+            }
+            if !text.contains("transfer-encoding: chunked") {
+                bail!("the event stream is not chunked");
+            }
+            return Ok(head[body_start..].to_vec());
+        }
+        if head.len() > 16 * 1024 {
+            bail!("no response head in 16 KiB");
+        }
+    }
 }
 
 #[cfg(test)]
@@ -206,6 +262,13 @@ mod tests {
         assert_eq!(event_type(&events[1]), b"message");
         assert_eq!(stamp(&events[1]), Some(123_456));
         assert_eq!(events[2], b":");
+    }
+
+    #[test]
+    fn an_event_id_is_its_cursor_with_or_without_the_space() {
+        assert_eq!(event_id(FRAME), Some(b"2-17".as_slice()));
+        assert_eq!(event_id(b"id:0-5\ndata: {}"), Some(b"0-5".as_slice()));
+        assert_eq!(event_id(b"retry: 2000"), None);
     }
 
     #[test]
