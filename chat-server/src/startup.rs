@@ -4,13 +4,11 @@ use std::{net::SocketAddr, sync::Arc, time::Duration};
 
 use anyhow::Context;
 use moka::future::Cache;
-use publish_server::read_side::{DEFAULT_PROJECTOR_GROUP, ReadSide};
-use shared::{
-    event_log::EventLog,
-    readmodel::ReadModel,
+use publish_server::{
+    read_side::{DEFAULT_PROJECTOR_GROUP, ReadSide},
     serve::{ConnectionOptions, serve},
-    shutdown::CancellationToken,
 };
+use shared::{event_log::EventLog, readmodel::ReadModel, shutdown::CancellationToken};
 use tokio::net::TcpListener;
 use uuid::Uuid;
 

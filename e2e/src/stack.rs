@@ -126,8 +126,8 @@ impl Stack {
             publishers: Vec::new(),
             produce_timeout: Duration::from_secs(5),
             replication_factor: 1,
-            head_timeout: shared::serve::DEFAULT_HEAD_TIMEOUT,
-            max_connections: shared::serve::DEFAULT_MAX_CONNECTIONS,
+            head_timeout: publish_server::serve::DEFAULT_HEAD_TIMEOUT,
+            max_connections: publish_server::serve::DEFAULT_MAX_CONNECTIONS,
             hot: HotSettings {
                 key_prefix: format!("hotchat-test:{id}"),
                 ..HotSettings::local()

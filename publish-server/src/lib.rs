@@ -14,6 +14,7 @@ pub mod metrics;
 pub mod projector;
 pub mod read_side;
 pub mod routes;
+pub mod serve;
 pub mod settings;
 pub mod startup;
 pub mod state;

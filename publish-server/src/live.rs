@@ -9,7 +9,7 @@
 use std::{sync::Arc, time::Duration};
 
 use bytes::{Bytes, BytesMut};
-use shared::{serve::ChunkedStream, shutdown::CancellationToken};
+use shared::shutdown::CancellationToken;
 use tokio::sync::{
     OwnedSemaphorePermit,
     broadcast::{self, error::RecvError},
@@ -18,6 +18,7 @@ use tokio::sync::{
 use crate::{
     hub::{Frame, ResetReason, Subscriber, reset_frame},
     metrics::Metrics,
+    serve::ChunkedStream,
 };
 
 /// Most queued frames written in one chunk.

@@ -8,10 +8,8 @@
 use std::{sync::Arc, time::Duration};
 
 use axum::Router;
-use shared::{
-    event_log::EventLog, readmodel::ReadModel, serve::ConnectionOptions,
-    shutdown::CancellationToken,
-};
+use shared::{event_log::EventLog, readmodel::ReadModel, shutdown::CancellationToken};
+
 use tokio::sync::Semaphore;
 
 use crate::{
@@ -20,6 +18,7 @@ use crate::{
     metrics::Metrics,
     projector::Projector,
     routes,
+    serve::ConnectionOptions,
     settings::SseSettings,
     state::AppState,
 };

@@ -3,15 +3,16 @@
 use std::{net::SocketAddr, sync::Arc, time::Duration};
 
 use anyhow::Context;
-use shared::{
-    event_log::EventLog,
-    readmodel::ReadModel,
-    serve::{ConnectionOptions, serve},
-    shutdown::CancellationToken,
-};
+use shared::{event_log::EventLog, readmodel::ReadModel, shutdown::CancellationToken};
 use tokio::net::TcpListener;
 
-use crate::{metrics::Metrics, read_side::ReadSide, routes, settings::Settings};
+use crate::{
+    metrics::Metrics,
+    read_side::ReadSide,
+    routes,
+    serve::{ConnectionOptions, serve},
+    settings::Settings,
+};
 
 pub struct Application {
     listener: TcpListener,

@@ -11,7 +11,6 @@ pub mod event_log;
 pub mod http;
 pub mod kafka;
 pub mod readmodel;
-pub mod serve;
 pub mod settings;
 pub mod shutdown;
 pub mod telemetry;

@@ -24,13 +24,13 @@ use shared::{
     cursor::Cursor,
     event::RoomMode,
     http::{ApiError, LAST_EVENT_ID},
-    serve::{CanTakeOver, ConnectionCut, TakeOver},
 };
 use uuid::Uuid;
 
 use crate::{
     hub::{ResetReason, Start, mode_frame, reset_frame},
     live::{ClientGuard, Live},
+    serve::{CanTakeOver, ConnectionCut, TakeOver},
     state::AppState,
 };
 
@@ -38,7 +38,7 @@ use crate::{
 const RETRY_MS: u32 = 2000;
 
 /// Requests served on a taken-over connection when they come first on it (see
-/// [`shared::serve::TakeOver`]): `GET /api/rooms/{room}/events`.
+/// [`crate::serve::TakeOver`]): `GET /api/rooms/{room}/events`.
 pub fn is_event_stream(method: &axum::http::Method, path: &str) -> bool {
     method == axum::http::Method::GET
         && path

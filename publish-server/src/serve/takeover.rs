@@ -21,7 +21,7 @@ use std::{
 use axum::{
     Router,
     body::Body,
-    http::{HeaderName, HeaderValue, Method, Request, Response, StatusCode, Version},
+    http::{Response, StatusCode},
     response::IntoResponse,
 };
 use bytes::{Buf, Bytes, BytesMut};
@@ -33,10 +33,11 @@ use tokio::{
 use tokio_util::sync::CancellationToken;
 use tower::ServiceExt;
 
-use crate::http::ApiError;
+use request_head::Head;
+use shared::http::ApiError;
 
 /// Says which requests (method, path) may be answered by taking the connection over.
-pub type TakeOverMatcher = fn(&Method, &str) -> bool;
+pub type TakeOverMatcher = request_head::Matcher;
 
 /// A request extension: the accept loop holds this request's socket, so the handler may answer with
 /// [`TakeOver`] instead of a body.
@@ -190,10 +191,10 @@ pub(super) async fn sniff(
             Ok(Ok(0)) | Ok(Err(_)) | Err(_) => return Sniffed::Done,
             Ok(Ok(_)) => {}
         }
-        match parse(&buf, matcher) {
-            Parsed::Partial if buf.len() < MAX_HEAD => continue,
-            Parsed::Ours(request) => break *request,
-            Parsed::Partial | Parsed::NotOurs => {
+        match request_head::parse(&buf, matcher) {
+            Head::Partial if buf.len() < MAX_HEAD => continue,
+            Head::Ours(request) => break request.map(|()| Body::empty()),
+            Head::Partial | Head::NotOurs => {
                 return Sniffed::Hyper(Rewind::new(buf.freeze(), stream));
             }
         }
@@ -249,62 +250,6 @@ pub(super) async fn sniff(
         }
     }
     Sniffed::Done
-}
-
-enum Parsed {
-    Partial,
-    NotOurs,
-    Ours(Box<Request<Body>>),
-}
-
-fn parse(buf: &[u8], matcher: TakeOverMatcher) -> Parsed {
-    let mut headers = [httparse::EMPTY_HEADER; 64];
-    let mut raw = httparse::Request::new(&mut headers);
-    match raw.parse(buf) {
-        Ok(httparse::Status::Partial) => Parsed::Partial,
-        Err(_) => Parsed::NotOurs,
-        // Bytes after the head (a body, a pipelined request) would be lost on a taken-over
-        // connection: hyper serves such a request, reading them as it should.
-        Ok(httparse::Status::Complete(head)) if head < buf.len() => Parsed::NotOurs,
-        Ok(httparse::Status::Complete(_))
-            if raw.headers.iter().any(|h| {
-                h.name.eq_ignore_ascii_case("transfer-encoding")
-                    || (h.name.eq_ignore_ascii_case("content-length") && h.value != b"0")
-            }) =>
-        {
-            Parsed::NotOurs
-        }
-        Ok(httparse::Status::Complete(_)) => {
-            let (Some(method), Some(path), Some(version)) = (raw.method, raw.path, raw.version)
-            else {
-                return Parsed::NotOurs;
-            };
-            let Ok(method) = Method::from_bytes(method.as_bytes()) else {
-                return Parsed::NotOurs;
-            };
-            // The body is chunked, which an HTTP/1.0 client (or proxy) does not read: hyper
-            // serves those, delimiting the body by closing the connection.
-            if version != 1 || !matcher(&method, path.split('?').next().unwrap_or(path)) {
-                return Parsed::NotOurs;
-            }
-            let mut builder = Request::builder()
-                .method(method)
-                .uri(path)
-                .version(Version::HTTP_11);
-            for header in raw.headers.iter() {
-                let (Ok(name), Ok(value)) = (
-                    HeaderName::from_bytes(header.name.as_bytes()),
-                    HeaderValue::from_bytes(header.value),
-                ) else {
-                    return Parsed::NotOurs;
-                };
-                builder = builder.header(name, value);
-            }
-            builder
-                .body(Body::empty())
-                .map_or(Parsed::NotOurs, |request| Parsed::Ours(Box::new(request)))
-        }
-    }
 }
 
 /// The status line and headers of `response`, plus `framing`, closing the connection after it.
@@ -401,46 +346,6 @@ impl AsyncWrite for Rewind {
 #[cfg(test)]
 mod tests {
     use super::*;
-
-    fn events(method: &Method, path: &str) -> bool {
-        method == Method::GET && path.ends_with("/events")
-    }
-
-    #[test]
-    fn a_matching_request_is_parsed_with_its_query_and_headers() {
-        let raw = b"GET /api/rooms/r/events?last_event_id=0-4 HTTP/1.1\r\nHost: x\r\nLast-Event-ID: 0-5\r\n\r\n";
-        let Parsed::Ours(request) = parse(raw, events) else {
-            panic!("expected the request to be ours");
-        };
-        assert_eq!(request.uri().query(), Some("last_event_id=0-4"));
-        assert_eq!(request.headers()["last-event-id"], "0-5");
-        assert_eq!(request.version(), Version::HTTP_11);
-    }
-
-    #[test]
-    fn other_requests_and_partial_heads_are_told_apart() {
-        let not_ours: [&[u8]; 7] = [
-            b"POST /api/rooms/r/events HTTP/1.1\r\n\r\n",
-            b"GET /api/rooms HTTP/1.1\r\n\r\n",
-            b"GET /api/rooms/r/events HTTP/1.0\r\n\r\n",
-            b"\x16\x03\x01garbage",
-            // A body or a pipelined request behind the head: hyper reads those.
-            b"GET /api/rooms/r/events HTTP/1.1\r\ncontent-length: 2\r\n\r\nhi",
-            b"GET /api/rooms/r/events HTTP/1.1\r\ntransfer-encoding: chunked\r\n\r\n",
-            b"GET /api/rooms/r/events HTTP/1.1\r\n\r\nGET /healthz HTTP/1.1\r\n\r\n",
-        ];
-        for raw in not_ours {
-            assert!(
-                matches!(parse(raw, events), Parsed::NotOurs),
-                "{}",
-                String::from_utf8_lossy(raw)
-            );
-        }
-        assert!(matches!(
-            parse(b"GET /api/rooms/r/events HTTP/1.1\r\nHost:", events),
-            Parsed::Partial
-        ));
-    }
 
     #[tokio::test]
     async fn an_answer_too_big_to_buffer_is_a_500_with_the_error_body() {
