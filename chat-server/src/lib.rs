@@ -6,8 +6,10 @@
 pub mod auth;
 pub mod error;
 pub mod hot;
+pub mod idempotency;
 pub mod limits;
 pub mod metrics;
+pub mod redis_client;
 pub mod routes;
 pub mod settings;
 pub mod startup;

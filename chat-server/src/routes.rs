@@ -17,7 +17,10 @@ use tower_http::{
 };
 use uuid::Uuid;
 
-use crate::{error::ApiError, metrics::EventTypeLabel, settings::Settings, state::AppState};
+use crate::{
+    error::ApiError, idempotency::Keyed, metrics::EventTypeLabel, settings::Settings,
+    state::AppState,
+};
 
 /// Request bodies above this are refused with 413 before they are parsed.
 pub const MAX_BODY_BYTES: usize = 64 * 1024;
@@ -69,6 +72,28 @@ async fn existing_room(state: &AppState, raw: &str) -> Result<Room, ApiError> {
         .ok_or_else(|| ApiError::not_found("room"))?;
     state.rooms.insert(id, room.clone()).await;
     Ok(room)
+}
+
+/// Appends `event`; with an `Idempotency-Key` (`keyed`), appends the first attempt's event instead,
+/// and nothing when the log already acknowledged it (see [`crate::idempotency`]). Returns the event
+/// to answer for, and where it was appended if it was.
+async fn append_once(
+    state: &AppState,
+    keyed: Option<&Keyed<'_>>,
+    mut event: Envelope,
+) -> Result<(Envelope, Option<Cursor>), ApiError> {
+    let Some(keyed) = keyed else {
+        let cursor = append(state, &event).await?;
+        return Ok((event, Some(cursor)));
+    };
+    event.event_id = keyed.id("event");
+    let write = state.idempotency.begin(keyed, event).await?;
+    if write.acknowledged {
+        return Ok((write.event, None));
+    }
+    let cursor = append(state, &write.event).await?;
+    state.idempotency.acknowledged(&write).await;
+    Ok((write.event, Some(cursor)))
 }
 
 /// Appends `event` on behalf of its user, answering 429 when the user writes too fast and 503 when

@@ -20,8 +20,10 @@ use crate::{
         store::{HotStore, LocalStore, RedisStore},
         throttle::Throttle,
     },
+    idempotency::KeyStore,
     limits::PostLimiter,
     metrics::Metrics,
+    redis_client::RedisClient,
     routes,
     settings::Settings,
     state::AppState,
@@ -68,11 +70,19 @@ impl Application {
         let hot = Arc::new(HotView::default());
         let counter = Arc::new(FetchCounter::default());
         let throttle = Arc::new(Throttle::new(&settings.hot));
-        let store = match &settings.hot.redis_url {
-            Some(url) => HotStore::Redis(
-                RedisStore::new(url, &settings.hot.key_prefix).context("REDIS_URL is not valid")?,
+        let redis = match &settings.hot.redis_url {
+            Some(url) => Some(Arc::new(
+                RedisClient::new(url, &settings.hot.key_prefix)
+                    .context("REDIS_URL is not valid")?,
+            )),
+            None => None,
+        };
+        let (store, idempotency) = match &redis {
+            Some(redis) => (
+                HotStore::Redis(RedisStore::new(redis.clone())),
+                KeyStore::redis(redis.clone()),
             ),
-            None => HotStore::Local(LocalStore::default()),
+            None => (HotStore::Local(LocalStore::default()), KeyStore::local()),
         };
         let state = AppState {
             log: log.clone(),
@@ -90,6 +100,7 @@ impl Application {
             hot: hot.clone(),
             counter: counter.clone(),
             throttle: throttle.clone(),
+            idempotency: Arc::new(idempotency),
             post_limiter: Arc::new(PostLimiter::new(settings.post_limits)),
             trust_forwarded_for: settings.hot.trust_forwarded_for,
         };

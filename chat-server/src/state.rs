@@ -12,6 +12,7 @@ use uuid::Uuid;
 use crate::{
     auth::TokenSigner,
     hot::{FetchCounter, HotView, throttle::Throttle},
+    idempotency::KeyStore,
     limits::PostLimiter,
     metrics::Metrics,
 };
@@ -31,6 +32,8 @@ pub struct AppState {
     pub hot: Arc<HotView>,
     pub counter: Arc<FetchCounter>,
     pub throttle: Arc<Throttle>,
+    /// `Idempotency-Key`s of the last 24 hours.
+    pub idempotency: Arc<KeyStore>,
     /// Per-user write limits.
     pub post_limiter: Arc<PostLimiter>,
     /// Key anonymous clients by `X-Forwarded-For` (behind a trusted proxy).

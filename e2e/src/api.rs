@@ -69,6 +69,44 @@ impl Api {
         response.json().await.expect("message JSON")
     }
 
+    /// Posts with an `Idempotency-Key` (any bytes, to try bad ones too).
+    pub async fn try_post_with_key(
+        &self,
+        session: &Session,
+        room: &str,
+        text: &str,
+        key: &[u8],
+    ) -> Response {
+        self.http
+            .post(self.url(&format!("/api/rooms/{room}/messages")))
+            .bearer_auth(&session.token)
+            .header(
+                "idempotency-key",
+                reqwest::header::HeaderValue::from_bytes(key).expect("a header value"),
+            )
+            .json(&json!({ "text": text }))
+            .send()
+            .await
+            .expect("POST messages")
+    }
+
+    /// Creates a room with an `Idempotency-Key`.
+    pub async fn try_create_room_with_key(
+        &self,
+        session: &Session,
+        name: &str,
+        key: &str,
+    ) -> Response {
+        self.http
+            .post(self.url("/api/rooms"))
+            .bearer_auth(&session.token)
+            .header("idempotency-key", key)
+            .json(&json!({ "name": name }))
+            .send()
+            .await
+            .expect("POST /api/rooms")
+    }
+
     pub async fn try_post(&self, session: &Session, room: &str, text: &str) -> Response {
         self.http
             .post(self.url(&format!("/api/rooms/{room}/messages")))

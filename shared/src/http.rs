@@ -144,12 +144,17 @@ pub fn cors(origins: &[String]) -> CorsLayer {
             header::AUTHORIZATION,
             header::CONTENT_TYPE,
             LAST_EVENT_ID.clone(),
+            IDEMPOTENCY_KEY.clone(),
         ])
         .expose_headers([header::RETRY_AFTER, ROOM_MODE.clone()])
 }
 
 /// The header that tells a client which mode served a fetch.
 pub static ROOM_MODE: axum::http::HeaderName = axum::http::HeaderName::from_static("x-room-mode");
+
+/// The header that makes a write safe to retry (chat-server's `idempotency` module).
+pub static IDEMPOTENCY_KEY: axum::http::HeaderName =
+    axum::http::HeaderName::from_static("idempotency-key");
 
 /// The header an SSE client resumes with.
 pub static LAST_EVENT_ID: axum::http::HeaderName =

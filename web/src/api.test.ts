@@ -95,10 +95,37 @@ describe('API client', () => {
     expect(sleep).toHaveBeenCalledTimes(4);
   });
 
-  it('does not retry a POST (it may have been applied)', async () => {
-    const fetch = vi.fn(async () => json(503, { error: { code: 'unavailable', message: 'broker down' } }, { 'retry-after': '1' }));
+  it('retries a post after a 503 or a lost answer with the same Idempotency-Key', async () => {
+    const answers = [
+      () => json(503, { error: { code: 'unavailable', message: 'broker down' } }, { 'retry-after': '1' }),
+      () => {
+        throw new TypeError('Failed to fetch');
+      },
+      () => json(201, { id: 'm1', text: 'hi' }),
+    ];
+    const fetch = vi.fn(async (_input: RequestInfo | URL, _init?: RequestInit) => answers.shift()!());
     const api = createApi({ fetch, sleep: async () => {} });
-    await expect(api.postMessage('r', 'hi')).rejects.toMatchObject({ status: 503 });
+    expect(await api.postMessage('r', 'hi')).toMatchObject({ id: 'm1' });
+    expect(fetch).toHaveBeenCalledTimes(3);
+    const keys = fetch.mock.calls.map(([, init]) => (init?.headers as Record<string, string>)['idempotency-key']);
+    expect(keys[0]).toMatch(/^[0-9a-f]{32}$/);
+    expect(new Set(keys).size).toBe(1);
+  });
+
+  it('gives every post a key of its own', async () => {
+    const fetch = vi.fn(async (_input: RequestInfo | URL, _init?: RequestInit) => json(201, { id: 'm' }));
+    const api = createApi({ fetch });
+    await api.postMessage('r', 'one');
+    await api.postMessage('r', 'two');
+    await api.createRoom('room');
+    const keys = fetch.mock.calls.map(([, init]) => (init?.headers as Record<string, string>)['idempotency-key']);
+    expect(new Set(keys).size).toBe(3);
+  });
+
+  it('does not retry a post refused for going too fast', async () => {
+    const fetch = vi.fn(async () => json(429, { error: { code: 'rate_limited', message: 'slow down' } }, { 'retry-after': '1' }));
+    const api = createApi({ fetch, sleep: async () => {} });
+    await expect(api.postMessage('r', 'hi')).rejects.toMatchObject({ status: 429 });
     expect(fetch).toHaveBeenCalledTimes(1);
   });
 

@@ -117,6 +117,11 @@ interface RequestOptions {
   signal?: AbortSignal;
   /** Retries for 429/503/network failures (GETs only by default). */
   retries?: number;
+  /**
+   * Sent as `Idempotency-Key`: the server answers a retry with the first attempt's result, so a
+   * keyed POST is retried (on 503 and network failures) with the same key.
+   */
+  idempotencyKey?: string;
   mode?: RoomMode;
   onRetry?: (notice: RetryNotice) => void;
 }
@@ -131,6 +136,15 @@ export interface FetchMessagesOptions {
 
 /** Attempts for an idempotent GET before the error is shown. */
 export const GET_RETRIES = 4;
+/** Retries of a POST sent with an `Idempotency-Key` (safe: the server applies it once). */
+export const POST_RETRIES = 3;
+
+/** A fresh `Idempotency-Key`: random, 32 hex characters. */
+export function newIdempotencyKey(): string {
+  const bytes = new Uint8Array(16);
+  crypto.getRandomValues(bytes);
+  return Array.from(bytes, (b) => b.toString(16).padStart(2, '0')).join('');
+}
 
 export type Api = ReturnType<typeof createApi>;
 
@@ -142,6 +156,7 @@ export function createApi(options: ApiOptions = {}) {
   async function once<T>(method: string, path: string, opts: RequestOptions): Promise<{ data: T; headers: Headers }> {
     const headers: Record<string, string> = { accept: 'application/json' };
     if (opts.body !== undefined) headers['content-type'] = 'application/json';
+    if (opts.idempotencyKey) headers['idempotency-key'] = opts.idempotencyKey;
     if (opts.auth) {
       const token = options.getToken?.();
       if (token) headers.authorization = `Bearer ${token}`;
@@ -182,12 +197,16 @@ export function createApi(options: ApiOptions = {}) {
   }
 
   async function request<T>(method: string, path: string, opts: RequestOptions = {}) {
-    const retries = opts.retries ?? (method === 'GET' ? GET_RETRIES : 0);
+    const retries = opts.retries ?? (method === 'GET' ? GET_RETRIES : opts.idempotencyKey ? POST_RETRIES : 0);
     for (let attempt = 0; ; attempt++) {
       try {
         return await once<T>(method, path, opts);
       } catch (e) {
-        if (!(e instanceof ApiError) || !e.retryable || attempt >= retries) throw e;
+        if (!(e instanceof ApiError) || attempt >= retries) throw e;
+        // A write is retried only when its outcome is unknown: a 429 (too fast, slow mode) is the
+        // user's to see, not to be hidden behind a wait.
+        const retryable = method === 'GET' ? e.retryable : e.status === 503 || e.status === 0;
+        if (!retryable) throw e;
         const delayMs = backoffDelayMs({
           attempt,
           retryAfterSecs: e.retryAfterSecs,
@@ -213,7 +232,9 @@ export function createApi(options: ApiOptions = {}) {
       return (await request<{ rooms: Room[] }>('GET', '/api/rooms', { signal })).data.rooms;
     },
     async createRoom(name: string): Promise<Room> {
-      return (await request<Room>('POST', '/api/rooms', { body: { name }, auth: true })).data;
+      return (
+        await request<Room>('POST', '/api/rooms', { body: { name }, auth: true, idempotencyKey: newIdempotencyKey() })
+      ).data;
     },
     async getRoom(id: string, signal?: AbortSignal): Promise<RoomDetail> {
       return (await request<RoomDetail>('GET', room(id), { signal })).data;
@@ -233,7 +254,14 @@ export function createApi(options: ApiOptions = {}) {
       return { messages: data.messages, mode };
     },
     async postMessage(roomId: string, text: string): Promise<Message> {
-      return (await request<Message>('POST', `${room(roomId)}/messages`, { body: { text }, auth: true })).data;
+      // One key for every attempt of this post: a retry after a lost answer is not a second message.
+      return (
+        await request<Message>('POST', `${room(roomId)}/messages`, {
+          body: { text },
+          auth: true,
+          idempotencyKey: newIdempotencyKey(),
+        })
+      ).data;
     },
     async addReaction(roomId: string, messageId: string, emoji: string): Promise<void> {
       await request('PUT', `${room(roomId)}/messages/${encodeURIComponent(messageId)}/reactions/${encodeURIComponent(emoji)}`, {

@@ -10,26 +10,20 @@
 use std::{
     collections::{BTreeMap, HashMap},
     ops::Range,
-    sync::Mutex,
+    sync::{Arc, Mutex},
     time::Duration,
 };
 
 use redis::{AsyncCommands, Script, aio::ConnectionManager};
-use tokio::sync::Mutex as AsyncMutex;
 use uuid::Uuid;
 
 use super::detector::HotMap;
+use crate::redis_client::RedisClient;
 
 /// How long a fetch-count bucket is kept.
 const BUCKET_TTL_SECS: i64 = 10;
 
-#[derive(Debug, thiserror::Error)]
-pub enum StoreError {
-    #[error("redis: {0}")]
-    Redis(#[from] redis::RedisError),
-    #[error("redis did not answer within {0:?}")]
-    Timeout(Duration),
-}
+pub use crate::redis_client::StoreError;
 
 pub enum HotStore {
     Redis(RedisStore),
@@ -126,56 +120,29 @@ impl LocalStore {
     }
 }
 
-/// The Redis store. Every command has a deadline: a hung Redis must not hang the scheduler.
+/// The Redis store (every command under [`RedisClient`]'s deadline).
 pub struct RedisStore {
-    client: redis::Client,
-    prefix: String,
-    timeout: Duration,
-    /// Connected lazily and kept; `ConnectionManager` reconnects by itself after errors.
-    connection: AsyncMutex<Option<ConnectionManager>>,
+    redis: Arc<RedisClient>,
 }
 
 impl RedisStore {
-    pub fn new(url: &str, prefix: &str) -> Result<Self, StoreError> {
-        Ok(Self {
-            client: redis::Client::open(url)?,
-            prefix: prefix.to_owned(),
-            timeout: Duration::from_millis(500),
-            connection: AsyncMutex::new(None),
-        })
+    pub fn new(redis: Arc<RedisClient>) -> Self {
+        Self { redis }
     }
 
     fn key(&self, name: &str) -> String {
-        format!("{}:{name}", self.prefix)
+        self.redis.key(name)
     }
 
     async fn connection(&self) -> Result<ConnectionManager, StoreError> {
-        let mut slot = self.connection.lock().await;
-        if let Some(connection) = slot.as_ref() {
-            return Ok(connection.clone());
-        }
-        let config = redis::aio::ConnectionManagerConfig::new()
-            .set_connection_timeout(self.timeout)
-            .set_response_timeout(self.timeout)
-            .set_number_of_retries(1);
-        let connection = tokio::time::timeout(
-            self.timeout * 2,
-            ConnectionManager::new_with_config(self.client.clone(), config),
-        )
-        .await
-        .map_err(|_| StoreError::Timeout(self.timeout * 2))??;
-        *slot = Some(connection.clone());
-        Ok(connection)
+        self.redis.connection().await
     }
 
     async fn run<T>(
         &self,
         op: impl Future<Output = Result<T, redis::RedisError>>,
     ) -> Result<T, StoreError> {
-        tokio::time::timeout(self.timeout, op)
-            .await
-            .map_err(|_| StoreError::Timeout(self.timeout))?
-            .map_err(StoreError::from)
+        self.redis.run(op).await
     }
 
     async fn add_fetches(

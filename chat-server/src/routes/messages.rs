@@ -19,10 +19,11 @@ use shared::{
 };
 use uuid::Uuid;
 
-use super::{append, existing_room};
+use super::{append_once, existing_room};
 use crate::{
     auth::AuthUser,
     error::{ApiError, ApiJson},
+    idempotency::{Fingerprint, IdempotencyKey, Keyed},
     metrics::ModeLabel,
     state::AppState,
     validate,
@@ -44,29 +45,37 @@ async fn post(
     State(state): State<AppState>,
     AuthUser(user): AuthUser,
     Path(room): Path<String>,
+    headers: HeaderMap,
     ApiJson(body): ApiJson<NewMessage>,
 ) -> Result<(StatusCode, Json<Message>), ApiError> {
+    let key = IdempotencyKey::from_headers(&headers)?;
     let text =
         validate::message_text(&body.text).map_err(|e| ApiError::bad_request(e.code, e.message))?;
     let room = existing_room(&state, &room).await?;
-    let message_id = Uuid::now_v7();
-    let event = Envelope::new(
-        room.id,
-        user.clone(),
-        EventBody::MessagePosted {
-            message_id,
-            text: text.to_owned(),
-        },
-    );
-    append(&state, &event).await?;
+    let keyed = key.as_ref().map(|key| Keyed {
+        user: user.id,
+        key,
+        fingerprint: Fingerprint::of(&[b"message", room.id.as_bytes(), text.as_bytes()]),
+    });
+    let body = EventBody::MessagePosted {
+        message_id: keyed
+            .as_ref()
+            .map_or_else(Uuid::now_v7, |k| k.id("message")),
+        text: text.to_owned(),
+    };
+    let (event, _) =
+        append_once(&state, keyed.as_ref(), Envelope::new(room.id, user, body)).await?;
+    let EventBody::MessagePosted { message_id, text } = event.body else {
+        unreachable!("a kept write has the body it was made with")
+    };
     state.posted.insert(message_id, room.id).await;
     Ok((
         StatusCode::CREATED,
         Json(Message {
             id: message_id,
-            room_id: room.id,
-            user,
-            text: text.to_owned(),
+            room_id: event.room_id,
+            user: event.user,
+            text,
             at: event.at,
             reactions: Default::default(),
         }),

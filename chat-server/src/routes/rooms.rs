@@ -3,7 +3,7 @@
 use axum::{
     Json, Router,
     extract::{Path, State},
-    http::StatusCode,
+    http::{HeaderMap, StatusCode},
     routing::get,
 };
 use serde::{Deserialize, Serialize};
@@ -14,10 +14,11 @@ use shared::{
 };
 use uuid::Uuid;
 
-use super::{append, existing_room};
+use super::{append_once, existing_room};
 use crate::{
     auth::AuthUser,
     error::{ApiError, ApiJson},
+    idempotency::{Fingerprint, IdempotencyKey, Keyed},
     state::AppState,
     validate,
 };
@@ -43,25 +44,34 @@ struct ListedRoom {
 async fn create(
     State(state): State<AppState>,
     AuthUser(user): AuthUser,
+    headers: HeaderMap,
     ApiJson(body): ApiJson<NewRoom>,
 ) -> Result<(StatusCode, Json<Room>), ApiError> {
+    let key = IdempotencyKey::from_headers(&headers)?;
     let name = validate::name("room name", &body.name, validate::MAX_ROOM_NAME_CHARS)
         .map_err(|e| ApiError::bad_request(e.code, e.message))?;
-    let event = Envelope::new(
-        Uuid::now_v7(),
-        user,
-        EventBody::RoomCreated {
-            name: name.to_owned(),
-        },
-    );
-    let cursor = append(&state, &event).await?;
+    let keyed = key.as_ref().map(|key| Keyed {
+        user: user.id,
+        key,
+        fingerprint: Fingerprint::of(&[b"room", name.as_bytes()]),
+    });
+    let room_id = keyed.as_ref().map_or_else(Uuid::now_v7, |k| k.id("room"));
+    let body = EventBody::RoomCreated {
+        name: name.to_owned(),
+    };
+    let (event, appended) =
+        append_once(&state, keyed.as_ref(), Envelope::new(room_id, user, body)).await?;
+    let EventBody::RoomCreated { name } = &event.body else {
+        unreachable!("a kept write has the body it was made with")
+    };
     // Write the room through to the read model as well, so the creator can post to it at once
     // instead of racing the projector. Applying is keyed by event id, so the projector's later copy
     // is a no-op; if this write fails the projector still brings the room in.
-    if let Err(e) = state
-        .read_model
-        .apply_batch(&[(cursor, event.clone())], &[])
-        .await
+    if let Some(cursor) = appended
+        && let Err(e) = state
+            .read_model
+            .apply_batch(&[(cursor, event.clone())], &[])
+            .await
     {
         tracing::warn!(room_id = %event.room_id, error = %e, "room write-through failed; the projector will add it");
     }

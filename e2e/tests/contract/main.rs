@@ -14,6 +14,7 @@ mod keying;
 mod live_path;
 mod pipeline;
 mod rebuild;
+mod retries;
 mod security;
 mod sse;
 mod validation;
