@@ -39,6 +39,7 @@ pub fn router() -> OpenApiRouter<AppState> {
 #[derive(Deserialize, ToSchema)]
 struct NewMessage {
     /// Not blank, at most 4000 characters; kept as written.
+    #[schema(min_length = 1, max_length = 4000, pattern = "\\S")]
     text: String,
 }
 

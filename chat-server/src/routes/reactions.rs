@@ -39,7 +39,7 @@ type Reaction = (StatusCode, Json<ReactionAccepted>);
     params(
         ("room" = Uuid, Path, description = "The room's id"),
         ("message" = Uuid, Path, description = "A message of that room"),
-        ("emoji" = String, Path, description = "Exactly one emoji"),
+        ("emoji" = String, Path, description = "Exactly one emoji", example = "👍"),
     ),
     security(("bearer" = [])),
     responses(
@@ -64,7 +64,7 @@ async fn add(
     params(
         ("room" = Uuid, Path, description = "The room's id"),
         ("message" = Uuid, Path, description = "A message of that room"),
-        ("emoji" = String, Path, description = "Exactly one emoji"),
+        ("emoji" = String, Path, description = "Exactly one emoji", example = "👍"),
     ),
     security(("bearer" = [])),
     responses(
