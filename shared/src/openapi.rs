@@ -265,6 +265,20 @@ pub fn route_table<S>(router: &axum::Router<S>) -> BTreeSet<(String, String)> {
     table
 }
 
+/// `path` with each `{parameter}` replaced by the nil UUID: a request the route answers (with 4xx
+/// at worst), for probing that a documented path is routed.
+pub fn concrete(path: &str) -> String {
+    let mut out = String::with_capacity(path.len());
+    let mut rest = path;
+    while let Some((before, after)) = rest.split_once('{') {
+        out.push_str(before);
+        rest = after.split_once('}').map_or("", |(_, after)| after);
+        out.push_str("00000000-0000-0000-0000-000000000000");
+    }
+    out.push_str(rest);
+    out
+}
+
 /// Every (method, path) an OpenAPI document (as JSON) describes.
 pub fn operations(doc: &serde_json::Value) -> BTreeSet<(String, String)> {
     const METHODS: [&str; 8] = [
@@ -333,6 +347,16 @@ mod tests {
             )
             .layer(axum::Extension(1u8));
         assert_eq!(route_table(&router), set(&[("GET", "/s"), ("*", "/svc")]));
+    }
+
+    #[test]
+    fn concrete_fills_every_path_parameter() {
+        let nil = "00000000-0000-0000-0000-000000000000";
+        assert_eq!(concrete("/healthz"), "/healthz");
+        assert_eq!(
+            concrete("/api/rooms/{room}/messages/{message}"),
+            format!("/api/rooms/{nil}/messages/{nil}")
+        );
     }
 
     #[test]
