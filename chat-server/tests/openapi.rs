@@ -39,6 +39,19 @@ async fn every_served_route_is_documented_and_every_documented_route_is_served()
     let version = doc["openapi"].as_str().unwrap_or_default();
     assert!(version.starts_with("3.1."), "OpenAPI 3.1, not {version:?}");
     let documented = openapi::operations(&doc);
+    let ids: Vec<&str> = documented
+        .iter()
+        .filter_map(|(method, path)| {
+            doc["paths"][path][method.to_lowercase()]["operationId"].as_str()
+        })
+        .collect();
+    let unique: std::collections::BTreeSet<&str> = ids.iter().copied().collect();
+    assert_eq!(
+        ids.len(),
+        documented.len(),
+        "every operation has an operationId"
+    );
+    assert_eq!(unique.len(), ids.len(), "operationIds are unique: {ids:?}");
 
     // Left out on purpose: it is the JSON 404 for every unknown API path.
     assert!(served.remove(&("*".to_owned(), "/api/{*rest}".to_owned())));

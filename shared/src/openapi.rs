@@ -76,6 +76,7 @@ impl Document {
 #[utoipa::path(
     get,
     path = "/api/openapi.json",
+    operation_id = "openapi_document",
     tag = "meta",
     responses((status = 200, description = "The OpenAPI 3.1 document of this server's HTTP API", body = Object)),
 )]

@@ -24,7 +24,7 @@ pub fn router(public_events_url: Option<String>) -> OpenApiRouter<AppState> {
 }
 
 /// Where the web app finds the event streams.
-#[utoipa::path(get, path = "/api/config", tag = "meta",
+#[utoipa::path(get, path = "/api/config", operation_id = "client_config", tag = "meta",
     responses((status = 200, description = "The client configuration", body = ClientConfig)))]
 async fn config(Extension(config): Extension<ClientConfig>) -> Json<ClientConfig> {
     Json(config)

@@ -44,7 +44,7 @@ struct NewMessage {
 }
 
 /// Posts a message as the signed-in user.
-#[utoipa::path(post, path = "/api/rooms/{room}/messages", tag = "messages",
+#[utoipa::path(post, path = "/api/rooms/{room}/messages", operation_id = "post_message", tag = "messages",
     params(("room" = Uuid, Path, description = "The room's id")),
     request_body = NewMessage,
     security(("bearer" = [])),
@@ -122,10 +122,11 @@ impl PageQuery {
     }
 }
 
-/// A page of a room's history, oldest to newest: the newest `limit` messages, or those just before
-/// `before`. In a hot room (`X-Room-Mode: throttled`) pages are cached and shared, and each client
-/// may fetch only so often (429).
-#[utoipa::path(get, path = "/api/rooms/{room}/messages", tag = "messages",
+/// A page of a room's history, oldest to newest.
+///
+/// The newest `limit` messages, or those just before `before`. In a hot room (`X-Room-Mode:
+/// throttled`) pages are cached and shared, and each client may fetch only so often (429).
+#[utoipa::path(get, path = "/api/rooms/{room}/messages", operation_id = "fetch_messages", tag = "messages",
     params(
         ("room" = Uuid, Path, description = "The room's id"),
         ("limit" = Option<i64>, Query, minimum = 1, maximum = 200,

@@ -34,7 +34,7 @@ struct ReactionAccepted {
 type Reaction = (StatusCode, Json<ReactionAccepted>);
 
 /// Reacts to a message with an emoji, as the signed-in user (idempotent).
-#[utoipa::path(put, path = "/api/rooms/{room}/messages/{message}/reactions/{emoji}",
+#[utoipa::path(put, path = "/api/rooms/{room}/messages/{message}/reactions/{emoji}", operation_id = "add_reaction",
     tag = "reactions",
     params(
         ("room" = Uuid, Path, description = "The room's id"),
@@ -59,7 +59,7 @@ async fn add(
 }
 
 /// Takes the signed-in user's reaction back (idempotent).
-#[utoipa::path(delete, path = "/api/rooms/{room}/messages/{message}/reactions/{emoji}",
+#[utoipa::path(delete, path = "/api/rooms/{room}/messages/{message}/reactions/{emoji}", operation_id = "remove_reaction",
     tag = "reactions",
     params(
         ("room" = Uuid, Path, description = "The room's id"),

@@ -59,7 +59,7 @@ struct RoomDetail {
 }
 
 /// Creates a room; the creator can post to it at once.
-#[utoipa::path(post, path = "/api/rooms", tag = "rooms", request_body = NewRoom,
+#[utoipa::path(post, path = "/api/rooms", operation_id = "create_room", tag = "rooms", request_body = NewRoom,
     security(("bearer" = [])),
     responses(
         (status = 201, description = "The room, once the broker acknowledged its creation", body = Room),
@@ -104,7 +104,7 @@ async fn create(
 }
 
 /// Every room.
-#[utoipa::path(get, path = "/api/rooms", tag = "rooms",
+#[utoipa::path(get, path = "/api/rooms", operation_id = "list_rooms", tag = "rooms",
     responses((status = 200, description = "Every room", body = RoomList), Unavailable))]
 async fn list(State(state): State<AppState>) -> Result<Json<RoomList>, ApiError> {
     let rooms: Vec<ListedRoom> = state
@@ -121,7 +121,7 @@ async fn list(State(state): State<AppState>) -> Result<Json<RoomList>, ApiError>
 }
 
 /// One room, with the mode its history is served in.
-#[utoipa::path(get, path = "/api/rooms/{room}", tag = "rooms",
+#[utoipa::path(get, path = "/api/rooms/{room}", operation_id = "show_room", tag = "rooms",
     params(("room" = Uuid, Path, description = "The room's id")),
     responses(
         (status = 200, description = "The room", body = RoomDetail),

@@ -42,8 +42,10 @@ struct Session {
     user: User,
 }
 
+/// Signs in with a display name.
+///
 /// Every sign-in is a new user id: names are display names, not accounts.
-#[utoipa::path(post, path = "/api/sessions", tag = "sessions", request_body = NewSession,
+#[utoipa::path(post, path = "/api/sessions", operation_id = "create_session", tag = "sessions", request_body = NewSession,
     responses(
         (status = 201, description = "Signed in: a new user and its token", body = Session),
         InvalidBody,

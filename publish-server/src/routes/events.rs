@@ -94,11 +94,14 @@ struct ResumeQuery {
     last_event_id: Option<String>,
 }
 
-/// A room's events as Server-Sent Events. Not every frame has an `id:` (the `retry:` hint, a
-/// `mode` sent on subscribing, `reset`), and `:` comments keep an idle stream open.
+/// A room's events as Server-Sent Events.
+///
+/// Not every frame has an `id:` (the `retry:` hint, a `mode` sent on subscribing, `reset`), and `:`
+/// comments keep an idle stream open.
 #[utoipa::path(
     get,
     path = "/api/rooms/{room}/events",
+    operation_id = "room_events",
     tag = "events",
     params(
         ("room" = Uuid, Path, description = "The room's id"),

@@ -29,7 +29,7 @@ struct Live {
 }
 
 /// Answers while the process runs.
-#[utoipa::path(get, path = "/healthz", tag = "health",
+#[utoipa::path(get, path = "/healthz", operation_id = "healthz", tag = "health",
     responses((status = 200, description = "The process is up", body = Live)))]
 async fn live() -> Json<Live> {
     Json(Live { status: "ok" })
@@ -62,9 +62,10 @@ struct Readiness {
     checks: Checks,
 }
 
-/// Ready when the broker and the database both answer within 2 s; 503 naming the failed checks.
-/// (The consumers reconnect by themselves; this tells a balancer not to send new streams here.)
-#[utoipa::path(get, path = "/readyz", tag = "health", responses(
+/// Ready when the broker and the database both answer within 2 s.
+///
+/// 503 names the failed checks. (The consumers reconnect by themselves; this tells a balancer not to send new streams here.)
+#[utoipa::path(get, path = "/readyz", operation_id = "readyz", tag = "health", responses(
     (status = 200, description = "Ready: the broker and the database answer", body = Readiness),
     (status = 503, description = "Not ready; `checks` names what failed", body = Readiness),
 ))]
@@ -99,7 +100,7 @@ async fn ready(State(state): State<AppState>) -> (StatusCode, Json<Readiness>) {
 }
 
 /// Prometheus metrics in the OpenMetrics text format.
-#[utoipa::path(get, path = "/metrics", tag = "health", responses(
+#[utoipa::path(get, path = "/metrics", operation_id = "metrics", tag = "health", responses(
     (status = 200, description = "OpenMetrics text", content_type = "application/openmetrics-text", body = String),
 ))]
 async fn metrics(State(state): State<AppState>) -> impl IntoResponse {
