@@ -1,4 +1,6 @@
-//! The HTTP API. Each domain module exposes `router()`; this module joins them and adds the layers.
+//! The HTTP API. Each domain module exposes `router()`, an `OpenApiRouter` whose routes are each
+//! registered with their documentation; this module joins them, serves the document they make at
+//! `GET /api/openapi.json` (see [`shared::openapi`]) and adds the layers.
 
 mod config;
 mod health;
@@ -9,12 +11,19 @@ mod sessions;
 
 use std::time::Instant;
 
-use axum::{Router, extract::DefaultBodyLimit, routing::any};
-use shared::{cursor::Cursor, event::Envelope, readmodel::Room};
+use axum::{Extension, Router, extract::DefaultBodyLimit, routing::any};
+use shared::{
+    cursor::Cursor,
+    event::Envelope,
+    openapi::{self, Document},
+    readmodel::Room,
+};
 use tower_http::{
     services::{ServeDir, ServeFile},
     trace::TraceLayer,
 };
+use utoipa::openapi::security::{HttpAuthScheme, HttpBuilder, SecurityScheme};
+use utoipa_axum::{router::OpenApiRouter, routes};
 use uuid::Uuid;
 
 use crate::{
@@ -25,24 +34,46 @@ use crate::{
 /// Request bodies above this are refused with 413 before they are parsed.
 pub const MAX_BODY_BYTES: usize = 64 * 1024;
 
-/// The API, plus `extra` routes (the event stream in the embedded mode), plus the web app from
-/// `settings.web_dir` at every other path.
-pub fn router(state: AppState, settings: &Settings, extra: Option<Router>) -> Router {
-    let mut app = Router::new()
+/// Every route of chat-server's own, each registered with its documentation.
+fn api(settings: &Settings) -> OpenApiRouter<AppState> {
+    let mut doc = openapi::base(
+        "hotchat chat-server",
+        "hotchat's write side and fetch API: sessions, rooms, messages, reactions. Errors are \
+         `{\"error\": {\"code\", \"message\"}}` (`ErrorBody`) with a 4xx or 5xx status. \
+         Without Kafka this server also serves the event streams (`/api/rooms/{room}/events`).",
+        env!("CARGO_PKG_VERSION"),
+    );
+    doc.components.get_or_insert_default().add_security_scheme(
+        "bearer",
+        SecurityScheme::Http(
+            HttpBuilder::new()
+                .scheme(HttpAuthScheme::Bearer)
+                .description(Some("A session token from `POST /api/sessions`"))
+                .build(),
+        ),
+    );
+    OpenApiRouter::with_openapi(doc)
         .merge(config::router(settings.public_events_url.clone()))
         .merge(sessions::router())
         .merge(rooms::router())
         .merge(messages::router())
         .merge(reactions::router())
         .merge(health::router())
-        .route(
-            "/api/{*rest}",
-            any(|| async { ApiError::not_found("route") }),
-        )
-        .with_state(state);
+        .routes(routes!(openapi::document))
+}
+
+/// The API, plus `extra` routes (the event stream in the embedded mode), plus the web app from
+/// `settings.web_dir` at every other path. The published document covers the API and `extra`.
+pub fn router(state: AppState, settings: &Settings, extra: Option<OpenApiRouter>) -> Router {
+    let mut api = api(settings).with_state(state);
     if let Some(extra) = extra {
-        app = app.merge(extra);
+        api = api.merge(extra);
     }
+    let (app, doc) = api.split_for_parts();
+    let app = app.layer(Extension(Document::new(&doc))).route(
+        "/api/{*rest}",
+        any(|| async { ApiError::not_found("route") }),
+    );
     let app = match &settings.web_dir {
         // A single-page app: unknown paths get index.html and the client routes them.
         Some(dir) => app

@@ -144,6 +144,11 @@ impl Application {
         })
     }
 
+    /// The router as served, for tests that read its route table ([`shared::openapi::route_table`]).
+    pub fn router(&self) -> &axum::Router {
+        &self.router
+    }
+
     pub fn local_addr(&self) -> SocketAddr {
         self.listener
             .local_addr()

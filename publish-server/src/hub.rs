@@ -31,7 +31,7 @@ mod resume;
 mod seeds;
 mod tallies;
 
-pub use frames::{ModeData, frame, mode_frame, reset_frame};
+pub use frames::{ModeData, ReactionData, frame, mode_frame, reset_frame};
 pub use resume::Buffered;
 
 use std::{

@@ -7,10 +7,9 @@
 
 use std::{sync::Arc, time::Duration};
 
-use axum::Router;
 use shared::{event_log::EventLog, readmodel::ReadModel, shutdown::CancellationToken};
-
 use tokio::sync::Semaphore;
+use utoipa_axum::router::OpenApiRouter;
 
 use crate::{
     fanout::{self, Fanout},
@@ -67,8 +66,8 @@ impl ReadSide {
         })
     }
 
-    /// `GET /api/rooms/{room}/events`, to merge into a router.
-    pub fn events_router(&self) -> Router {
+    /// `GET /api/rooms/{room}/events` with its documentation, to merge into a router.
+    pub fn events_router(&self) -> OpenApiRouter {
         routes::events_router().with_state(self.state.clone())
     }
 

@@ -14,7 +14,7 @@ use uuid::Uuid;
 pub const SCHEMA_VERSION: u32 = 1;
 
 /// Who caused an event, as shown to other users.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, utoipa::ToSchema)]
 pub struct User {
     pub id: Uuid,
     pub name: String,
@@ -51,7 +51,7 @@ pub enum EventBody {
 }
 
 /// How a room's history API is served.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize, utoipa::ToSchema)]
 #[serde(rename_all = "lowercase")]
 pub enum RoomMode {
     /// Every fetch reads the database.

@@ -6,8 +6,12 @@
 
 use axum::{
     Json,
-    extract::{FromRequest, Request, rejection::JsonRejection},
+    extract::{
+        FromRequest, FromRequestParts, Path, Query, Request,
+        rejection::{JsonRejection, PathRejection, QueryRejection},
+    },
     http::Method,
+    http::request::Parts,
     http::{HeaderValue, StatusCode, header},
     response::{IntoResponse, Response},
 };
@@ -127,6 +131,58 @@ fn json_rejection(rejection: JsonRejection) -> ApiError {
         _ => "invalid_json",
     };
     ApiError::new(status, code, rejection.body_text())
+}
+
+/// `axum::extract::Path`, but a path segment that cannot be read (e.g. not UTF-8 once
+/// percent-decoded) answers in the API's error format (400 `invalid_path`) instead of plain text.
+pub struct ApiPath<T>(pub T);
+
+impl<S, T> FromRequestParts<S> for ApiPath<T>
+where
+    T: DeserializeOwned + Send,
+    S: Send + Sync,
+{
+    type Rejection = ApiError;
+
+    async fn from_request_parts(parts: &mut Parts, state: &S) -> Result<Self, Self::Rejection> {
+        match Path::<T>::from_request_parts(parts, state).await {
+            Ok(Path(value)) => Ok(ApiPath(value)),
+            Err(rejection) => Err(path_rejection(rejection)),
+        }
+    }
+}
+
+fn path_rejection(rejection: PathRejection) -> ApiError {
+    let status = rejection.status();
+    if status.is_server_error() {
+        // A route whose path does not fit its extractor: a bug here, not the client's.
+        tracing::error!(error = %rejection.body_text(), "path extractor does not fit its route");
+        return ApiError::new(status, "internal", "the server could not read this path");
+    }
+    ApiError::new(status, "invalid_path", rejection.body_text())
+}
+
+/// `axum::extract::Query`, but a query string that cannot be read (e.g. a parameter given twice)
+/// answers in the API's error format (400 `invalid_query`) instead of plain text.
+pub struct ApiQuery<T>(pub T);
+
+impl<S, T> FromRequestParts<S> for ApiQuery<T>
+where
+    T: DeserializeOwned,
+    S: Send + Sync,
+{
+    type Rejection = ApiError;
+
+    async fn from_request_parts(parts: &mut Parts, state: &S) -> Result<Self, Self::Rejection> {
+        match Query::<T>::from_request_parts(parts, state).await {
+            Ok(Query(value)) => Ok(ApiQuery(value)),
+            Err(rejection) => Err(query_rejection(rejection)),
+        }
+    }
+}
+
+fn query_rejection(rejection: QueryRejection) -> ApiError {
+    ApiError::new(rejection.status(), "invalid_query", rejection.body_text())
 }
 
 /// CORS for the browser app when it is served from another origin: only the listed origins, only

@@ -10,6 +10,7 @@ pub mod event;
 pub mod event_log;
 pub mod http;
 pub mod kafka;
+pub mod openapi;
 pub mod readmodel;
 pub mod settings;
 pub mod shutdown;

@@ -37,7 +37,7 @@ pub static SQLITE_MIGRATOR: Migrator = sqlx::migrate!("./migrations/sqlite");
 pub const MAX_PAGE: i64 = 200;
 
 /// A room as the API shows it.
-#[derive(Debug, Clone, PartialEq, Serialize, sqlx::FromRow)]
+#[derive(Debug, Clone, PartialEq, Serialize, sqlx::FromRow, utoipa::ToSchema)]
 pub struct Room {
     pub id: Uuid,
     pub name: String,
@@ -45,7 +45,7 @@ pub struct Room {
 }
 
 /// A message as the API and the SSE stream show it.
-#[derive(Debug, Clone, PartialEq, Serialize)]
+#[derive(Debug, Clone, PartialEq, Serialize, utoipa::ToSchema)]
 pub struct Message {
     pub id: Uuid,
     pub room_id: Uuid,

@@ -3,20 +3,23 @@
 use std::net::SocketAddr;
 
 use axum::{
-    Json, Router,
+    Json,
     body::Bytes,
-    extract::{ConnectInfo, Path, Query, State},
+    extract::{ConnectInfo, State},
     http::{HeaderMap, HeaderValue, StatusCode, header},
     response::{IntoResponse, Response},
-    routing::get,
 };
-use serde::Deserialize;
-use serde_json::json;
+use serde::{Deserialize, Serialize};
 use shared::{
     event::{Envelope, EventBody, RoomMode},
-    http::ROOM_MODE,
+    http::{ApiPath, ApiQuery, ROOM_MODE},
+    openapi::{
+        BadRequest, IdempotencyHeader, KeyedBody, NotFound, RateLimited, Unauthorized, Unavailable,
+    },
     readmodel::{MAX_PAGE, Message},
 };
+use utoipa::ToSchema;
+use utoipa_axum::{router::OpenApiRouter, routes};
 use uuid::Uuid;
 
 use super::{append_once, existing_room};
@@ -32,19 +35,35 @@ use crate::{
 /// Messages per page when `limit` is not given.
 pub const DEFAULT_PAGE: i64 = 50;
 
-pub fn router() -> Router<AppState> {
-    Router::new().route("/api/rooms/{room}/messages", get(fetch).post(post))
+pub fn router() -> OpenApiRouter<AppState> {
+    OpenApiRouter::new().routes(routes!(fetch, post))
 }
 
-#[derive(Deserialize)]
+#[derive(Deserialize, ToSchema)]
 struct NewMessage {
+    /// Not blank, at most 4000 characters; kept as written.
+    #[schema(min_length = 1, max_length = 4000, pattern = "\\S")]
     text: String,
 }
 
+/// Posts a message as the signed-in user.
+#[utoipa::path(post, path = "/api/rooms/{room}/messages", operation_id = "post_message", tag = "messages",
+    params(("room" = Uuid, Path, description = "The room's id"), IdempotencyHeader),
+    request_body = NewMessage,
+    security(("bearer" = [])),
+    responses(
+        (status = 201, description = "The message, once the broker acknowledged it (a retry with \
+            the same Idempotency-Key: the first attempt's message)", body = Message),
+        KeyedBody,
+        Unauthorized,
+        NotFound,
+        RateLimited,
+        Unavailable,
+    ))]
 async fn post(
     State(state): State<AppState>,
     AuthUser(user): AuthUser,
-    Path(room): Path<String>,
+    ApiPath(room): ApiPath<String>,
     headers: HeaderMap,
     ApiJson(body): ApiJson<NewMessage>,
 ) -> Result<(StatusCode, Json<Message>), ApiError> {
@@ -115,10 +134,30 @@ impl PageQuery {
     }
 }
 
+/// A page of a room's history, oldest to newest.
+///
+/// The newest `limit` messages, or those just before `before`. In a hot room (`X-Room-Mode:
+/// throttled`) pages are cached and shared, and each client may fetch only so often (429).
+#[utoipa::path(get, path = "/api/rooms/{room}/messages", operation_id = "fetch_messages", tag = "messages",
+    params(
+        ("room" = Uuid, Path, description = "The room's id"),
+        ("limit" = Option<i64>, Query, minimum = 1, maximum = 200,
+            description = "Messages per page (default 50)"),
+        ("before" = Option<Uuid>, Query,
+            description = "A message id of this room: the page ends just before it"),
+    ),
+    responses(
+        (status = 200, description = "A page of history", body = MessagePage,
+            headers(("X-Room-Mode" = String, description = "`normal` or `throttled`"))),
+        BadRequest,
+        NotFound,
+        RateLimited,
+        Unavailable,
+    ))]
 async fn fetch(
     State(state): State<AppState>,
-    Path(room): Path<String>,
-    Query(query): Query<PageQuery>,
+    ApiPath(room): ApiPath<String>,
+    ApiQuery(query): ApiQuery<PageQuery>,
     ConnectInfo(peer): ConnectInfo<SocketAddr>,
     headers: HeaderMap,
 ) -> Result<Response, ApiError> {
@@ -171,9 +210,18 @@ async fn fetch(
     Ok(with_mode(response, mode))
 }
 
+/// A page of history and the mode that served it.
+#[derive(Serialize, ToSchema)]
+struct MessagePage<'a> {
+    /// Oldest to newest.
+    #[schema(value_type = Vec<Message>)]
+    messages: &'a [Message],
+    mode: RoomMode,
+}
+
 /// The answer's JSON, serialised once (a throttled page is shared by every caller).
 fn page_body(messages: &[Message], mode: RoomMode) -> Bytes {
-    let body = json!({"messages": messages, "mode": mode});
+    let body = MessagePage { messages, mode };
     Bytes::from(serde_json::to_vec(&body).expect("a page serialises"))
 }
 

@@ -1,17 +1,21 @@
 //! Rooms: create, list, show.
 
 use axum::{
-    Json, Router,
-    extract::{Path, State},
+    Json,
+    extract::State,
     http::{HeaderMap, StatusCode},
-    routing::get,
 };
 use serde::{Deserialize, Serialize};
-use serde_json::{Value, json};
 use shared::{
-    event::{Envelope, EventBody},
+    event::{Envelope, EventBody, RoomMode},
+    http::ApiPath,
+    openapi::{
+        BadRequest, IdempotencyHeader, KeyedBody, NotFound, RateLimited, Unauthorized, Unavailable,
+    },
     readmodel::Room,
 };
+use utoipa::ToSchema;
+use utoipa_axum::{router::OpenApiRouter, routes};
 use uuid::Uuid;
 
 use super::{append_once, existing_room};
@@ -23,24 +27,56 @@ use crate::{
     validate,
 };
 
-pub fn router() -> Router<AppState> {
-    Router::new()
-        .route("/api/rooms", get(list).post(create))
-        .route("/api/rooms/{room}", get(show))
+pub fn router() -> OpenApiRouter<AppState> {
+    OpenApiRouter::new()
+        .routes(routes!(list, create))
+        .routes(routes!(show))
 }
 
-#[derive(Deserialize)]
+#[derive(Deserialize, ToSchema)]
 struct NewRoom {
+    /// 1 to 80 characters once trimmed, no control characters.
+    #[schema(
+        min_length = 1,
+        max_length = 80,
+        pattern = "^[^\\u0000-\\u001f\\u007f-\\u009f]*[^\\s\\u0000-\\u001f\\u007f-\\u009f][^\\u0000-\\u001f\\u007f-\\u009f]*$"
+    )]
     name: String,
 }
 
-#[derive(Serialize)]
+/// A room in the list: hot rooms are served in the throttled mode.
+#[derive(Serialize, ToSchema)]
 struct ListedRoom {
     #[serde(flatten)]
     room: Room,
     hot: bool,
 }
 
+#[derive(Serialize, ToSchema)]
+struct RoomList {
+    rooms: Vec<ListedRoom>,
+}
+
+/// A room and the mode its history is served in.
+#[derive(Serialize, ToSchema)]
+struct RoomDetail {
+    #[serde(flatten)]
+    room: Room,
+    mode: RoomMode,
+}
+
+/// Creates a room; the creator can post to it at once.
+#[utoipa::path(post, path = "/api/rooms", operation_id = "create_room", tag = "rooms", request_body = NewRoom,
+    params(IdempotencyHeader),
+    security(("bearer" = [])),
+    responses(
+        (status = 201, description = "The room, once the broker acknowledged its creation (a retry \
+            with the same Idempotency-Key: the first attempt's room)", body = Room),
+        KeyedBody,
+        Unauthorized,
+        RateLimited,
+        Unavailable,
+    ))]
 async fn create(
     State(state): State<AppState>,
     AuthUser(user): AuthUser,
@@ -85,7 +121,10 @@ async fn create(
     Ok((StatusCode::CREATED, Json(room)))
 }
 
-async fn list(State(state): State<AppState>) -> Result<Json<Value>, ApiError> {
+/// Every room.
+#[utoipa::path(get, path = "/api/rooms", operation_id = "list_rooms", tag = "rooms",
+    responses((status = 200, description = "Every room", body = RoomList), Unavailable))]
+async fn list(State(state): State<AppState>) -> Result<Json<RoomList>, ApiError> {
     let rooms: Vec<ListedRoom> = state
         .read_model
         .rooms()
@@ -96,17 +135,23 @@ async fn list(State(state): State<AppState>) -> Result<Json<Value>, ApiError> {
             room,
         })
         .collect();
-    Ok(Json(json!({ "rooms": rooms })))
+    Ok(Json(RoomList { rooms }))
 }
 
+/// One room, with the mode its history is served in.
+#[utoipa::path(get, path = "/api/rooms/{room}", operation_id = "show_room", tag = "rooms",
+    params(("room" = Uuid, Path, description = "The room's id")),
+    responses(
+        (status = 200, description = "The room", body = RoomDetail),
+        BadRequest,
+        NotFound,
+        Unavailable,
+    ))]
 async fn show(
     State(state): State<AppState>,
-    Path(room): Path<String>,
-) -> Result<Json<Value>, ApiError> {
+    ApiPath(room): ApiPath<String>,
+) -> Result<Json<RoomDetail>, ApiError> {
     let room = existing_room(&state, &room).await?;
-    let room_id = room.id;
-    let mut body =
-        serde_json::to_value(room).map_err(|e| ApiError::unavailable("serialisation", e))?;
-    body["mode"] = json!(state.hot.mode(room_id));
-    Ok(Json(body))
+    let mode = state.hot.mode(room.id);
+    Ok(Json(RoomDetail { room, mode }))
 }

@@ -1,10 +1,15 @@
 //! `POST /api/sessions`: sign in with a name, get a token.
 
-use axum::{Json, Router, extract::State, http::StatusCode, routing::post};
+use axum::{Json, extract::State, http::StatusCode};
 use chrono::Utc;
 use serde::Deserialize;
 use serde_json::{Value, json};
-use shared::event::User;
+use shared::{
+    event::User,
+    openapi::{InvalidBody, RateLimited},
+};
+use utoipa::ToSchema;
+use utoipa_axum::{router::OpenApiRouter, routes};
 use uuid::Uuid;
 
 use crate::{
@@ -13,16 +18,39 @@ use crate::{
     validate,
 };
 
-pub fn router() -> Router<AppState> {
-    Router::new().route("/api/sessions", post(create))
+pub fn router() -> OpenApiRouter<AppState> {
+    OpenApiRouter::new().routes(routes!(create))
 }
 
-#[derive(Deserialize)]
+#[derive(Deserialize, ToSchema)]
 struct NewSession {
+    /// A display name: 1 to 32 characters once trimmed, no control characters.
+    #[schema(
+        min_length = 1,
+        max_length = 32,
+        pattern = "^[^\\u0000-\\u001f\\u007f-\\u009f]*[^\\s\\u0000-\\u001f\\u007f-\\u009f][^\\u0000-\\u001f\\u007f-\\u009f]*$"
+    )]
     name: String,
 }
 
+/// A signed-in session (the JSON `create` answers).
+#[derive(ToSchema)]
+#[allow(dead_code)]
+struct Session {
+    /// Send as `Authorization: Bearer <token>`.
+    token: String,
+    user: User,
+}
+
+/// Signs in with a display name.
+///
 /// Every sign-in is a new user id: names are display names, not accounts.
+#[utoipa::path(post, path = "/api/sessions", operation_id = "create_session", tag = "sessions", request_body = NewSession,
+    responses(
+        (status = 201, description = "Signed in: a new user and its token", body = Session),
+        InvalidBody,
+        RateLimited,
+    ))]
 async fn create(
     State(state): State<AppState>,
     ApiJson(body): ApiJson<NewSession>,

@@ -4,6 +4,7 @@
 // A failed unwrap is a failed test, with its location: exactly what a test should do.
 #![allow(clippy::unwrap_used)]
 
+mod api_document;
 mod cluster;
 mod edge;
 mod embedded;

@@ -47,7 +47,8 @@ pub fn event_frame(cursor: Cursor, event: &Envelope, count: Option<usize>) -> Op
     }
 }
 
-#[derive(Serialize)]
+/// `event: mode` data: the room's history API is now served in this mode.
+#[derive(Serialize, utoipa::ToSchema)]
 pub struct ModeData {
     pub mode: RoomMode,
 }
@@ -55,12 +56,17 @@ pub struct ModeData {
 /// `count` is left out rather than guessed when this instance does not know it (its read model
 /// was unreachable and the message is older than what it has read from the log): a client then
 /// applies the `op` to the count it has.
-#[derive(Serialize)]
-struct ReactionData<'a> {
+#[derive(Serialize, utoipa::ToSchema)]
+pub struct ReactionData<'a> {
     message_id: Uuid,
+    #[schema(value_type = String)]
     emoji: &'a str,
+    #[schema(value_type = User)]
     user: &'a User,
+    /// `added` or `removed`.
+    #[schema(value_type = String, pattern = "^(added|removed)$")]
     op: &'static str,
+    /// How many users now react to the message with this emoji, when this instance knows it.
     #[serde(skip_serializing_if = "Option::is_none")]
     count: Option<usize>,
 }

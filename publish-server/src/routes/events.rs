@@ -10,12 +10,11 @@
 use std::time::Duration;
 
 use axum::{
-    Extension, Router,
+    Extension,
     body::Body,
-    extract::{Path, Query, State},
+    extract::State,
     http::{HeaderMap, HeaderValue, StatusCode, header},
     response::Response,
-    routing::get,
 };
 use bytes::{Bytes, BytesMut};
 use futures::StreamExt;
@@ -23,12 +22,16 @@ use serde::Deserialize;
 use shared::{
     cursor::Cursor,
     event::RoomMode,
-    http::{ApiError, LAST_EVENT_ID},
+    http::{ApiError, ApiPath, ApiQuery, LAST_EVENT_ID},
+    openapi::{BadRequest, NotFound, Unavailable},
+    readmodel::Message,
 };
+use utoipa::{OpenApi, ToSchema};
+use utoipa_axum::{router::OpenApiRouter, routes};
 use uuid::Uuid;
 
 use crate::{
-    hub::{ResetReason, Start, mode_frame, reset_frame},
+    hub::{ModeData, ReactionData, ResetReason, Start, mode_frame, reset_frame},
     live::{ClientGuard, Live},
     serve::{CanTakeOver, ConnectionCut, TakeOver},
     state::AppState,
@@ -47,8 +50,21 @@ pub fn is_event_stream(method: &axum::http::Method, path: &str) -> bool {
             .is_some_and(|room| !room.is_empty() && !room.contains('/'))
 }
 
-pub fn router() -> Router<AppState> {
-    Router::new().route("/api/rooms/{room}/events", get(events))
+/// The data of each event type, as components of the document (the stream's own schema is text).
+#[derive(OpenApi)]
+#[openapi(components(schemas(Message, ReactionData, ModeData, ResetData)))]
+struct EventData;
+
+pub fn router() -> OpenApiRouter<AppState> {
+    OpenApiRouter::with_openapi(EventData::openapi()).routes(routes!(events))
+}
+
+/// `event: reset` data: why the client must refetch (`cursor_too_old`, `foreign_cursor`,
+/// `unknown_cursor`, `malformed_cursor`, `lagged`).
+#[derive(ToSchema)]
+#[allow(dead_code)] // Documents `reset_frame`'s JSON.
+struct ResetData {
+    reason: String,
 }
 
 /// How long a subscription to a room the log has shown waits for the database to tell its mode.
@@ -78,10 +94,40 @@ struct ResumeQuery {
     last_event_id: Option<String>,
 }
 
+/// A room's events as Server-Sent Events.
+///
+/// Not every frame has an `id:` (the `retry:` hint, a `mode` sent on subscribing, `reset`), and `:`
+/// comments keep an idle stream open.
+#[utoipa::path(
+    get,
+    path = "/api/rooms/{room}/events",
+    operation_id = "room_events",
+    tag = "events",
+    params(
+        ("room" = Uuid, Path, description = "The room's id"),
+        ("Last-Event-ID" = Option<String>, Header,
+            description = "Resume after this event: the `id:` of the last event received"),
+        ("last_event_id" = Option<String>, Query,
+            description = "The same as `Last-Event-ID`, for a fresh `EventSource` (which cannot \
+                           send headers); the header wins when both are given"),
+    ),
+    responses(
+        (status = 200, content_type = "text/event-stream", body = String,
+            description = "An endless `text/event-stream`. Frames are `id: <cursor>` (resume with \
+                it), `event: <type>` and one `data: <json>` line. Event types and their data \
+                (schemas in the components): `message` (`Message`), `reaction` (`ReactionData`), \
+                `mode` (`ModeData`), `reset` (`ResetData`: the cursor cannot be continued; \
+                refetch the history). A client that resumes with `Last-Event-ID` gets exactly the \
+                events it missed, in order, then the live ones."),
+        BadRequest,
+        NotFound,
+        Unavailable,
+    ),
+)]
 async fn events(
     State(state): State<AppState>,
-    Path(room): Path<String>,
-    Query(query): Query<ResumeQuery>,
+    ApiPath(room): ApiPath<String>,
+    ApiQuery(query): ApiQuery<ResumeQuery>,
     cut: Option<Extension<ConnectionCut>>,
     can_take_over: Option<Extension<CanTakeOver>>,
     headers: HeaderMap,
