@@ -8,6 +8,7 @@ pub mod error;
 pub mod hot;
 pub mod limits;
 pub mod metrics;
+pub mod rate_limit;
 pub mod routes;
 pub mod settings;
 pub mod startup;

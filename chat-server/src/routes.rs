@@ -25,9 +25,10 @@ pub const MAX_BODY_BYTES: usize = 64 * 1024;
 /// The API, plus `extra` routes (the event stream in the embedded mode), plus the web app from
 /// `settings.web_dir` at every other path.
 pub fn router(state: AppState, settings: &Settings, extra: Option<Router>) -> Router {
+    let sessions = sessions::router(&state.session_limit);
     let mut app = Router::new()
         .merge(config::router(settings.public_events_url.clone()))
-        .merge(sessions::router())
+        .merge(sessions)
         .merge(rooms::router())
         .merge(messages::router())
         .merge(reactions::router())

@@ -9,12 +9,16 @@ use uuid::Uuid;
 
 use crate::{
     error::{ApiError, ApiJson},
+    rate_limit::{self, SessionLimit},
     state::AppState,
     validate,
 };
 
-pub fn router() -> Router<AppState> {
-    Router::new().route("/api/sessions", post(create))
+/// `limit` is the per-address sign-in limit, enforced before the body is read.
+pub fn router(limit: &SessionLimit) -> Router<AppState> {
+    Router::new()
+        .route("/api/sessions", post(create))
+        .route_layer(rate_limit::session_layer(limit))
 }
 
 #[derive(Deserialize)]
@@ -33,7 +37,7 @@ async fn create(
         id: Uuid::now_v7(),
         name: name.to_owned(),
     };
-    let token = state.signer.issue(&user, Utc::now());
+    let token = state.tokens.issue(&user, Utc::now());
     Ok((
         StatusCode::CREATED,
         Json(json!({"token": token, "user": user})),

@@ -16,4 +16,5 @@ mod pipeline;
 mod rebuild;
 mod security;
 mod sse;
+mod tokens;
 mod validation;
