@@ -3,17 +3,24 @@
 //! A keyed GCRA limiter (governor) per chat-server instance: memory follows the users active in the
 //! last few seconds ([`PostLimiter::housekeeping`] forgets the others). With N chat-servers behind a
 //! balancer a user can reach up to N times the rate; the limit is there to stop floods, not to meter.
+//!
+//! Why in the handler and not a tower-governor layer like the sign-in limit: the key is the verified
+//! user, and verifying can mean an async JWKS fetch, which a (synchronous) `KeyExtractor` cannot do;
+//! a layer would also verify every token twice and answer 429 before the 401/404 a bad request
+//! deserves. The answer is the same 429 as the layer's ([`crate::rate_limit::too_many_requests`]).
 
 use std::num::NonZeroU32;
 
-use axum::http::StatusCode;
 use governor::{
     DefaultKeyedRateLimiter, Quota, RateLimiter,
     clock::{Clock, DefaultClock},
 };
 use uuid::Uuid;
 
-use crate::error::ApiError;
+use crate::{
+    error::ApiError,
+    rate_limit::{retry_secs, too_many_requests},
+};
 
 /// How fast one signed-in user may write (posts, reactions, rooms), per chat-server; 429 beyond.
 #[derive(Debug, Clone, Copy, clap::Args)]
@@ -53,14 +60,11 @@ impl PostLimiter {
     /// 429 with `Retry-After` when `user` is writing faster than allowed.
     pub fn admit(&self, user: Uuid) -> Result<(), ApiError> {
         self.limiter.check_key(&user).map_err(|not_until| {
-            let wait = not_until.wait_time_from(DefaultClock::default().now());
-            let secs = wait.as_secs_f64().ceil().max(1.0) as u64;
-            ApiError::new(
-                StatusCode::TOO_MANY_REQUESTS,
-                "rate_limited",
+            let secs = retry_secs(not_until.wait_time_from(DefaultClock::default().now()));
+            too_many_requests(
+                secs,
                 format!("you are writing too fast; try again in {secs} s"),
             )
-            .with_retry_after(secs)
         })
     }
 
@@ -73,6 +77,8 @@ impl PostLimiter {
 
 #[cfg(test)]
 mod tests {
+    use axum::http::StatusCode;
+
     use super::*;
 
     #[test]

@@ -27,15 +27,15 @@ use utoipa_axum::{router::OpenApiRouter, routes};
 use uuid::Uuid;
 
 use crate::{
-    error::ApiError, idempotency::Keyed, metrics::EventTypeLabel, settings::Settings,
-    state::AppState,
+    error::ApiError, idempotency::Keyed, metrics::EventTypeLabel, rate_limit::SessionLimit,
+    settings::Settings, state::AppState,
 };
 
 /// Request bodies above this are refused with 413 before they are parsed.
 pub const MAX_BODY_BYTES: usize = 64 * 1024;
 
 /// Every route of chat-server's own, each registered with its documentation.
-fn api(settings: &Settings) -> OpenApiRouter<AppState> {
+fn api(settings: &Settings, session_limit: &SessionLimit) -> OpenApiRouter<AppState> {
     let mut doc = openapi::base(
         "hotchat chat-server",
         "hotchat's write side and fetch API: sessions, rooms, messages, reactions. Errors are \
@@ -54,7 +54,7 @@ fn api(settings: &Settings) -> OpenApiRouter<AppState> {
     );
     OpenApiRouter::with_openapi(doc)
         .merge(config::router(settings.public_events_url.clone()))
-        .merge(sessions::router())
+        .merge(sessions::router(session_limit))
         .merge(rooms::router())
         .merge(messages::router())
         .merge(reactions::router())
@@ -65,7 +65,7 @@ fn api(settings: &Settings) -> OpenApiRouter<AppState> {
 /// The API, plus `extra` routes (the event stream in the embedded mode), plus the web app from
 /// `settings.web_dir` at every other path. The published document covers the API and `extra`.
 pub fn router(state: AppState, settings: &Settings, extra: Option<OpenApiRouter>) -> Router {
-    let mut api = api(settings).with_state(state);
+    let mut api = api(settings, &state.session_limit).with_state(state);
     if let Some(extra) = extra {
         api = api.merge(extra);
     }

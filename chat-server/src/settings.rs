@@ -11,11 +11,11 @@ use anyhow::{Context, bail};
 use publish_server::settings::SseSettings;
 use shared::{
     kafka::KafkaSettings,
-    settings::{self, DataDir, DatabaseSettings, HttpSettings, KafkaArgs},
+    settings::{self, DataDir, DatabaseSettings, HttpSettings, KafkaArgs, OperatorTokenSettings},
     telemetry::LogSettings,
 };
 
-use crate::{hot::HotSettings, limits::PostLimits};
+use crate::{hot::HotSettings, limits::PostLimits, rate_limit::SessionLimits};
 
 /// Everything chat-server reads from its command line and environment.
 #[derive(Debug, Clone, clap::Parser)]
@@ -40,6 +40,14 @@ pub struct Cli {
     /// Unset: generated into `auth_secret` in the data folder without Kafka, required with it.
     #[arg(long = "auth-secret", env = "AUTH_SECRET", hide_env_values = true)]
     pub auth_secret: Option<String>,
+    /// The key that signed session tokens before `AUTH_SECRET` was rotated: its tokens are still
+    /// accepted, new ones are signed with `AUTH_SECRET`. Unset after the old tokens expired.
+    #[arg(
+        long = "auth-secret-previous",
+        env = "AUTH_SECRET_PREVIOUS",
+        hide_env_values = true
+    )]
+    pub auth_secret_previous: Option<String>,
     /// Seconds a session token stays valid.
     #[arg(
         long = "auth-token-ttl-secs",
@@ -57,6 +65,8 @@ pub struct Cli {
     #[arg(long = "public-events-url", env = "PUBLIC_EVENTS_URL")]
     pub public_events_url: Option<String>,
     #[command(flatten)]
+    pub operator_tokens: OperatorTokenSettings,
+    #[command(flatten)]
     pub data_dir: DataDir,
     #[command(flatten)]
     pub kafka: KafkaArgs,
@@ -66,6 +76,8 @@ pub struct Cli {
     pub hot: HotSettings,
     #[command(flatten)]
     pub post_limits: PostLimits,
+    #[command(flatten)]
+    pub session_limits: SessionLimits,
     #[command(flatten)]
     pub sse: SseSettings,
     #[command(flatten)]
@@ -88,6 +100,8 @@ pub struct Settings {
     pub hot: HotSettings,
     /// Per-user write limits.
     pub post_limits: PostLimits,
+    /// `SESSION_RATE`, `SESSION_BURST`: sign-ins per client address.
+    pub session_limits: SessionLimits,
     /// Event streams served by this process in the embedded mode.
     pub sse: SseSettings,
     /// `CORS_ORIGINS`: comma-separated origins allowed to call the API from a browser.
@@ -113,8 +127,12 @@ pub struct Settings {
 pub struct AuthSettings {
     /// `AUTH_SECRET`: the key that signs session tokens, shared by every chat-server.
     pub secret: String,
+    /// `AUTH_SECRET_PREVIOUS`: the secret before the last rotation, still accepted.
+    pub previous_secret: Option<String>,
     /// `AUTH_TOKEN_TTL_SECS` (default 86400): how long a session token stays valid.
     pub token_ttl: Duration,
+    /// `AUTH_JWKS`, `AUTH_JWKS_REFRESH_SECS`, `AUTH_ISSUER`, `AUTH_AUDIENCE`.
+    pub operator: OperatorTokenSettings,
 }
 
 /// The shortest `AUTH_SECRET` accepted: shorter keys are guessable.
@@ -151,6 +169,13 @@ impl Settings {
         if secret.len() < MIN_SECRET_LEN {
             bail!("AUTH_SECRET must be at least {MIN_SECRET_LEN} characters");
         }
+        if cli
+            .auth_secret_previous
+            .as_ref()
+            .is_some_and(|previous| previous.len() < MIN_SECRET_LEN)
+        {
+            bail!("AUTH_SECRET_PREVIOUS must be at least {MIN_SECRET_LEN} characters");
+        }
         Ok(Self {
             addr: cli.addr,
             kafka,
@@ -158,10 +183,13 @@ impl Settings {
             data_dir,
             auth: AuthSettings {
                 secret,
+                previous_secret: cli.auth_secret_previous,
                 token_ttl: cli.token_ttl,
+                operator: cli.operator_tokens,
             },
             hot: cli.hot,
             post_limits: cli.post_limits,
+            session_limits: cli.session_limits,
             sse: cli.sse,
             cors_origins: cli.http.cors_origins(),
             web_dir: cli.web_dir.or_else(default_web_dir),
@@ -257,6 +285,20 @@ mod tests {
     }
 
     #[test]
+    fn a_short_previous_secret_is_rejected() {
+        let error = Settings::from_vars([
+            ("HOTCHAT_DATA_DIR", data_dir()),
+            ("AUTH_SECRET", "0123456789abcdef".to_owned()),
+            ("AUTH_SECRET_PREVIOUS", "too-short".to_owned()),
+        ])
+        .unwrap_err();
+        assert!(
+            error.to_string().contains("AUTH_SECRET_PREVIOUS"),
+            "{error}"
+        );
+    }
+
+    #[test]
     fn a_short_auth_secret_is_rejected() {
         let error = Settings::from_vars([
             ("HOTCHAT_DATA_DIR", data_dir()),
@@ -281,6 +323,13 @@ mod tests {
             ("HOT_FETCH_THRESHOLD", "5"),
             ("HOT_CLIENT_RATE", "0"),
             ("USER_POST_RATE", "2"),
+            ("SESSION_RATE", "0"),
+            ("SESSION_BURST", "4"),
+            ("AUTH_SECRET_PREVIOUS", "fedcba9876543210"),
+            ("AUTH_JWKS", "https://id.example/jwks.json"),
+            ("AUTH_JWKS_REFRESH_SECS", "5"),
+            ("AUTH_ISSUER", "https://id.example"),
+            ("AUTH_AUDIENCE", "hotchat"),
             ("SSE_ROOM_BUFFER", "1"),
             ("SHUTDOWN_DRAIN_MS", "250"),
             ("HTTP_HEAD_TIMEOUT_MS", "1500"),
@@ -309,6 +358,23 @@ mod tests {
         assert_eq!(settings.hot.threshold, 5);
         assert_eq!(settings.hot.client_rate, 1, "raised to its floor");
         assert_eq!(settings.post_limits.rate, 2);
+        assert_eq!(
+            (settings.session_limits.rate, settings.session_limits.burst),
+            (1, 4),
+            "the rate is raised to its floor"
+        );
+        assert_eq!(
+            settings.auth.previous_secret.as_deref(),
+            Some("fedcba9876543210")
+        );
+        let operator = &settings.auth.operator;
+        assert_eq!(
+            operator.jwks.as_deref(),
+            Some("https://id.example/jwks.json")
+        );
+        assert_eq!(operator.jwks_refresh, Duration::from_secs(5));
+        assert_eq!(operator.issuer.as_deref(), Some("https://id.example"));
+        assert_eq!(operator.audience.as_deref(), Some("hotchat"));
         assert_eq!(settings.sse.room_buffer, 16, "raised to its floor");
         assert_eq!(settings.drain, Duration::from_millis(250));
         assert_eq!(settings.head_timeout, Duration::from_millis(1500));
@@ -346,5 +412,10 @@ mod tests {
         assert!(!hot.trust_forwarded_for);
         let limits = PostLimits::default();
         assert_eq!((limits.rate, limits.burst), (10, 30));
+        let sessions = SessionLimits::default();
+        assert_eq!((sessions.rate, sessions.burst), (30, 10));
+        let operator = OperatorTokenSettings::default();
+        assert_eq!(operator.jwks, None);
+        assert_eq!(operator.jwks_refresh, Duration::from_secs(60));
     }
 }

@@ -8,12 +8,17 @@ use publish_server::{
     read_side::{DEFAULT_PROJECTOR_GROUP, ReadSide},
     serve::{ConnectionOptions, serve},
 };
-use shared::{event_log::EventLog, readmodel::ReadModel, shutdown::CancellationToken};
+use shared::{
+    event_log::EventLog,
+    readmodel::ReadModel,
+    shutdown::CancellationToken,
+    tokens::{Jwks, JwksSource, VerifierConfig},
+};
 use tokio::net::TcpListener;
 use uuid::Uuid;
 
 use crate::{
-    auth::TokenSigner,
+    auth::TokenVerifier,
     hot::{
         FetchCounter, HotView,
         scheduler::Scheduler,
@@ -23,9 +28,10 @@ use crate::{
     idempotency::KeyStore,
     limits::PostLimiter,
     metrics::Metrics,
+    rate_limit,
     redis_client::RedisClient,
     routes,
-    settings::Settings,
+    settings::{AuthSettings, Settings},
     state::AppState,
 };
 
@@ -92,10 +98,11 @@ impl Application {
                 .max_capacity(100_000)
                 .time_to_live(Duration::from_secs(600))
                 .build(),
-            signer: Arc::new(TokenSigner::new(
-                settings.auth.secret.as_bytes(),
-                settings.auth.token_ttl,
-            )),
+            tokens: Arc::new(token_verifier(&settings.auth).await?),
+            session_limit: rate_limit::session_limit(
+                settings.session_limits,
+                settings.hot.trust_forwarded_for,
+            ),
             metrics: metrics.clone(),
             hot: hot.clone(),
             counter: counter.clone(),
@@ -190,6 +197,29 @@ impl Application {
     }
 }
 
+/// The token verifier of `auth`; with `AUTH_JWKS`, the key set is loaded once now, and a failure
+/// does not stop the server (its tokens answer 503 until a load succeeds).
+async fn token_verifier(auth: &AuthSettings) -> anyhow::Result<TokenVerifier> {
+    let operator = &auth.operator;
+    let jwks = match &operator.jwks {
+        Some(raw) => {
+            let jwks = Jwks::new(JwksSource::parse(raw), operator.jwks_refresh)
+                .context("setting up the JWKS client")?;
+            jwks.load().await;
+            Some(Arc::new(jwks))
+        }
+        None => None,
+    };
+    TokenVerifier::new(VerifierConfig {
+        secret: auth.secret.as_bytes(),
+        previous_secret: auth.previous_secret.as_deref().map(str::as_bytes),
+        ttl: auth.token_ttl,
+        jwks,
+        issuer: operator.issuer.clone(),
+        audience: operator.audience.clone(),
+    })
+}
+
 /// Every 10 s: rate limiters forget clients that went quiet, so their memory follows the active ones.
 async fn housekeeping(state: AppState, shutdown: CancellationToken) {
     let mut every = tokio::time::interval(Duration::from_secs(10));
@@ -199,6 +229,7 @@ async fn housekeeping(state: AppState, shutdown: CancellationToken) {
             _ = every.tick() => {
                 state.throttle.housekeeping();
                 state.post_limiter.housekeeping();
+                rate_limit::housekeeping(&state.session_limit);
             }
         }
     }

@@ -10,11 +10,12 @@ use shared::{
 use uuid::Uuid;
 
 use crate::{
-    auth::TokenSigner,
+    auth::TokenVerifier,
     hot::{FetchCounter, HotView, throttle::Throttle},
     idempotency::KeyStore,
     limits::PostLimiter,
     metrics::Metrics,
+    rate_limit::SessionLimit,
 };
 
 #[derive(Clone)]
@@ -27,13 +28,16 @@ pub struct AppState {
     /// Messages posted through this instance, with their room: a reaction on one is accepted even
     /// before the projector has written it (the client saw it on its stream and clicked at once).
     pub posted: Cache<Uuid, Uuid>,
-    pub signer: Arc<TokenSigner>,
+    /// Issues session tokens and verifies every bearer token.
+    pub tokens: Arc<TokenVerifier>,
     pub metrics: Arc<Metrics>,
     pub hot: Arc<HotView>,
     pub counter: Arc<FetchCounter>,
     pub throttle: Arc<Throttle>,
     /// `Idempotency-Key`s of the last 24 hours.
     pub idempotency: Arc<KeyStore>,
+    /// Sign-ins per client address (the layer on `POST /api/sessions` enforces it).
+    pub session_limit: SessionLimit,
     /// Per-user write limits.
     pub post_limiter: Arc<PostLimiter>,
     /// Key anonymous clients by `X-Forwarded-For` (behind a trusted proxy).

@@ -59,6 +59,9 @@ impl ServerProcess {
             .env_clear()
             .env("PATH", std::env::var("PATH").unwrap_or_default())
             .env("CHAT_ADDR", format!("127.0.0.1:{}", free_port()))
+            // Tests sign many users in from 127.0.0.1.
+            .env("SESSION_RATE", "1000000")
+            .env("SESSION_BURST", "100000")
             .current_dir(dir);
         command
     }

@@ -14,7 +14,7 @@
 
 use std::{net::SocketAddr, path::PathBuf, time::Duration};
 
-use chat_server::{hot::HotSettings, limits::PostLimits};
+use chat_server::{hot::HotSettings, limits::PostLimits, rate_limit::SessionLimits};
 use publish_server::settings::SseSettings;
 use shared::{cursor::Cursor, kafka::KafkaSettings, shutdown::CancellationToken};
 
@@ -52,6 +52,11 @@ pub struct Stack {
     pub hot: HotSettings,
     /// Per-user write limits of chat-servers added from now on (high by default: tests post fast).
     pub post_limits: PostLimits,
+    /// Sign-in limits of chat-servers added from now on (high by default: every test signs in
+    /// from 127.0.0.1).
+    pub session_limits: SessionLimits,
+    /// More variables for chat-servers added from now on (e.g. `AUTH_JWKS`).
+    pub chat_vars: Vec<(&'static str, String)>,
     /// Event-stream settings of servers added from now on.
     pub sse: SseSettings,
     /// One per publish-server, in order: cancelling stops that instance.
@@ -136,6 +141,11 @@ impl Stack {
                 rate: 10_000,
                 burst: 10_000,
             },
+            session_limits: SessionLimits {
+                rate: 1_000_000,
+                burst: 100_000,
+            },
+            chat_vars: Vec::new(),
             sse: SseSettings {
                 max_connections: 1_000,
                 ..SseSettings::default()
@@ -221,7 +231,10 @@ impl Stack {
         vars.extend([
             ("USER_POST_RATE", self.post_limits.rate.to_string()),
             ("USER_POST_BURST", self.post_limits.burst.to_string()),
+            ("SESSION_RATE", self.session_limits.rate.to_string()),
+            ("SESSION_BURST", self.session_limits.burst.to_string()),
         ]);
+        vars.extend(self.chat_vars.iter().cloned());
         let mut settings =
             chat_server::settings::Settings::from_vars(vars).expect("chat-server settings");
         // The API alone: unknown paths answer the API's 404, not the web app's index.html.

@@ -15,3 +15,4 @@ pub mod readmodel;
 pub mod settings;
 pub mod shutdown;
 pub mod telemetry;
+pub mod tokens;

@@ -284,6 +284,36 @@ pub struct HttpSettings {
     pub cors_origins: Option<String>,
 }
 
+/// Tokens from the operator's own identity service (checked by [`crate::tokens`]).
+#[derive(Debug, Clone, Args)]
+#[command(next_help_heading = "Operator tokens")]
+pub struct OperatorTokenSettings {
+    /// A JWK set, as a file path or an `http://`/`https://` URL: its RS256, ES256 and EdDSA keys sign
+    /// tokens this server accepts besides its own. Unset: only built-in tokens.
+    #[arg(long = "auth-jwks", env = "AUTH_JWKS")]
+    pub jwks: Option<String>,
+    /// Seconds between two reloads of the JWK set (a token with an unknown `kid` triggers one).
+    #[arg(
+        long = "auth-jwks-refresh-secs",
+        env = "AUTH_JWKS_REFRESH_SECS",
+        default_value = "60",
+        value_parser = secs
+    )]
+    pub jwks_refresh: Duration,
+    /// The `iss` operator tokens must carry. Unset: not checked.
+    #[arg(long = "auth-issuer", env = "AUTH_ISSUER")]
+    pub issuer: Option<String>,
+    /// An `aud` operator tokens must carry. Unset: not checked.
+    #[arg(long = "auth-audience", env = "AUTH_AUDIENCE")]
+    pub audience: Option<String>,
+}
+
+impl Default for OperatorTokenSettings {
+    fn default() -> Self {
+        defaults()
+    }
+}
+
 impl HttpSettings {
     /// `CORS_ORIGINS` as a list, without blanks.
     pub fn cors_origins(&self) -> Vec<String> {

@@ -28,6 +28,7 @@ use crate::{
     error::{ApiError, ApiJson},
     idempotency::{Fingerprint, IdempotencyKey, Keyed},
     metrics::ModeLabel,
+    rate_limit::{client_ip, retry_secs, too_many_requests},
     state::AppState,
     validate,
 };
@@ -181,13 +182,9 @@ async fn fetch(
             let client = client_key(&state, &headers, peer);
             if let Err(wait) = state.throttle.admit(&client) {
                 state.metrics.throttled_answers.inc();
-                let secs = wait.as_secs_f64().ceil().max(1.0) as u64;
-                let error = ApiError::new(
-                    StatusCode::TOO_MANY_REQUESTS,
-                    "rate_limited",
-                    format!("this room is busy; fetch again in {secs} s"),
-                )
-                .with_retry_after(secs);
+                let secs = retry_secs(wait);
+                let error =
+                    too_many_requests(secs, format!("this room is busy; fetch again in {secs} s"));
                 return Ok(with_mode(error.into_response(), mode));
             }
             let (read_model, metrics) = (state.read_model.clone(), state.metrics.clone());
@@ -232,26 +229,17 @@ fn with_mode(mut response: Response, mode: RoomMode) -> Response {
     response
 }
 
-/// Whom a throttled fetch is charged to: the signed-in user, else the client's address.
+/// Whom a throttled fetch is charged to: the signed-in user, else the client's address. Only keys
+/// already known verify a token here (no JWKS fetch on the hot path of a busy room).
 fn client_key(state: &AppState, headers: &HeaderMap, peer: SocketAddr) -> String {
     let user = headers
         .get(header::AUTHORIZATION)
         .and_then(|h| h.to_str().ok())
         .and_then(|h| h.strip_prefix("Bearer "))
-        .and_then(|token| state.signer.verify(token.trim(), chrono::Utc::now()).ok());
+        .and_then(|token| state.tokens.verify_cached(token.trim()));
     if let Some(user) = user {
         return format!("user:{}", user.id);
     }
-    let forwarded = state
-        .trust_forwarded_for
-        .then(|| headers.get("x-forwarded-for"))
-        .flatten()
-        .and_then(|h| h.to_str().ok())
-        .and_then(|h| h.split(',').next())
-        .map(str::trim)
-        .filter(|ip| !ip.is_empty());
-    match forwarded {
-        Some(ip) => format!("ip:{ip}"),
-        None => format!("ip:{}", peer.ip()),
-    }
+    let ip = client_ip(headers, Some(peer), state.trust_forwarded_for).unwrap_or(peer.ip());
+    format!("ip:{ip}")
 }

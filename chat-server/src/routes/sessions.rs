@@ -14,12 +14,16 @@ use uuid::Uuid;
 
 use crate::{
     error::{ApiError, ApiJson},
+    rate_limit::{self, SessionLimit},
     state::AppState,
     validate,
 };
 
-pub fn router() -> OpenApiRouter<AppState> {
-    OpenApiRouter::new().routes(routes!(create))
+/// `limit` is the per-address sign-in limit, enforced before the body is read.
+pub fn router(limit: &SessionLimit) -> OpenApiRouter<AppState> {
+    OpenApiRouter::new()
+        .routes(routes!(create))
+        .route_layer(rate_limit::session_layer(limit))
 }
 
 #[derive(Deserialize, ToSchema)]
@@ -61,7 +65,7 @@ async fn create(
         id: Uuid::now_v7(),
         name: name.to_owned(),
     };
-    let token = state.signer.issue(&user, Utc::now());
+    let token = state.tokens.issue(&user, Utc::now());
     Ok((
         StatusCode::CREATED,
         Json(json!({"token": token, "user": user})),

@@ -18,4 +18,5 @@ mod rebuild;
 mod retries;
 mod security;
 mod sse;
+mod tokens;
 mod validation;

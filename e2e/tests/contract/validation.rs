@@ -29,15 +29,22 @@ async fn every_invalid_request_gets_a_4xx_json_error_and_produces_no_record(mode
     let before = stack.records().await.len();
     assert_eq!(before, 2, "a room and a message");
 
-    let other_key =
-        chat_server::auth::TokenSigner::new(b"some-other-secret-entirely", Duration::from_secs(60))
-            .issue(
-                &shared::event::User {
-                    id: uuid::Uuid::now_v7(),
-                    name: "mallory".into(),
-                },
-                chrono::Utc::now(),
-            );
+    let other_key = shared::tokens::TokenVerifier::new(shared::tokens::VerifierConfig {
+        secret: b"some-other-secret-entirely",
+        previous_secret: None,
+        ttl: Duration::from_secs(60),
+        jwks: None,
+        issuer: None,
+        audience: None,
+    })
+    .expect("a verifier")
+    .issue(
+        &shared::event::User {
+            id: uuid::Uuid::now_v7(),
+            name: "mallory".into(),
+        },
+        chrono::Utc::now(),
+    );
     let messages = format!("/api/rooms/{room}/messages");
     let unknown_room = format!("/api/rooms/{}/messages", uuid::Uuid::now_v7());
     let reaction = |message: &str, emoji: &str| {
@@ -124,7 +131,7 @@ async fn every_invalid_request_gets_a_4xx_json_error_and_produces_no_record(mode
             Some("garbage"),
             json(json!({"text": "hi"})),
             401,
-            "unauthorized",
+            "token_invalid",
         ),
         (
             Method::POST,
@@ -132,7 +139,7 @@ async fn every_invalid_request_gets_a_4xx_json_error_and_produces_no_record(mode
             Some(&other_key),
             json(json!({"text": "hi"})),
             401,
-            "unauthorized",
+            "token_invalid",
         ),
         (
             Method::POST,
@@ -204,7 +211,7 @@ async fn every_invalid_request_gets_a_4xx_json_error_and_produces_no_record(mode
             Some("garbage"),
             None,
             401,
-            "unauthorized",
+            "token_invalid",
         ),
     ];
     for (method, path, token, body, status, code) in cases {

@@ -1,0 +1,200 @@
+//! Limits that apply to a whole route, as a tower layer (tower-governor), and the one 429 shape.
+//!
+//! `POST /api/sessions` is limited per client address, before the handler runs, so sign-ups cannot
+//! be flooded. Limits that depend on what a request is about stay in the handlers with `governor`
+//! itself: the throttled fetch limit applies only once the room is known to be hot, and the per-user
+//! write limit ([`crate::limits`]) needs the verified user, which can take a JWKS fetch.
+//!
+//! Every 429, from a layer or a handler, is [`too_many_requests`]: the API's error body with code
+//! `rate_limited` and `Retry-After`.
+
+use std::{
+    net::{IpAddr, SocketAddr},
+    sync::Arc,
+    time::Duration,
+};
+
+use axum::{
+    extract::ConnectInfo,
+    http::{HeaderMap, Request, StatusCode},
+    response::IntoResponse,
+};
+use governor::middleware::NoOpMiddleware;
+use shared::settings;
+use tower_governor::{
+    GovernorError, GovernorLayer,
+    governor::{GovernorConfig, GovernorConfigBuilder},
+    key_extractor::KeyExtractor,
+};
+
+use crate::error::ApiError;
+
+/// How often one client address may sign in (`POST /api/sessions`), per chat-server; 429 beyond.
+#[derive(Debug, Clone, Copy, clap::Args)]
+#[command(next_help_heading = "Sign-in limits")]
+pub struct SessionLimits {
+    /// Sign-ins per minute from one client address (at least 1).
+    #[arg(
+        id = "session_rate",
+        long = "session-rate",
+        env = "SESSION_RATE",
+        default_value = "30",
+        value_parser = settings::at_least(1u32)
+    )]
+    pub rate: u32,
+    /// Sign-ins one client address may make at once before the rate applies (at least 1).
+    #[arg(
+        id = "session_burst",
+        long = "session-burst",
+        env = "SESSION_BURST",
+        default_value = "10",
+        value_parser = settings::at_least(1u32)
+    )]
+    pub burst: u32,
+}
+
+impl Default for SessionLimits {
+    fn default() -> Self {
+        settings::defaults()
+    }
+}
+
+/// 429 `rate_limited` with `Retry-After: secs` (at least 1).
+pub fn too_many_requests(secs: u64, message: impl Into<String>) -> ApiError {
+    ApiError::new(StatusCode::TOO_MANY_REQUESTS, "rate_limited", message)
+        .with_retry_after(secs.max(1))
+}
+
+/// Seconds to tell a client to wait: `wait` rounded up, at least 1.
+pub fn retry_secs(wait: Duration) -> u64 {
+    wait.as_secs_f64().ceil().max(1.0) as u64
+}
+
+/// Whom an anonymous request is charged to: its peer address, or the first `X-Forwarded-For`
+/// address when `TRUST_FORWARDED_FOR` says a proxy of ours sets it (anyone can send that header).
+pub fn client_ip(
+    headers: &HeaderMap,
+    peer: Option<SocketAddr>,
+    trust_forwarded_for: bool,
+) -> Option<IpAddr> {
+    let forwarded = trust_forwarded_for
+        .then(|| headers.get("x-forwarded-for"))
+        .flatten()
+        .and_then(|h| h.to_str().ok())
+        .and_then(|h| h.split(',').next())
+        .and_then(|ip| ip.trim().parse().ok());
+    forwarded.or(peer.map(|peer| peer.ip()))
+}
+
+/// tower-governor's key: the client address of [`client_ip`].
+#[derive(Debug, Clone, Copy)]
+pub struct ClientAddress {
+    pub trust_forwarded_for: bool,
+}
+
+impl KeyExtractor for ClientAddress {
+    type Key = IpAddr;
+
+    fn extract<T>(&self, req: &Request<T>) -> Result<IpAddr, GovernorError> {
+        let peer = req
+            .extensions()
+            .get::<ConnectInfo<SocketAddr>>()
+            .map(|info| info.0);
+        client_ip(req.headers(), peer, self.trust_forwarded_for)
+            .ok_or(GovernorError::UnableToExtractKey)
+    }
+}
+
+pub type SessionLimit = Arc<GovernorConfig<ClientAddress, NoOpMiddleware>>;
+
+/// The sign-in limit's state (shared by the layer and the housekeeping that trims it).
+pub fn session_limit(limits: SessionLimits, trust_forwarded_for: bool) -> SessionLimit {
+    let period = Duration::from_secs(60) / limits.rate.max(1);
+    Arc::new(
+        GovernorConfigBuilder::default()
+            .period(period)
+            .burst_size(limits.burst.max(1))
+            .key_extractor(ClientAddress {
+                trust_forwarded_for,
+            })
+            .finish()
+            .expect("period and burst are at least 1"),
+    )
+}
+
+/// The layer enforcing `limit`, answering in the API's 429 shape.
+pub fn session_layer(
+    limit: &SessionLimit,
+) -> GovernorLayer<ClientAddress, NoOpMiddleware, axum::body::Body> {
+    GovernorLayer::new(limit.clone()).error_handler(|error| governor_error(error).into_response())
+}
+
+fn governor_error(error: GovernorError) -> ApiError {
+    match error {
+        GovernorError::TooManyRequests { wait_time, .. } => too_many_requests(
+            wait_time,
+            format!(
+                "too many sign-ins from your address; try again in {} s",
+                wait_time.max(1)
+            ),
+        ),
+        GovernorError::UnableToExtractKey => {
+            tracing::error!("no client address on a request (ConnectInfo missing)");
+            ApiError::new(
+                StatusCode::INTERNAL_SERVER_ERROR,
+                "internal",
+                "the client address is unknown",
+            )
+        }
+        GovernorError::Other { code, msg, .. } => ApiError::new(
+            code,
+            "rate_limited",
+            msg.unwrap_or_else(|| "request refused".to_owned()),
+        ),
+    }
+}
+
+/// Forgets addresses that have not signed in recently.
+pub fn housekeeping(limit: &SessionLimit) {
+    limit.limiter().retain_recent();
+    limit.limiter().shrink_to_fit();
+}
+
+#[cfg(test)]
+mod tests {
+    use axum::http::HeaderValue;
+
+    use super::*;
+
+    #[test]
+    fn forwarded_for_counts_only_when_trusted() {
+        let peer = SocketAddr::from(([10, 0, 0, 1], 4000));
+        let mut headers = HeaderMap::new();
+        headers.insert(
+            "x-forwarded-for",
+            HeaderValue::from_static("203.0.113.7, 10.0.0.2"),
+        );
+        assert_eq!(
+            client_ip(&headers, Some(peer), false),
+            Some(peer.ip()),
+            "an untrusted header is ignored"
+        );
+        assert_eq!(
+            client_ip(&headers, Some(peer), true),
+            Some(IpAddr::from([203, 0, 113, 7]))
+        );
+        headers.insert("x-forwarded-for", HeaderValue::from_static("not-an-ip"));
+        assert_eq!(client_ip(&headers, Some(peer), true), Some(peer.ip()));
+    }
+
+    #[test]
+    fn the_governor_refusal_is_the_api_429() {
+        let error = governor_error(GovernorError::TooManyRequests {
+            wait_time: 0,
+            headers: None,
+        });
+        assert_eq!(error.status, StatusCode::TOO_MANY_REQUESTS);
+        assert_eq!(error.code, "rate_limited");
+        assert_eq!(error.retry_after, Some(1));
+    }
+}
