@@ -70,9 +70,48 @@ struct Node {
 /// How long a node may take to join the cluster after it was started.
 const READY_TIMEOUT: Duration = Duration::from_secs(60);
 
+/// A node died while the cluster was starting: most often another process took one of its free
+/// ports between the moment they were picked and the moment Kafka bound them.
+#[derive(Debug)]
+struct NodeExited {
+    id: i32,
+    status: std::process::ExitStatus,
+    log: String,
+}
+
+impl std::fmt::Display for NodeExited {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        let Self { id, status, log } = self;
+        write!(
+            f,
+            "Kafka node {id} exited ({status}) while starting; see {log}"
+        )
+    }
+}
+
+impl std::error::Error for NodeExited {}
+
+/// Attempts at starting a cluster whose node died while starting (each on new ports).
+const START_ATTEMPTS: usize = 3;
+
 impl Cluster {
-    /// Formats and starts `options.nodes` nodes and waits until every broker is registered.
+    /// Formats and starts `options.nodes` nodes and waits until every broker is registered. A
+    /// node that dies while starting (a port lost to another process) makes it start again on new
+    /// ports, up to [`START_ATTEMPTS`] times; any other error is returned at once.
     pub async fn start(options: Options) -> anyhow::Result<Self> {
+        let mut attempt = 1;
+        loop {
+            match Self::start_once(options.clone()).await {
+                Err(e) if attempt < START_ATTEMPTS && e.downcast_ref::<NodeExited>().is_some() => {
+                    eprintln!("{e}; starting the cluster again on new ports");
+                    attempt += 1;
+                }
+                result => return result,
+            }
+        }
+    }
+
+    async fn start_once(options: Options) -> anyhow::Result<Self> {
         anyhow::ensure!(options.nodes >= 1, "a cluster needs at least one node");
         let libs = jars().await?;
         let dir = std::env::temp_dir().join(format!("hotchat-kafka-{}", uuid::Uuid::now_v7()));
@@ -367,10 +406,12 @@ impl Cluster {
                     && let Some(status) = child.try_wait()?
                 {
                     node.process = None;
-                    bail!(
-                        "Kafka node {id} exited ({status}) while starting; see {}",
-                        node.log.display()
-                    );
+                    return Err(NodeExited {
+                        id,
+                        status,
+                        log: node.log.display().to_string(),
+                    }
+                    .into());
                 }
             }
             if let Ok(metadata) = self.metadata(None).await {
