@@ -104,6 +104,12 @@ impl HotSettings {
     pub fn local() -> Self {
         settings::defaults()
     }
+
+    /// The least time between a client's fetches of a hot room that keeps it under
+    /// `client_rate`: a client that waits this long between fetches never gets a 429.
+    pub fn fetch_interval_ms(&self) -> u32 {
+        1000u32.div_ceil(self.client_rate.max(1))
+    }
 }
 
 /// This instance's copy of the hot set, refreshed by the scheduler loop.
@@ -174,5 +180,26 @@ impl FetchCounter {
 
     fn take(&self) -> HashMap<Uuid, u64> {
         std::mem::take(&mut *self.counts.lock().expect("counter lock"))
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn the_fetch_interval_keeps_a_client_at_or_under_its_rate() {
+        let interval = |client_rate| {
+            HotSettings {
+                client_rate,
+                ..HotSettings::local()
+            }
+            .fetch_interval_ms()
+        };
+        assert_eq!(interval(5), 200);
+        assert_eq!(interval(1), 1000);
+        // Rounded up: 333 ms would allow slightly more than 3 a second.
+        assert_eq!(interval(3), 334);
+        assert_eq!(interval(10_000), 1);
     }
 }

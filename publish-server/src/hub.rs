@@ -144,7 +144,7 @@ pub enum Payload {
 struct KnownRoom {
     partition: i32,
     /// `None` until a creation or mode change of the room has been read.
-    mode: Option<RoomMode>,
+    mode: Option<ModeData>,
 }
 
 pub struct Hub {
@@ -197,8 +197,9 @@ impl Hub {
             .insert(partition, PartitionLog::new(offset, self.resume_capacity));
     }
 
-    /// What the log has shown about `room`: `None` if nothing, else its mode if known.
-    pub fn room(&self, room: Uuid) -> Option<Option<RoomMode>> {
+    /// What the log has shown about `room`: `None` if nothing, else its mode (and the fetch
+    /// interval that goes with it) if known.
+    pub fn room(&self, room: Uuid) -> Option<Option<ModeData>> {
         self.lock().known.get(&room).map(|known| known.mode)
     }
 
@@ -393,8 +394,17 @@ impl Inner {
     /// Notes the room of `event`: its partition, and its mode when the event tells it.
     fn learn(&mut self, cursor: Cursor, event: &Envelope) {
         let mode = match &event.body {
-            EventBody::RoomCreated { .. } => Some(RoomMode::Normal),
-            EventBody::RoomModeChanged { mode } => Some(*mode),
+            EventBody::RoomCreated { .. } => Some(ModeData {
+                mode: RoomMode::Normal,
+                fetch_interval_ms: 0,
+            }),
+            EventBody::RoomModeChanged {
+                mode,
+                fetch_interval_ms,
+            } => Some(ModeData {
+                mode: *mode,
+                fetch_interval_ms: *fetch_interval_ms,
+            }),
             _ => None,
         };
         let known = self.known.entry(event.room_id).or_insert(KnownRoom {
@@ -536,16 +546,25 @@ mod tests {
         assert_eq!(hub.room(room), None);
         let created = Envelope::new(room, user(), EventBody::RoomCreated { name: "r".into() });
         hub.dispatch(at(1, 0), Some(created));
-        assert_eq!(hub.room(room), Some(Some(RoomMode::Normal)));
+        let normal = ModeData {
+            mode: RoomMode::Normal,
+            fetch_interval_ms: 0,
+        };
+        assert_eq!(hub.room(room), Some(Some(normal)));
         let hot = Envelope::new(
             room,
             user(),
             EventBody::RoomModeChanged {
                 mode: RoomMode::Throttled,
+                fetch_interval_ms: 250,
             },
         );
         hub.dispatch(at(1, 1), Some(hot));
-        assert_eq!(hub.room(room), Some(Some(RoomMode::Throttled)));
+        let throttled = ModeData {
+            mode: RoomMode::Throttled,
+            fetch_interval_ms: 250,
+        };
+        assert_eq!(hub.room(room), Some(Some(throttled)));
         let (_, message) = posted(Uuid::now_v7());
         let other = message.room_id;
         hub.dispatch(at(1, 2), Some(message));

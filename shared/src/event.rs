@@ -46,8 +46,14 @@ pub enum EventBody {
     #[serde(rename = "reaction.removed")]
     ReactionRemoved { message_id: Uuid, emoji: String },
     /// The hot-room scheduler switched the room's fetch API (written by the scheduler's leader).
+    /// `fetch_interval_ms` is the least time a client should leave between history fetches in
+    /// this mode (0: no limit); records written before it existed read as 0.
     #[serde(rename = "room.mode_changed")]
-    RoomModeChanged { mode: RoomMode },
+    RoomModeChanged {
+        mode: RoomMode,
+        #[serde(default)]
+        fetch_interval_ms: u32,
+    },
     /// The author changed a message's text. `posted_at` is the message's own time, so that a reader
     /// can show the whole message without looking it up.
     #[serde(rename = "message.edited")]
@@ -248,8 +254,14 @@ mod tests {
                 .prop_map(|(message_id, emoji)| EventBody::ReactionAdded { message_id, emoji }),
             (any_uuid(), text())
                 .prop_map(|(message_id, emoji)| EventBody::ReactionRemoved { message_id, emoji }),
-            prop_oneof![Just(RoomMode::Normal), Just(RoomMode::Throttled)]
-                .prop_map(|mode| EventBody::RoomModeChanged { mode }),
+            (
+                prop_oneof![Just(RoomMode::Normal), Just(RoomMode::Throttled)],
+                any::<u32>()
+            )
+                .prop_map(|(mode, fetch_interval_ms)| EventBody::RoomModeChanged {
+                    mode,
+                    fetch_interval_ms
+                }),
             (any_uuid(), text(), any_instant()).prop_map(|(message_id, text, posted_at)| {
                 EventBody::MessageEdited {
                     message_id,

@@ -262,10 +262,14 @@ macro_rules! apply_event {
                     .execute(&mut *conn)
                     .await?;
                 }
-                EventBody::RoomModeChanged { mode } => {
-                    sqlx::query("UPDATE rooms SET mode = $2 WHERE id = $1")
+                EventBody::RoomModeChanged {
+                    mode,
+                    fetch_interval_ms,
+                } => {
+                    sqlx::query("UPDATE rooms SET mode = $2, fetch_interval_ms = $3 WHERE id = $1")
                         .bind(event.room_id)
                         .bind(mode.as_str())
+                        .bind(i64::from(*fetch_interval_ms))
                         .execute(&mut *conn)
                         .await?;
                 }
@@ -625,20 +629,23 @@ impl ReadModel {
             .collect())
     }
 
-    /// The room's mode as last announced in the log, if the room exists.
-    pub async fn room_mode(&self, id: Uuid) -> Result<Option<RoomMode>, ReadModelError> {
-        let mode: Option<String> = on_pool!(self, |pool| {
-            sqlx::query_scalar("SELECT mode FROM rooms WHERE id = $1")
-                .bind(id)
-                .fetch_optional(pool)
-                .await?
+    /// The room's mode and fetch interval (ms) as last announced in the log, if the room exists.
+    pub async fn room_mode(&self, id: Uuid) -> Result<Option<(RoomMode, u32)>, ReadModelError> {
+        let row: Option<(String, i64)> = on_pool!(self, |pool| {
+            sqlx::query_as(
+                "SELECT mode, CAST(fetch_interval_ms AS BIGINT) FROM rooms WHERE id = $1",
+            )
+            .bind(id)
+            .fetch_optional(pool)
+            .await?
         });
-        Ok(mode.map(|m| {
-            if m == RoomMode::Throttled.as_str() {
+        Ok(row.map(|(m, interval)| {
+            let mode = if m == RoomMode::Throttled.as_str() {
                 RoomMode::Throttled
             } else {
                 RoomMode::Normal
-            }
+            };
+            (mode, u32::try_from(interval).unwrap_or(0))
         }))
     }
 

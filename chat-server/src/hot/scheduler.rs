@@ -129,7 +129,15 @@ impl Scheduler {
             // Tell every subscriber through the log, off this loop so a slow broker cannot delay
             // detection. If the broker is down the mode still applies (the fetch API reports it);
             // only the SSE notice is missed.
-            let event = Envelope::new(room, system_user(), EventBody::RoomModeChanged { mode });
+            let fetch_interval_ms = match mode {
+                RoomMode::Throttled => self.settings.fetch_interval_ms(),
+                RoomMode::Normal => 0,
+            };
+            let body = EventBody::RoomModeChanged {
+                mode,
+                fetch_interval_ms,
+            };
+            let event = Envelope::new(room, system_user(), body);
             let log = self.log.clone();
             tokio::spawn(async move {
                 if let Err(e) = log.append(&event).await {

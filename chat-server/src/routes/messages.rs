@@ -199,7 +199,8 @@ struct Deleted {
     by: User,
 }
 
-/// Deletes a message, with its reactions: its author, the room's owner or a moderator may.
+/// Deletes a message, with its reactions: its author, the room's owner or a moderator may (but
+/// nobody else the owner's).
 ///
 /// Answers once the read model has left it out, so the next history fetch does not show it.
 #[utoipa::path(delete, path = "/api/rooms/{room}/messages/{message}", operation_id = "delete_message",
@@ -232,6 +233,9 @@ async fn delete(
         return Err(forbidden(
             "only its author, the room's owner or a moderator can delete a message",
         ));
+    }
+    if posted.author == standing.owner && user.id != standing.owner {
+        return Err(forbidden("only the owner can delete the owner's messages"));
     }
     let event = Envelope::new(room.id, user, EventBody::MessageDeleted { message_id });
     append_settled(&state, &event).await?;

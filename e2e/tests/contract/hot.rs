@@ -219,13 +219,14 @@ in_both_modes!(
 async fn a_client_over_its_rate_gets_429_with_retry_after_while_a_client_under_it_keeps_getting_200(
     mode: Mode,
 ) {
-    let stack = chat_servers(mode, |stack| {
+    let mut stack = chat_servers(mode, |stack| {
         stack.hot.threshold = 5;
         stack.hot.cooldown = Duration::from_secs(60);
         stack.hot.client_rate = 2;
         stack.hot.client_burst = 2;
     })
     .await;
+    stack.add_default_publish_server().await;
     let api = stack.chat(0);
     let greedy = api.sign_in("greedy").await;
     let polite = api.sign_in("polite").await;
@@ -233,9 +234,15 @@ async fn a_client_over_its_rate_gets_429_with_retry_after_while_a_client_under_i
         .as_str()
         .unwrap()
         .to_owned();
+    let mut stream = SseClient::connect(&stack.events_url(0, &room), None).await;
     let stop = Arc::new(AtomicBool::new(false));
     let crowd = load(stack.chats.clone(), room.clone(), 50, stop.clone());
     wait_for_mode(&stack, &room, "throttled", Duration::from_secs(5)).await;
+    // The mode event tells clients how often they may fetch: at most 2/s, so every 500 ms.
+    let announced = stream.next_of("mode", Duration::from_secs(5)).await.json();
+    assert_eq!(announced["mode"], "throttled");
+    assert_eq!(announced["fetch_interval_ms"], 500, "{announced}");
+    let interval = Duration::from_millis(announced["fetch_interval_ms"].as_u64().unwrap());
 
     let fetch_as = |token: String| {
         let (api, room) = (api.clone(), room.clone());
@@ -268,9 +275,9 @@ async fn a_client_over_its_rate_gets_429_with_retry_after_while_a_client_under_i
     let body: Value = limited.json().await.unwrap();
     assert_eq!(body["error"]["code"], "rate_limited");
 
-    // One fetch every 600 ms is under 2/s: every one is answered.
-    let mut pace = tokio::time::interval(Duration::from_millis(600));
-    for _ in 0..5 {
+    // A client that keeps to the announced interval is answered every time.
+    let mut pace = tokio::time::interval(interval);
+    for _ in 0..8 {
         pace.tick().await;
         assert_eq!(fetch_as(polite.token.clone()).await.status(), 200);
     }

@@ -467,6 +467,20 @@ async fn the_owner_appoints_moderators_and_they_ban_and_lift_bans(mode: Mode) {
     })
     .await;
 
+    // Nor can a moderator delete the owner's messages.
+    let alices = id(&a.post(&alice, &room, "from the owner").await);
+    refused(
+        &b.call(
+            Method::DELETE,
+            &format!("/api/rooms/{room}/messages/{alices}"),
+            Some(&bob),
+            None,
+        )
+        .await,
+        StatusCode::FORBIDDEN,
+        "forbidden",
+    );
+
     // Dismissed, bob can no longer ban.
     let (status, _) = a
         .call(

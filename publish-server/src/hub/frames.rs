@@ -79,8 +79,15 @@ pub fn event_frame(cursor: Cursor, event: &Envelope, count: Option<usize>) -> Op
             };
             Some(frame(cursor, "reaction", &data))
         }
-        EventBody::RoomModeChanged { mode } => {
-            Some(frame(cursor, "mode", &ModeData { mode: *mode }))
+        EventBody::RoomModeChanged {
+            mode,
+            fetch_interval_ms,
+        } => {
+            let data = ModeData {
+                mode: *mode,
+                fetch_interval_ms: *fetch_interval_ms,
+            };
+            Some(frame(cursor, "mode", &data))
         }
         EventBody::RoomCreated { .. }
         | EventBody::ModeratorAdded { .. }
@@ -115,9 +122,12 @@ pub struct DeleteData<'a> {
 }
 
 /// `event: mode` data: the room's history API is now served in this mode.
-#[derive(Serialize, utoipa::ToSchema)]
+#[derive(Debug, Clone, Copy, PartialEq, Serialize, utoipa::ToSchema)]
 pub struct ModeData {
     pub mode: RoomMode,
+    /// The least time a client should leave between history fetches (0: no limit). A client that
+    /// keeps to it is never refused with 429.
+    pub fetch_interval_ms: u32,
 }
 
 /// `count` is left out rather than guessed when this instance does not know it (its read model
@@ -150,10 +160,10 @@ pub fn frame(cursor: Cursor, event: &str, data: &impl Serialize) -> Bytes {
 
 /// `event: mode` without an `id:` (so the client's resume cursor is unchanged): the room's current
 /// mode, sent first to a client that subscribes while the room is hot.
-pub fn mode_frame(mode: RoomMode) -> Bytes {
-    let mut buf = Vec::with_capacity(48);
+pub fn mode_frame(mode: ModeData) -> Bytes {
+    let mut buf = Vec::with_capacity(64);
     let _ = write!(buf, "event: mode\ndata: ");
-    serde_json::to_writer(&mut buf, &ModeData { mode }).expect("mode data serialises");
+    serde_json::to_writer(&mut buf, &mode).expect("mode data serialises");
     buf.extend_from_slice(b"\n\n");
     Bytes::from(buf)
 }

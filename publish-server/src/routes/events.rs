@@ -83,19 +83,29 @@ const KNOWN_ROOM_LOOKUP: Duration = Duration::from_millis(300);
 /// The room's mode, or 404 for a room that does not exist. A room this instance has read in the log
 /// needs no database (its mode does if the log did not say it, and falls back to normal if the
 /// database is slow or down): clients reconnect all the time, also during a database outage.
-async fn room_mode(state: &AppState, room: Uuid) -> Result<RoomMode, ApiError> {
+async fn room_mode(state: &AppState, room: Uuid) -> Result<ModeData, ApiError> {
     let known = state.hub.room(room);
     if let Some(Some(mode)) = known {
         return Ok(mode);
     }
+    let as_data = |(mode, fetch_interval_ms)| ModeData {
+        mode,
+        fetch_interval_ms,
+    };
     let asked = state.read_model.room_mode(room);
     if known.is_none() {
-        return asked.await?.ok_or_else(|| ApiError::not_found("room"));
+        return asked
+            .await?
+            .map(as_data)
+            .ok_or_else(|| ApiError::not_found("room"));
     }
     match tokio::time::timeout(KNOWN_ROOM_LOOKUP, asked).await {
-        Ok(Ok(Some(mode))) => Ok(mode),
+        Ok(Ok(Some(mode))) => Ok(as_data(mode)),
         // Not projected yet, or the database did not answer in time: the log says the room exists.
-        Ok(Ok(None)) | Ok(Err(_)) | Err(_) => Ok(RoomMode::Normal),
+        Ok(Ok(None)) | Ok(Err(_)) | Err(_) => Ok(ModeData {
+            mode: RoomMode::Normal,
+            fetch_interval_ms: 0,
+        }),
     }
 }
 
@@ -174,7 +184,7 @@ async fn events(
 
     let mut head = BytesMut::new();
     head.extend_from_slice(format!("retry: {RETRY_MS}\n\n").as_bytes());
-    if mode == RoomMode::Throttled {
+    if mode.mode == RoomMode::Throttled {
         head.extend_from_slice(&mode_frame(mode));
     }
     let mut skip_through = None;

@@ -1,3 +1,4 @@
+-- Also: the fetch interval that goes with a room's mode (hot rooms on the push side).
 -- Live-event operations: a room's owner and slow mode, edited and deleted messages, moderators and
 -- bans. All of it is projected from the log (room.created, room.updated, message.edited,
 -- message.deleted, moderator.added/removed, user.banned/unbanned), so a rebuild fills these too.
@@ -5,6 +6,8 @@
 -- The owner is the room's creator (created_by); their name as it was when they created it.
 ALTER TABLE rooms ADD COLUMN owner_name TEXT NOT NULL DEFAULT '';
 ALTER TABLE rooms ADD COLUMN slow_mode_secs INTEGER NOT NULL DEFAULT 0;
+-- The least time between a client's history fetches, announced with the mode (room.mode_changed).
+ALTER TABLE rooms ADD COLUMN fetch_interval_ms INTEGER NOT NULL DEFAULT 0;
 
 ALTER TABLE messages ADD COLUMN edited_at TIMESTAMPTZ;
 -- A deleted message stays as a tombstone: history leaves it out, but a page cursor naming it still

@@ -2,6 +2,8 @@
 
 ALTER TABLE rooms ADD COLUMN owner_name TEXT NOT NULL DEFAULT '';
 ALTER TABLE rooms ADD COLUMN slow_mode_secs INTEGER NOT NULL DEFAULT 0;
+-- The least time between a client's history fetches, announced with the mode (room.mode_changed).
+ALTER TABLE rooms ADD COLUMN fetch_interval_ms INTEGER NOT NULL DEFAULT 0;
 
 ALTER TABLE messages ADD COLUMN edited_at TEXT;
 ALTER TABLE messages ADD COLUMN deleted_at TEXT;
