@@ -16,6 +16,8 @@ export function MessageMenu({ items, buttonRef }: { items: MenuItem[]; buttonRef
   const [open, setOpen] = useState(false);
   // Which item takes focus when the menu opens: the first, or the last (opened with ArrowUp).
   const [initial, setInitial] = useState<'first' | 'last'>('first');
+  // Opens towards the larger part of the list's view, so that the header or composer do not cover it.
+  const [downwards, setDownwards] = useState(false);
   const id = useId();
   const wrapper = useRef<HTMLDivElement>(null);
   const button = useRef<HTMLButtonElement | null>(null);
@@ -37,6 +39,12 @@ export function MessageMenu({ items, buttonRef }: { items: MenuItem[]; buttonRef
   };
 
   const show = (at: 'first' | 'last') => {
+    const el = button.current;
+    if (el) {
+      const view = el.closest('.scroller')?.getBoundingClientRect() ?? { top: 0, bottom: window.innerHeight };
+      const rect = el.getBoundingClientRect();
+      setDownwards(rect.top - view.top < view.bottom - rect.bottom);
+    }
     setInitial(at);
     setOpen(true);
   };
@@ -100,7 +108,7 @@ export function MessageMenu({ items, buttonRef }: { items: MenuItem[]; buttonRef
         <span aria-hidden="true">⋯</span>
       </button>
       {open && (
-        <div className="msg-menu__list" role="menu" id={id} aria-label="Message actions" onKeyDown={onMenuKeyDown}>
+        <div className={`msg-menu__list ${downwards ? 'msg-menu__list--down' : ''}`} role="menu" id={id} aria-label="Message actions" onKeyDown={onMenuKeyDown}>
           {items.map((item, i) => (
             <button
               key={item.label}
