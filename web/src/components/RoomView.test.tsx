@@ -409,6 +409,29 @@ describe('RoomView moderation', () => {
     expect(screen.getByRole('button', { name: 'Send' }).hasAttribute('disabled')).toBe(false);
   });
 
+  it('in slow mode, counts down after a post of a member but not of the owner (exempt)', async () => {
+    const server = fakeServer();
+    server.room.slow_mode_secs = 10;
+    await open(server, alice);
+    const box = screen.getByRole('textbox', { name: 'Message' });
+    fireEvent.change(box, { target: { value: 'first' } });
+    fireEvent.keyDown(box, { key: 'Enter' });
+    await screen.findByText('Slow mode: you can post again in 10 s');
+    expect(screen.getByRole('button', { name: 'Send' }).hasAttribute('disabled')).toBe(true);
+    cleanup();
+
+    const owned = fakeServer();
+    owned.room.owner = alice;
+    owned.room.slow_mode_secs = 10;
+    await open(owned, alice);
+    await screen.findByRole('combobox', { name: 'Slow mode' });
+    const ownerBox = screen.getByRole('textbox', { name: 'Message' });
+    fireEvent.change(ownerBox, { target: { value: 'from the owner' } });
+    fireEvent.keyDown(ownerBox, { key: 'Enter' });
+    await waitFor(() => expect(item('from the owner').textContent).not.toContain('Sending'));
+    expect(screen.queryByText(/you can post again/)).toBeNull();
+  });
+
   it('lets the owner set slow mode, and shows everyone the notice from the room event', async () => {
     const server = fakeServer();
     server.room.owner = alice;
