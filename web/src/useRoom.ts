@@ -277,7 +277,7 @@ export function useRoom(api: Api, roomId: string, eventsBaseUrl: string, me: Use
       if (isCode(e, 'banned')) {
         setBan({ until: (e as ApiError).until ?? null });
       } else if (isCode(e, 'forbidden')) {
-        setError('Only the room’s owner and moderators can do that.');
+        setError('You are not allowed to do that in this room.');
         // Our role may have changed since we loaded it.
         const signal = live.current?.signal;
         api.listModerators(roomId, signal).then((list) => !signal?.aborted && setModerators(list), () => {});
