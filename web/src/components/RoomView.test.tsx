@@ -38,6 +38,8 @@ function fakeServer() {
   const moderators: { user_id: string; since: string }[] = [];
   const deleted = new Set<string>();
   let refusal: { status: number; error: Record<string, unknown>; headers?: Record<string, string> } | null = null;
+  // Calls with this method on a message answer this error from then on.
+  const messageErrors = new Map<string, { status: number; error: Record<string, unknown> }>();
   let mode = 'normal';
   let posted: ((m: Message) => void) | null = null;
   const fetch = vi.fn(async (input: RequestInfo | URL, init?: RequestInit) => {
@@ -63,6 +65,8 @@ function fakeServer() {
       const until = body.seconds === null ? null : new Date(Date.now() + body.seconds * 1000).toISOString();
       return reply(202, { user_id: url.pathname.split('/').pop(), until, reason: body.reason, by: alice, at: new Date().toISOString() });
     }
+    const messageError = messagePath && messageErrors.get(method);
+    if (messageError) return reply(messageError.status, { error: messageError.error });
     if (messagePath && method === 'PATCH') {
       const m = history.find((h) => h.id === messagePath[1]);
       if (!m) return reply(404, { error: { code: 'not_found', message: 'no such message' } });
@@ -98,6 +102,7 @@ function fakeServer() {
     moderators,
     fetch,
     refusePost: (r: typeof refusal) => (refusal = r),
+    refuseOnMessages: (method: string, status: number, code: string) => messageErrors.set(method, { status, error: { code, message: code } }),
     setMode: (m: string) => (mode = m),
     onPost: (f: (m: Message) => void) => (posted = f),
     messageFetches: () => calls.filter((c) => c.method === 'GET' && c.path.startsWith(`/api/rooms/${ROOM}/messages`)).length,
@@ -383,6 +388,38 @@ describe('RoomView moderation', () => {
     server.refusePost({ status: 403, error: { code: 'banned', message: 'you are banned', until: null } });
     fireEvent.click(within(item('let me in')).getByRole('button', { name: 'Retry' }));
     await screen.findByText('You are banned from this room for good.');
+  });
+
+  it('explains a refusal for want of a role, and reloads the moderators (no longer one)', async () => {
+    const server = fakeServer();
+    server.moderators.push({ user_id: alice.id, since: '2025-01-01T00:00:00Z' });
+    await open(server, alice, [bob, 'rude']);
+    await waitFor(() => expect(actionsOf('rude')).not.toBeNull());
+    // The owner removed alice as a moderator meanwhile.
+    server.moderators.length = 0;
+    server.refuseOnMessages('DELETE', 403, 'forbidden');
+    fireEvent.click(actionsOf('rude')!);
+    fireEvent.click(screen.getByRole('menuitem', { name: 'Delete' }));
+    expect((await screen.findByRole('alert')).textContent).toContain('You are not allowed to do that in this room.');
+    await waitFor(() => expect(actionsOf('rude')).toBeNull());
+    expect(items()).toHaveLength(1);
+  });
+
+  it('explains an edit of a message deleted meanwhile', async () => {
+    const server = fakeServer();
+    const es = await open(server, alice, [alice, 'about to go']);
+    // A moderator deleted it: the edit answers 404 (as for a message not projected yet, so it is
+    // tried again) until the delete event comes.
+    server.refuseOnMessages('PATCH', 404, 'not_found');
+    fireEvent.click(actionsOf('about to go')!);
+    fireEvent.click(screen.getByRole('menuitem', { name: 'Edit' }));
+    const editor = screen.getByRole('textbox', { name: 'Edit message' });
+    fireEvent.change(editor, { target: { value: 'changed my mind' } });
+    fireEvent.click(screen.getByRole('button', { name: 'Save' }));
+    await waitFor(() => expect(server.calls.some((c) => c.method === 'PATCH')).toBe(true));
+    act(() => es.emit('delete', { message_id: server.history[0].id, by: carol }, '0-50'));
+    expect(items()).toHaveLength(0);
+    expect((await screen.findByRole('alert')).textContent).toContain('This message was deleted.');
   });
 
   it('in slow mode, keeps the draft and counts down until the user may post again', async () => {
