@@ -9,6 +9,7 @@ pub mod hot;
 pub mod idempotency;
 pub mod limits;
 pub mod metrics;
+pub mod moderation;
 pub mod rate_limit;
 pub mod redis_client;
 pub mod routes;

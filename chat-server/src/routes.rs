@@ -5,6 +5,7 @@
 mod config;
 mod health;
 mod messages;
+mod moderation;
 mod reactions;
 mod rooms;
 mod sessions;
@@ -27,8 +28,13 @@ use utoipa_axum::{router::OpenApiRouter, routes};
 use uuid::Uuid;
 
 use crate::{
-    error::ApiError, idempotency::Keyed, metrics::EventTypeLabel, rate_limit::SessionLimit,
-    settings::Settings, state::AppState,
+    error::ApiError,
+    idempotency::Keyed,
+    metrics::EventTypeLabel,
+    moderation::{self as rules, PostedHere},
+    rate_limit::SessionLimit,
+    settings::Settings,
+    state::AppState,
 };
 
 /// Request bodies above this are refused with 413 before they are parsed.
@@ -58,6 +64,7 @@ fn api(settings: &Settings, session_limit: &SessionLimit) -> OpenApiRouter<AppSt
         .merge(rooms::router())
         .merge(messages::router())
         .merge(reactions::router())
+        .merge(moderation::router())
         .merge(health::router())
         .routes(routes!(openapi::document))
 }
@@ -105,16 +112,94 @@ async fn existing_room(state: &AppState, raw: &str) -> Result<Room, ApiError> {
     Ok(room)
 }
 
+/// The room named in the path as the read model has it now (its settings may have changed since
+/// this instance cached it); the cached one if the database does not answer.
+async fn current_room(state: &AppState, raw: &str) -> Result<Room, ApiError> {
+    let id = room_id(raw)?;
+    match state.read_model.room(id).await {
+        Ok(Some(room)) => {
+            state.rooms.insert(id, room.clone()).await;
+            Ok(room)
+        }
+        Ok(None) => existing_room(state, raw).await,
+        Err(e) => match state.rooms.get(&id).await {
+            Some(room) => Ok(room),
+            None => Err(e.into()),
+        },
+    }
+}
+
+/// `user`'s standing in `room`, refusing the write with 403 `banned` if they are banned there.
+async fn not_banned(
+    state: &AppState,
+    room: &Room,
+    user: Uuid,
+) -> Result<shared::readmodel::Standing, ApiError> {
+    let standing = rules::standing(&state.read_model, &state.standings, room, user).await;
+    rules::not_banned(&standing)?;
+    Ok(standing)
+}
+
+/// The message `raw` of `room`, if it is there and not deleted: from the read model, else (not
+/// projected yet, or the database is out) as posted through this instance.
+///
+/// A young message id the read model does not have yet may have been posted through another
+/// chat-server a moment ago: that case waits for the projector to catch up with the log, then
+/// looks again (charged to the user's write limit, so made-up ids cannot make it wait for free).
+async fn live_message(
+    state: &AppState,
+    user: Uuid,
+    room: Uuid,
+    raw: &str,
+) -> Result<PostedHere, ApiError> {
+    let id: Uuid = raw.parse().map_err(|_| ApiError::not_found("message"))?;
+    let here = state.posted.get(&id).await.filter(|p| p.room == room);
+    let mut facts = state.read_model.message_facts(room, id).await;
+    if matches!(facts, Ok(None)) && here.is_none() && rules::recent(id) {
+        state.post_limiter.admit(user)?;
+        rules::catch_up(&state.log, &state.read_model).await;
+        facts = state.read_model.message_facts(room, id).await;
+    }
+    match facts {
+        Ok(Some(facts)) if facts.deleted => Err(ApiError::not_found("message")),
+        Ok(Some(facts)) => Ok(PostedHere {
+            room,
+            author: facts.author,
+            at: facts.at,
+        }),
+        Ok(None) => here.ok_or_else(|| ApiError::not_found("message")),
+        Err(e) => here.ok_or_else(|| e.into()),
+    }
+}
+
+/// Appends a moderation event and answers once the read model has it (see
+/// [`rules::settle`]), so that the next write anywhere is checked against it.
+async fn append_settled(state: &AppState, event: &Envelope) -> Result<(), ApiError> {
+    let cursor = append(state, event).await?;
+    rules::settle(&state.read_model, cursor).await;
+    Ok(())
+}
+
+/// A post's slow-mode slot: claimed just before its event is appended, given back if the append
+/// fails.
+pub struct SlowSlot {
+    room: Uuid,
+    user: Uuid,
+    secs: u32,
+}
+
 /// Appends `event`; with an `Idempotency-Key` (`keyed`), appends the first attempt's event instead,
-/// and nothing when the log already acknowledged it (see [`crate::idempotency`]). Returns the event
-/// to answer for, and where it was appended if it was.
+/// and nothing when the log already acknowledged it (see [`crate::idempotency`]). A retry of an
+/// acknowledged write claims no `slow` slot. Returns the event to answer for, and where it was
+/// appended if it was.
 async fn append_once(
     state: &AppState,
     keyed: Option<&Keyed<'_>>,
     mut event: Envelope,
+    slow: Option<SlowSlot>,
 ) -> Result<(Envelope, Option<Cursor>), ApiError> {
     let Some(keyed) = keyed else {
-        let cursor = append(state, &event).await?;
+        let cursor = append_in_slot(state, &event, slow).await?;
         return Ok((event, Some(cursor)));
     };
     event.event_id = keyed.id("event");
@@ -122,9 +207,28 @@ async fn append_once(
     if write.acknowledged {
         return Ok((write.event, None));
     }
-    let cursor = append(state, &write.event).await?;
+    let cursor = append_in_slot(state, &write.event, slow).await?;
     state.idempotency.acknowledged(&write).await;
     Ok((write.event, Some(cursor)))
+}
+
+async fn append_in_slot(
+    state: &AppState,
+    event: &Envelope,
+    slow: Option<SlowSlot>,
+) -> Result<Cursor, ApiError> {
+    let Some(slot) = slow else {
+        return append(state, event).await;
+    };
+    state
+        .slow_mode
+        .claim(slot.room, slot.user, slot.secs)
+        .await?;
+    let appended = append(state, event).await;
+    if appended.is_err() {
+        state.slow_mode.release(slot.room, slot.user).await;
+    }
+    appended
 }
 
 /// Appends `event` on behalf of its user, answering 429 when the user writes too fast and 503 when

@@ -28,6 +28,7 @@ use crate::{
     idempotency::KeyStore,
     limits::PostLimiter,
     metrics::Metrics,
+    moderation::{self, SlowMode},
     rate_limit,
     redis_client::RedisClient,
     routes,
@@ -98,6 +99,8 @@ impl Application {
                 .max_capacity(100_000)
                 .time_to_live(Duration::from_secs(600))
                 .build(),
+            standings: moderation::last_standings(),
+            slow_mode: Arc::new(SlowMode::new(redis.clone())),
             tokens: Arc::new(token_verifier(&settings.auth).await?),
             session_limit: rate_limit::session_limit(
                 settings.session_limits,

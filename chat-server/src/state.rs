@@ -15,6 +15,7 @@ use crate::{
     idempotency::KeyStore,
     limits::PostLimiter,
     metrics::Metrics,
+    moderation::{LastStandings, PostedHere, SlowMode},
     rate_limit::SessionLimit,
 };
 
@@ -25,9 +26,14 @@ pub struct AppState {
     /// Rooms already seen: rooms are never deleted, so a hit needs no database query (and a hot
     /// room's fetches do not query the database just to learn that the room exists).
     pub rooms: Cache<Uuid, Room>,
-    /// Messages posted through this instance, with their room: a reaction on one is accepted even
-    /// before the projector has written it (the client saw it on its stream and clicked at once).
-    pub posted: Cache<Uuid, Uuid>,
+    /// Messages posted through this instance, with their room and author: a reaction, an edit or
+    /// a delete of one is accepted even before the projector has written it (the client saw it on
+    /// its stream and clicked at once).
+    pub posted: Cache<Uuid, PostedHere>,
+    /// Each user's standing per room as last read, for when the database does not answer.
+    pub standings: LastStandings,
+    /// Slow-mode slots per room and user.
+    pub slow_mode: Arc<SlowMode>,
     /// Issues session tokens and verifies every bearer token.
     pub tokens: Arc<TokenVerifier>,
     pub metrics: Arc<Metrics>,

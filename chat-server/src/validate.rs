@@ -21,6 +21,61 @@ fn invalid(code: &'static str, message: impl Into<String>) -> Invalid {
     }
 }
 
+/// The longest slow-mode interval, in seconds (one hour).
+pub const MAX_SLOW_MODE_SECS: i64 = 3600;
+/// The longest timed ban, in seconds (one year); longer is a ban until lifted (`null`).
+pub const MAX_BAN_SECS: i64 = 365 * 24 * 3600;
+/// The longest ban reason, in characters.
+pub const MAX_REASON_CHARS: usize = 200;
+
+/// A room's slow mode: 0 (off) to [`MAX_SLOW_MODE_SECS`] seconds.
+pub fn slow_mode_secs(secs: i64) -> Result<u32, Invalid> {
+    u32::try_from(secs)
+        .ok()
+        .filter(|&s| i64::from(s) <= MAX_SLOW_MODE_SECS)
+        .ok_or_else(|| {
+            invalid(
+                "invalid_slow_mode",
+                format!("slow_mode_secs must be a whole number from 0 to {MAX_SLOW_MODE_SECS}"),
+            )
+        })
+}
+
+/// A ban's length: `None` (until lifted) or 1 to [`MAX_BAN_SECS`] seconds.
+pub fn ban_secs(secs: Option<i64>) -> Result<Option<u32>, Invalid> {
+    secs.map(|secs| {
+        u32::try_from(secs)
+            .ok()
+            .filter(|&s| s >= 1 && i64::from(s) <= MAX_BAN_SECS)
+            .ok_or_else(|| {
+                invalid(
+                    "invalid_ban",
+                    format!("seconds must be null (until lifted) or from 1 to {MAX_BAN_SECS}"),
+                )
+            })
+    })
+    .transpose()
+}
+
+/// A ban's reason: trimmed, at most [`MAX_REASON_CHARS`] characters, no control characters; may
+/// be empty.
+pub fn reason(raw: &str) -> Result<&str, Invalid> {
+    let reason = raw.trim();
+    if reason.chars().count() > MAX_REASON_CHARS {
+        return Err(invalid(
+            "invalid_ban",
+            format!("reason must be at most {MAX_REASON_CHARS} characters"),
+        ));
+    }
+    if reason.chars().any(char::is_control) {
+        return Err(invalid(
+            "invalid_ban",
+            "reason must not contain control characters",
+        ));
+    }
+    Ok(reason)
+}
+
 /// A message text: not blank, at most [`MAX_TEXT_CHARS`] characters. Kept as written (no trimming).
 pub fn message_text(text: &str) -> Result<&str, Invalid> {
     if text.trim().is_empty() {
@@ -76,6 +131,28 @@ pub fn emoji(raw: &str) -> Result<&'static str, Invalid> {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn slow_mode_is_zero_to_an_hour() {
+        assert_eq!(slow_mode_secs(0), Ok(0));
+        assert_eq!(slow_mode_secs(3600), Ok(3600));
+        for bad in [-1, 3601, i64::from(u32::MAX) + 1, i64::MIN] {
+            assert_eq!(slow_mode_secs(bad).unwrap_err().code, "invalid_slow_mode");
+        }
+    }
+
+    #[test]
+    fn a_ban_lasts_from_a_second_to_a_year_or_until_lifted() {
+        assert_eq!(ban_secs(None), Ok(None));
+        assert_eq!(ban_secs(Some(1)), Ok(Some(1)));
+        assert_eq!(ban_secs(Some(MAX_BAN_SECS)), Ok(Some(31_536_000)));
+        for bad in [0, -5, MAX_BAN_SECS + 1] {
+            assert_eq!(ban_secs(Some(bad)).unwrap_err().code, "invalid_ban");
+        }
+        assert_eq!(reason("  spam  "), Ok("spam"));
+        assert_eq!(reason("a\u{7}b").unwrap_err().code, "invalid_ban");
+        assert!(reason(&"x".repeat(MAX_REASON_CHARS + 1)).is_err());
+    }
 
     #[test]
     fn message_text_must_not_be_blank() {

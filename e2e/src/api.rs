@@ -1,6 +1,6 @@
 //! A small client for the chat-server API, as a browser or another team's service would use it.
 
-use reqwest::{Client, Response, StatusCode};
+use reqwest::{Client, Method, Response, StatusCode};
 use serde_json::{Value, json};
 
 /// A signed-in user.
@@ -164,6 +164,34 @@ impl Api {
             .await
             .expect("room JSON");
         room["mode"].as_str().expect("mode").to_owned()
+    }
+
+    /// Any API call: `method` on `path`, as `session` if given, with a JSON `body` if given. Returns
+    /// the status and the JSON answer (`null` when the body is not JSON).
+    pub async fn call(
+        &self,
+        method: Method,
+        path: &str,
+        session: Option<&Session>,
+        body: Option<Value>,
+    ) -> (StatusCode, Value) {
+        let mut request = self.http.request(method.clone(), self.url(path));
+        if let Some(session) = session {
+            request = request.bearer_auth(&session.token);
+        }
+        if let Some(body) = body {
+            request = request.json(&body);
+        }
+        let response = request
+            .send()
+            .await
+            .unwrap_or_else(|e| panic!("{method} {path}: {e}"));
+        let status = response.status();
+        let bytes = response.bytes().await.expect("an answer body");
+        (
+            status,
+            serde_json::from_slice(&bytes).unwrap_or(Value::Null),
+        )
     }
 
     /// PUT (add) or DELETE (remove) a reaction; returns the status.

@@ -31,7 +31,7 @@ mod resume;
 mod seeds;
 mod tallies;
 
-pub use frames::{ModeData, ReactionData, frame, mode_frame, reset_frame};
+pub use frames::{DeleteData, EditData, ModeData, ReactionData, frame, mode_frame, reset_frame};
 pub use resume::Buffered;
 
 use std::{
@@ -281,7 +281,18 @@ impl Hub {
                 // A repeated add or a remove of nothing changes no count: nothing to tell.
                 (reacted.changed, reacted.count)
             }
-            EventBody::RoomModeChanged { .. } => (true, None),
+            EventBody::MessageDeleted { message_id } => {
+                inner.tallies.deleted(*message_id);
+                (true, None)
+            }
+            EventBody::RoomModeChanged { .. }
+            | EventBody::MessageEdited { .. }
+            | EventBody::RoomUpdated { .. } => (true, None),
+            // Roles and bans concern the write side; streams do not show them.
+            EventBody::ModeratorAdded { .. }
+            | EventBody::ModeratorRemoved { .. }
+            | EventBody::UserBanned { .. }
+            | EventBody::UserUnbanned { .. } => (false, None),
         };
         let partition = inner.partition(cursor, self.resume_capacity);
         if !tell {

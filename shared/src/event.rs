@@ -48,6 +48,41 @@ pub enum EventBody {
     /// The hot-room scheduler switched the room's fetch API (written by the scheduler's leader).
     #[serde(rename = "room.mode_changed")]
     RoomModeChanged { mode: RoomMode },
+    /// The author changed a message's text. `posted_at` is the message's own time, so that a reader
+    /// can show the whole message without looking it up.
+    #[serde(rename = "message.edited")]
+    MessageEdited {
+        message_id: Uuid,
+        text: String,
+        posted_at: DateTime<Utc>,
+    },
+    /// The author, the room's owner or a moderator removed a message (and with it its reactions).
+    #[serde(rename = "message.deleted")]
+    MessageDeleted { message_id: Uuid },
+    /// The owner or a moderator changed the room's settings. Carries the whole room after the
+    /// change, so that a reader (and the SSE `event: room`) needs no lookup.
+    #[serde(rename = "room.updated")]
+    RoomUpdated {
+        name: String,
+        owner: User,
+        created_at: DateTime<Utc>,
+        slow_mode_secs: u32,
+    },
+    /// The owner made a user a moderator of the room.
+    #[serde(rename = "moderator.added")]
+    ModeratorAdded { user_id: Uuid },
+    #[serde(rename = "moderator.removed")]
+    ModeratorRemoved { user_id: Uuid },
+    /// The owner or a moderator banned a user from writing in the room until `until` (`None`: until
+    /// lifted). A later ban of the same user replaces it.
+    #[serde(rename = "user.banned")]
+    UserBanned {
+        user_id: Uuid,
+        until: Option<DateTime<Utc>>,
+        reason: String,
+    },
+    #[serde(rename = "user.unbanned")]
+    UserUnbanned { user_id: Uuid },
 }
 
 /// How a room's history API is served.
@@ -139,6 +174,13 @@ impl Envelope {
             EventBody::ReactionAdded { .. } => "reaction.added",
             EventBody::ReactionRemoved { .. } => "reaction.removed",
             EventBody::RoomModeChanged { .. } => "room.mode_changed",
+            EventBody::MessageEdited { .. } => "message.edited",
+            EventBody::MessageDeleted { .. } => "message.deleted",
+            EventBody::RoomUpdated { .. } => "room.updated",
+            EventBody::ModeratorAdded { .. } => "moderator.added",
+            EventBody::ModeratorRemoved { .. } => "moderator.removed",
+            EventBody::UserBanned { .. } => "user.banned",
+            EventBody::UserUnbanned { .. } => "user.unbanned",
         }
     }
 }
@@ -208,6 +250,35 @@ mod tests {
                 .prop_map(|(message_id, emoji)| EventBody::ReactionRemoved { message_id, emoji }),
             prop_oneof![Just(RoomMode::Normal), Just(RoomMode::Throttled)]
                 .prop_map(|mode| EventBody::RoomModeChanged { mode }),
+            (any_uuid(), text(), any_instant()).prop_map(|(message_id, text, posted_at)| {
+                EventBody::MessageEdited {
+                    message_id,
+                    text,
+                    posted_at,
+                }
+            }),
+            any_uuid().prop_map(|message_id| EventBody::MessageDeleted { message_id }),
+            (text(), any_uuid(), text(), any_instant(), any::<u32>()).prop_map(
+                |(name, owner_id, owner_name, created_at, slow_mode_secs)| EventBody::RoomUpdated {
+                    name,
+                    owner: User {
+                        id: owner_id,
+                        name: owner_name
+                    },
+                    created_at,
+                    slow_mode_secs,
+                }
+            ),
+            any_uuid().prop_map(|user_id| EventBody::ModeratorAdded { user_id }),
+            any_uuid().prop_map(|user_id| EventBody::ModeratorRemoved { user_id }),
+            (any_uuid(), proptest::option::of(any_instant()), text()).prop_map(
+                |(user_id, until, reason)| EventBody::UserBanned {
+                    user_id,
+                    until,
+                    reason
+                }
+            ),
+            any_uuid().prop_map(|user_id| EventBody::UserUnbanned { user_id }),
         ]
     }
 
@@ -226,20 +297,43 @@ mod tests {
     }
 
     /// The fields of `data` that each known `type` requires.
-    const TYPES: [(&str, &[&str]); 5] = [
+    const TYPES: [(&str, &[&str]); 12] = [
         ("room.created", &["name"]),
         ("message.posted", &["message_id", "text"]),
         ("reaction.added", &["message_id", "emoji"]),
         ("reaction.removed", &["message_id", "emoji"]),
         ("room.mode_changed", &["mode"]),
+        ("message.edited", &["message_id", "text", "posted_at"]),
+        ("message.deleted", &["message_id"]),
+        (
+            "room.updated",
+            &["name", "owner", "created_at", "slow_mode_secs"],
+        ),
+        ("moderator.added", &["user_id"]),
+        ("moderator.removed", &["user_id"]),
+        // `until` may be absent: an absent Option reads as None (a ban until lifted).
+        ("user.banned", &["user_id", "reason"]),
+        ("user.unbanned", &["user_id"]),
     ];
 
     /// A `data` value and the well-typed fields it has: any subset of the fields any type uses,
     /// or something that has none of them right.
     fn any_data() -> impl Strategy<Value = (serde_json::Value, Vec<&'static str>)> {
         let fields = proptest::sample::subsequence(
-            vec!["name", "message_id", "text", "emoji", "mode"],
-            0..=5,
+            vec![
+                "name",
+                "message_id",
+                "text",
+                "emoji",
+                "mode",
+                "posted_at",
+                "slow_mode_secs",
+                "user_id",
+                "reason",
+                "owner",
+                "created_at",
+            ],
+            0..=11,
         );
         prop_oneof![
             4 => fields.prop_map(|fields| {
@@ -247,8 +341,13 @@ mod tests {
                     .iter()
                     .map(|&field| {
                         let value = match field {
-                            "message_id" => serde_json::json!(Uuid::now_v7()),
+                            "message_id" | "user_id" => serde_json::json!(Uuid::now_v7()),
                             "mode" => serde_json::json!("throttled"),
+                            "posted_at" | "created_at" => {
+                                serde_json::json!("2026-11-22T00:00:00.123Z")
+                            }
+                            "owner" => serde_json::json!({"id": Uuid::now_v7(), "name": "o"}),
+                            "slow_mode_secs" => serde_json::json!(30),
                             _ => serde_json::json!("some text"),
                         };
                         (field.to_owned(), value)

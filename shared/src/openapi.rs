@@ -43,6 +43,9 @@ pub struct ErrorDetail {
     pub code: String,
     /// For people: what to fix (4xx), or which dependency failed (5xx).
     pub message: String,
+    /// With `banned` only: when the ban ends (`null`: until a moderator lifts it).
+    #[schema(value_type = Option<String>, format = DateTime)]
+    pub until: Option<String>,
 }
 
 /// The document both servers start from: the error schema as a component.
@@ -141,8 +144,23 @@ impl IntoResponses for RateLimited {
     fn responses() -> BTreeMap<String, RefOr<ApiResponse>> {
         responses(&[(
             "429",
-            "Too many requests from this caller (`rate_limited`); try again after `Retry-After` seconds",
+            "Too many requests from this caller (`rate_limited`), or a post sooner than the \
+             room's slow mode allows (`slow_mode`); try again after `Retry-After` seconds",
             true,
+        )])
+    }
+}
+
+/// 403: the user may not do this in this room.
+pub struct Forbidden;
+
+impl IntoResponses for Forbidden {
+    fn responses() -> BTreeMap<String, RefOr<ApiResponse>> {
+        responses(&[(
+            "403",
+            "The user has no role here that allows this (`forbidden`), or is banned from writing \
+             in this room (`banned`, with `until`)",
+            false,
         )])
     }
 }

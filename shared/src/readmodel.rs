@@ -37,11 +37,111 @@ pub static SQLITE_MIGRATOR: Migrator = sqlx::migrate!("./migrations/sqlite");
 pub const MAX_PAGE: i64 = 200;
 
 /// A room as the API shows it.
-#[derive(Debug, Clone, PartialEq, Serialize, sqlx::FromRow, utoipa::ToSchema)]
+#[derive(Debug, Clone, PartialEq, Serialize, utoipa::ToSchema)]
 pub struct Room {
     pub id: Uuid,
     pub name: String,
     pub created_at: DateTime<Utc>,
+    /// The room's creator: appoints moderators, and nobody can act on them.
+    pub owner: User,
+    /// Each user may post once per this many seconds (moderators exempt); 0 is off.
+    pub slow_mode_secs: u32,
+}
+
+#[derive(sqlx::FromRow)]
+struct RoomRow {
+    id: Uuid,
+    name: String,
+    created_at: DateTime<Utc>,
+    created_by: Uuid,
+    owner_name: String,
+    slow_mode_secs: i64,
+}
+
+impl From<RoomRow> for Room {
+    fn from(r: RoomRow) -> Self {
+        Room {
+            id: r.id,
+            name: r.name,
+            created_at: r.created_at,
+            owner: User {
+                id: r.created_by,
+                name: r.owner_name,
+            },
+            slow_mode_secs: u32::try_from(r.slow_mode_secs).unwrap_or(0),
+        }
+    }
+}
+
+const ROOM_COLUMNS: &str = "id, name, created_at, created_by, owner_name, \
+                            CAST(slow_mode_secs AS BIGINT) AS slow_mode_secs";
+
+/// What the write side needs to know about one user in one room to admit a write.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Standing {
+    pub owner: Uuid,
+    pub moderator: bool,
+    /// The user's ban in this room, if there is one (it may have expired: see [`Ban::active`]).
+    pub ban: Option<Ban>,
+    pub slow_mode_secs: u32,
+}
+
+/// A user banned from writing in a room.
+#[derive(Debug, Clone, PartialEq, Serialize, utoipa::ToSchema)]
+pub struct Ban {
+    pub user_id: Uuid,
+    /// When the ban ends; `null`: until lifted.
+    pub until: Option<DateTime<Utc>>,
+    pub reason: String,
+    /// Who banned them.
+    pub by: User,
+    pub at: DateTime<Utc>,
+}
+
+impl Ban {
+    pub fn active(&self, now: DateTime<Utc>) -> bool {
+        self.until.is_none_or(|until| until > now)
+    }
+}
+
+#[derive(sqlx::FromRow)]
+struct BanRow {
+    user_id: Uuid,
+    until: Option<DateTime<Utc>>,
+    reason: String,
+    by_id: Uuid,
+    by_name: String,
+    at: DateTime<Utc>,
+}
+
+impl From<BanRow> for Ban {
+    fn from(b: BanRow) -> Self {
+        Ban {
+            user_id: b.user_id,
+            until: b.until,
+            reason: b.reason,
+            by: User {
+                id: b.by_id,
+                name: b.by_name,
+            },
+            at: b.at,
+        }
+    }
+}
+
+/// A moderator of a room.
+#[derive(Debug, Clone, PartialEq, Serialize, sqlx::FromRow, utoipa::ToSchema)]
+pub struct Moderator {
+    pub user_id: Uuid,
+    pub since: DateTime<Utc>,
+}
+
+/// A message's author and time, and whether it was deleted: what an edit or a delete checks.
+#[derive(Debug, Clone, PartialEq)]
+pub struct MessageFacts {
+    pub author: Uuid,
+    pub at: DateTime<Utc>,
+    pub deleted: bool,
 }
 
 /// A message as the API and the SSE stream show it.
@@ -52,6 +152,9 @@ pub struct Message {
     pub user: User,
     pub text: String,
     pub at: DateTime<Utc>,
+    /// When the author last changed the text; absent if they never did.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub edited_at: Option<DateTime<Utc>>,
     /// Emoji → number of users who reacted with it; emojis nobody uses are left out.
     pub reactions: BTreeMap<String, i64>,
 }
@@ -64,6 +167,7 @@ struct MessageRow {
     user_name: String,
     text: String,
     at: DateTime<Utc>,
+    edited_at: Option<DateTime<Utc>>,
 }
 
 /// Errors of the read model. `Unavailable` is the database being down or overloaded.
@@ -109,12 +213,13 @@ macro_rules! apply_event {
             match &event.body {
                 EventBody::RoomCreated { name } => {
                     sqlx::query(
-                        "INSERT INTO rooms (id, name, created_by, created_at) VALUES ($1, $2, $3, $4) \
-                         ON CONFLICT (id) DO NOTHING",
+                        "INSERT INTO rooms (id, name, created_by, owner_name, created_at) \
+                         VALUES ($1, $2, $3, $4, $5) ON CONFLICT (id) DO NOTHING",
                     )
                     .bind(event.room_id)
                     .bind(name)
                     .bind(event.user.id)
+                    .bind(&event.user.name)
                     .bind(event.at)
                     .execute(&mut *conn)
                     .await?;
@@ -135,8 +240,10 @@ macro_rules! apply_event {
                     .await?;
                 }
                 EventBody::ReactionAdded { message_id, emoji } => {
+                    // A reaction that raced the message's deletion is dropped with it.
                     sqlx::query(
-                        "INSERT INTO reactions (message_id, emoji, user_id) VALUES ($1, $2, $3) \
+                        "INSERT INTO reactions (message_id, emoji, user_id) SELECT $1, $2, $3 \
+                         WHERE EXISTS (SELECT 1 FROM messages WHERE id = $1 AND deleted_at IS NULL) \
                          ON CONFLICT DO NOTHING",
                     )
                     .bind(message_id)
@@ -159,6 +266,85 @@ macro_rules! apply_event {
                     sqlx::query("UPDATE rooms SET mode = $2 WHERE id = $1")
                         .bind(event.room_id)
                         .bind(mode.as_str())
+                        .execute(&mut *conn)
+                        .await?;
+                }
+                EventBody::MessageEdited { message_id, text, .. } => {
+                    sqlx::query(
+                        "UPDATE messages SET text = $3, edited_at = $4 \
+                         WHERE id = $1 AND room_id = $2 AND deleted_at IS NULL",
+                    )
+                    .bind(message_id)
+                    .bind(event.room_id)
+                    .bind(text)
+                    .bind(event.at)
+                    .execute(&mut *conn)
+                    .await?;
+                }
+                EventBody::MessageDeleted { message_id } => {
+                    let deleted = sqlx::query(
+                        "UPDATE messages SET deleted_at = $3 \
+                         WHERE id = $1 AND room_id = $2 AND deleted_at IS NULL",
+                    )
+                    .bind(message_id)
+                    .bind(event.room_id)
+                    .bind(event.at)
+                    .execute(&mut *conn)
+                    .await?
+                    .rows_affected();
+                    if deleted > 0 {
+                        sqlx::query("DELETE FROM reactions WHERE message_id = $1")
+                            .bind(message_id)
+                            .execute(&mut *conn)
+                            .await?;
+                    }
+                }
+                EventBody::RoomUpdated { slow_mode_secs, .. } => {
+                    sqlx::query("UPDATE rooms SET slow_mode_secs = $2 WHERE id = $1")
+                        .bind(event.room_id)
+                        .bind(i64::from(*slow_mode_secs))
+                        .execute(&mut *conn)
+                        .await?;
+                }
+                EventBody::ModeratorAdded { user_id } => {
+                    sqlx::query(
+                        "INSERT INTO moderators (room_id, user_id, since) VALUES ($1, $2, $3) \
+                         ON CONFLICT DO NOTHING",
+                    )
+                    .bind(event.room_id)
+                    .bind(user_id)
+                    .bind(event.at)
+                    .execute(&mut *conn)
+                    .await?;
+                }
+                EventBody::ModeratorRemoved { user_id } => {
+                    sqlx::query("DELETE FROM moderators WHERE room_id = $1 AND user_id = $2")
+                        .bind(event.room_id)
+                        .bind(user_id)
+                        .execute(&mut *conn)
+                        .await?;
+                }
+                EventBody::UserBanned { user_id, until, reason } => {
+                    sqlx::query(
+                        "INSERT INTO bans (room_id, user_id, until, reason, by_id, by_name, at) \
+                         VALUES ($1, $2, $3, $4, $5, $6, $7) ON CONFLICT (room_id, user_id) \
+                         DO UPDATE SET until = excluded.until, reason = excluded.reason, \
+                         by_id = excluded.by_id, by_name = excluded.by_name, at = excluded.at",
+                    )
+                    .bind(event.room_id)
+                    .bind(user_id)
+                    .bind(until)
+                    .bind(reason)
+                    .bind(event.user.id)
+                    .bind(&event.user.name)
+                    .bind(event.at)
+                    .execute(&mut *conn)
+                    .await?;
+                }
+                EventBody::UserUnbanned { user_id } => {
+                    sqlx::query("DELETE FROM bans WHERE room_id = $1 AND user_id = $2")
+                        .bind(event.room_id)
+                        .bind(user_id)
                         .execute(&mut *conn)
                         .await?;
                 }
@@ -321,12 +507,122 @@ impl ReadModel {
     }
 
     pub async fn room(&self, id: Uuid) -> Result<Option<Room>, ReadModelError> {
+        let sql = format!("SELECT {ROOM_COLUMNS} FROM rooms WHERE id = $1");
+        let row: Option<RoomRow> = on_pool!(self, |pool| {
+            sqlx::query_as(&sql).bind(id).fetch_optional(pool).await?
+        });
+        Ok(row.map(Room::from))
+    }
+
+    /// How far `partition` has been projected: every record before this offset is in the tables.
+    pub async fn projected(&self, partition: i32) -> Result<Option<i64>, ReadModelError> {
         Ok(on_pool!(self, |pool| {
-            sqlx::query_as("SELECT id, name, created_at FROM rooms WHERE id = $1")
-                .bind(id)
+            sqlx::query_scalar("SELECT next_offset FROM projected_positions WHERE partition = $1")
+                .bind(partition)
                 .fetch_optional(pool)
                 .await?
         }))
+    }
+
+    /// `user`'s role, ban and the slow mode in `room` (one statement), or `None` if there is no
+    /// such room.
+    pub async fn standing(
+        &self,
+        room: Uuid,
+        user: Uuid,
+    ) -> Result<Option<Standing>, ReadModelError> {
+        type Row = (
+            Uuid,
+            i64,
+            bool,
+            Option<DateTime<Utc>>,
+            Option<DateTime<Utc>>,
+            Option<String>,
+            Option<Uuid>,
+            Option<String>,
+        );
+        let row: Option<Row> = on_pool!(self, |pool| {
+            sqlx::query_as(
+                "SELECT r.created_by, CAST(r.slow_mode_secs AS BIGINT), \
+                 EXISTS (SELECT 1 FROM moderators m WHERE m.room_id = r.id AND m.user_id = $2), \
+                 b.at, b.until, b.reason, b.by_id, b.by_name \
+                 FROM rooms r LEFT JOIN bans b ON b.room_id = r.id AND b.user_id = $2 \
+                 WHERE r.id = $1",
+            )
+            .bind(room)
+            .bind(user)
+            .fetch_optional(pool)
+            .await?
+        });
+        Ok(row.map(
+            |(owner, slow, moderator, at, until, reason, by_id, by_name)| Standing {
+                owner,
+                moderator,
+                slow_mode_secs: u32::try_from(slow).unwrap_or(0),
+                ban: at.map(|at| Ban {
+                    user_id: user,
+                    until,
+                    reason: reason.unwrap_or_default(),
+                    by: User {
+                        id: by_id.unwrap_or_default(),
+                        name: by_name.unwrap_or_default(),
+                    },
+                    at,
+                }),
+            },
+        ))
+    }
+
+    /// The author and time of `message` in `room`, and whether it was deleted.
+    pub async fn message_facts(
+        &self,
+        room: Uuid,
+        message: Uuid,
+    ) -> Result<Option<MessageFacts>, ReadModelError> {
+        let row: Option<(Uuid, DateTime<Utc>, Option<DateTime<Utc>>)> = on_pool!(self, |pool| {
+            sqlx::query_as(
+                "SELECT user_id, at, deleted_at FROM messages WHERE id = $1 AND room_id = $2",
+            )
+            .bind(message)
+            .bind(room)
+            .fetch_optional(pool)
+            .await?
+        });
+        Ok(row.map(|(author, at, deleted_at)| MessageFacts {
+            author,
+            at,
+            deleted: deleted_at.is_some(),
+        }))
+    }
+
+    /// The room's moderators, longest-serving first.
+    pub async fn moderators(&self, room: Uuid) -> Result<Vec<Moderator>, ReadModelError> {
+        Ok(on_pool!(self, |pool| {
+            sqlx::query_as(
+                "SELECT user_id, since FROM moderators WHERE room_id = $1 ORDER BY since, user_id",
+            )
+            .bind(room)
+            .fetch_all(pool)
+            .await?
+        }))
+    }
+
+    /// The room's bans that are still in force at `now`, newest first.
+    pub async fn bans(&self, room: Uuid, now: DateTime<Utc>) -> Result<Vec<Ban>, ReadModelError> {
+        let rows: Vec<BanRow> = on_pool!(self, |pool| {
+            sqlx::query_as(
+                "SELECT user_id, until, reason, by_id, by_name, at FROM bans \
+                 WHERE room_id = $1 ORDER BY at DESC, user_id",
+            )
+            .bind(room)
+            .fetch_all(pool)
+            .await?
+        });
+        Ok(rows
+            .into_iter()
+            .map(Ban::from)
+            .filter(|ban| ban.active(now))
+            .collect())
     }
 
     /// The room's mode as last announced in the log, if the room exists.
@@ -348,11 +644,10 @@ impl ReadModel {
 
     /// All rooms, oldest first.
     pub async fn rooms(&self) -> Result<Vec<Room>, ReadModelError> {
-        Ok(on_pool!(self, |pool| {
-            sqlx::query_as("SELECT id, name, created_at FROM rooms ORDER BY created_at, id")
-                .fetch_all(pool)
-                .await?
-        }))
+        let sql = format!("SELECT {ROOM_COLUMNS} FROM rooms ORDER BY created_at, id");
+        let rows: Vec<RoomRow> =
+            on_pool!(self, |pool| { sqlx::query_as(&sql).fetch_all(pool).await? });
+        Ok(rows.into_iter().map(Room::from).collect())
     }
 
     /// Up to `limit` messages of `room` before the message `before` (or the newest), oldest first.
@@ -375,8 +670,9 @@ impl ReadModel {
         };
         let mut rows: Vec<MessageRow> = on_pool!(self, |pool| {
             sqlx::query_as(
-                "SELECT id, room_id, user_id, user_name, text, at FROM messages \
-                 WHERE room_id = $1 AND seq < $2 ORDER BY seq DESC LIMIT $3",
+                "SELECT id, room_id, user_id, user_name, text, at, edited_at FROM messages \
+                 WHERE room_id = $1 AND seq < $2 AND deleted_at IS NULL \
+                 ORDER BY seq DESC LIMIT $3",
             )
             .bind(room)
             .bind(before_seq)
@@ -417,19 +713,23 @@ impl ReadModel {
                 },
                 text: r.text,
                 at: r.at,
+                edited_at: r.edited_at,
             })
             .collect())
     }
 
-    /// Whether `message` was posted in `room`.
+    /// Whether `message` was posted in `room` and not deleted.
     pub async fn message_in_room(&self, room: Uuid, message: Uuid) -> Result<bool, ReadModelError> {
         // count(*) is a 64-bit integer in both engines.
         let found: i64 = on_pool!(self, |pool| {
-            sqlx::query_scalar("SELECT count(*) FROM messages WHERE id = $1 AND room_id = $2")
-                .bind(message)
-                .bind(room)
-                .fetch_one(pool)
-                .await?
+            sqlx::query_scalar(
+                "SELECT count(*) FROM messages WHERE id = $1 AND room_id = $2 \
+                 AND deleted_at IS NULL",
+            )
+            .bind(message)
+            .bind(room)
+            .fetch_one(pool)
+            .await?
         });
         Ok(found > 0)
     }
@@ -442,5 +742,177 @@ impl ReadModel {
                 .fetch_all(pool)
                 .await?
         }))
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    //! The projection of the moderation events, on the embedded engine (a real SQLite file).
+
+    use super::*;
+
+    fn user(name: &str) -> User {
+        User {
+            id: Uuid::now_v7(),
+            name: name.into(),
+        }
+    }
+
+    async fn model() -> ReadModel {
+        let file = std::env::temp_dir()
+            .join(format!("hotchat-readmodel-test-{}", Uuid::now_v7()))
+            .join("hotchat.db");
+        ReadModel::open_file(&file).await.unwrap()
+    }
+
+    /// `events` in log order, at offsets 0, 1, 2, … of partition 0.
+    fn at_offsets(events: &[Envelope]) -> Vec<(Cursor, Envelope)> {
+        (0..)
+            .zip(events)
+            .map(|(offset, e)| {
+                let cursor = Cursor {
+                    partition: 0,
+                    offset,
+                };
+                (cursor, e.clone())
+            })
+            .collect()
+    }
+
+    #[tokio::test]
+    async fn a_deleted_message_loses_its_reactions_and_takes_no_late_reaction_or_edit() {
+        let model = model().await;
+        let (alice, bob) = (user("alice"), user("bob"));
+        let room = Uuid::now_v7();
+        let message = Uuid::now_v7();
+        let event = |who: &User, body| Envelope::new(room, who.clone(), body);
+        let posted_at = Utc::now();
+        let events = [
+            event(&alice, EventBody::RoomCreated { name: "r".into() }),
+            event(
+                &alice,
+                EventBody::MessagePosted {
+                    message_id: message,
+                    text: "hi".into(),
+                },
+            ),
+            event(
+                &bob,
+                EventBody::ReactionAdded {
+                    message_id: message,
+                    emoji: "👍".into(),
+                },
+            ),
+            event(
+                &alice,
+                EventBody::MessageDeleted {
+                    message_id: message,
+                },
+            ),
+            // Raced the deletion on other chat-servers: in the log after it.
+            event(
+                &bob,
+                EventBody::ReactionAdded {
+                    message_id: message,
+                    emoji: "🔥".into(),
+                },
+            ),
+            event(
+                &alice,
+                EventBody::MessageEdited {
+                    message_id: message,
+                    text: "changed".into(),
+                    posted_at,
+                },
+            ),
+        ];
+        let batch = at_offsets(&events);
+        assert_eq!(model.apply_batch(&batch, &[(0, 6)]).await.unwrap(), 6);
+        assert_eq!(model.reactions(message).await.unwrap(), vec![]);
+        assert!(model.messages(room, None, 50).await.unwrap().is_empty());
+        let facts = model.message_facts(room, message).await.unwrap().unwrap();
+        assert!(facts.deleted);
+        assert!(!model.message_in_room(room, message).await.unwrap());
+        // Applied again (a redelivery): nothing changes.
+        assert_eq!(model.apply_batch(&batch, &[]).await.unwrap(), 0);
+        assert_eq!(model.reactions(message).await.unwrap(), vec![]);
+    }
+
+    #[tokio::test]
+    async fn roles_bans_and_slow_mode_follow_the_log() {
+        let model = model().await;
+        let (alice, bob, carol) = (user("alice"), user("bob"), user("carol"));
+        let room = Uuid::now_v7();
+        let event = |who: &User, body| Envelope::new(room, who.clone(), body);
+        let created = event(&alice, EventBody::RoomCreated { name: "r".into() });
+        let expired = Utc::now() - chrono::Duration::seconds(5);
+        let events = [
+            created.clone(),
+            event(&alice, EventBody::ModeratorAdded { user_id: bob.id }),
+            event(
+                &bob,
+                EventBody::UserBanned {
+                    user_id: carol.id,
+                    until: None,
+                    reason: "spam".into(),
+                },
+            ),
+            event(
+                &alice,
+                EventBody::RoomUpdated {
+                    name: "r".into(),
+                    owner: alice.clone(),
+                    created_at: created.at,
+                    slow_mode_secs: 30,
+                },
+            ),
+        ];
+        model.apply_batch(&at_offsets(&events), &[]).await.unwrap();
+        let room_row = model.room(room).await.unwrap().unwrap();
+        assert_eq!(room_row.owner, alice);
+        assert_eq!(room_row.slow_mode_secs, 30);
+        let bobs = model.standing(room, bob.id).await.unwrap().unwrap();
+        assert!(bobs.moderator && bobs.ban.is_none());
+        assert_eq!(bobs.owner, alice.id);
+        let carols = model.standing(room, carol.id).await.unwrap().unwrap();
+        let ban = carols.ban.expect("carol is banned");
+        assert!(!carols.moderator && ban.active(Utc::now()) && ban.by == bob);
+        assert_eq!(model.bans(room, Utc::now()).await.unwrap(), vec![ban]);
+        assert!(
+            model
+                .standing(Uuid::now_v7(), bob.id)
+                .await
+                .unwrap()
+                .is_none()
+        );
+
+        // A second ban replaces the first; an expired one no longer counts; lifting removes it.
+        let later = [
+            event(
+                &alice,
+                EventBody::UserBanned {
+                    user_id: carol.id,
+                    until: Some(expired),
+                    reason: "timed".into(),
+                },
+            ),
+            event(&alice, EventBody::ModeratorRemoved { user_id: bob.id }),
+        ];
+        model.apply_batch(&at_offsets(&later), &[]).await.unwrap();
+        let carols = model.standing(room, carol.id).await.unwrap().unwrap();
+        assert!(!carols.ban.unwrap().active(Utc::now()));
+        assert!(model.bans(room, Utc::now()).await.unwrap().is_empty());
+        assert!(model.moderators(room).await.unwrap().is_empty());
+        let lifted = [event(&bob, EventBody::UserUnbanned { user_id: carol.id })];
+        model.apply_batch(&at_offsets(&lifted), &[]).await.unwrap();
+        assert!(
+            model
+                .standing(room, carol.id)
+                .await
+                .unwrap()
+                .unwrap()
+                .ban
+                .is_none()
+        );
     }
 }

@@ -11,10 +11,11 @@ use axum::{
 };
 use serde::{Deserialize, Serialize};
 use shared::{
-    event::{Envelope, EventBody, RoomMode},
+    event::{Envelope, EventBody, RoomMode, User},
     http::{ApiPath, ApiQuery, ROOM_MODE},
     openapi::{
-        BadRequest, IdempotencyHeader, KeyedBody, NotFound, RateLimited, Unauthorized, Unavailable,
+        BadRequest, Forbidden, IdempotencyHeader, InvalidBody, KeyedBody, NotFound, RateLimited,
+        Unauthorized, Unavailable,
     },
     readmodel::{MAX_PAGE, Message},
 };
@@ -22,12 +23,13 @@ use utoipa::ToSchema;
 use utoipa_axum::{router::OpenApiRouter, routes};
 use uuid::Uuid;
 
-use super::{append_once, existing_room};
+use super::{SlowSlot, append_once, append_settled, existing_room, live_message, not_banned};
 use crate::{
     auth::AuthUser,
     error::{ApiError, ApiJson},
     idempotency::{Fingerprint, IdempotencyKey, Keyed},
     metrics::ModeLabel,
+    moderation::{PostedHere, forbidden, runs_room},
     rate_limit::{client_ip, retry_secs, too_many_requests},
     state::AppState,
     validate,
@@ -37,7 +39,9 @@ use crate::{
 pub const DEFAULT_PAGE: i64 = 50;
 
 pub fn router() -> OpenApiRouter<AppState> {
-    OpenApiRouter::new().routes(routes!(fetch, post))
+    OpenApiRouter::new()
+        .routes(routes!(fetch, post))
+        .routes(routes!(edit, delete))
 }
 
 #[derive(Deserialize, ToSchema)]
@@ -57,6 +61,7 @@ struct NewMessage {
             the same Idempotency-Key: the first attempt's message)", body = Message),
         KeyedBody,
         Unauthorized,
+        Forbidden,
         NotFound,
         RateLimited,
         Unavailable,
@@ -72,6 +77,13 @@ async fn post(
     let text =
         validate::message_text(&body.text).map_err(|e| ApiError::bad_request(e.code, e.message))?;
     let room = existing_room(&state, &room).await?;
+    let standing = not_banned(&state, &room, user.id).await?;
+    let slow =
+        (standing.slow_mode_secs > 0 && !runs_room(&standing, user.id)).then_some(SlowSlot {
+            room: room.id,
+            user: user.id,
+            secs: standing.slow_mode_secs,
+        });
     let keyed = key.as_ref().map(|key| Keyed {
         user: user.id,
         key,
@@ -83,12 +95,22 @@ async fn post(
             .map_or_else(Uuid::now_v7, |k| k.id("message")),
         text: text.to_owned(),
     };
-    let (event, _) =
-        append_once(&state, keyed.as_ref(), Envelope::new(room.id, user, body)).await?;
+    let (event, _) = append_once(
+        &state,
+        keyed.as_ref(),
+        Envelope::new(room.id, user, body),
+        slow,
+    )
+    .await?;
     let EventBody::MessagePosted { message_id, text } = event.body else {
         unreachable!("a kept write has the body it was made with")
     };
-    state.posted.insert(message_id, room.id).await;
+    let here = PostedHere {
+        room: room.id,
+        author: event.user.id,
+        at: event.at,
+    };
+    state.posted.insert(message_id, here).await;
     Ok((
         StatusCode::CREATED,
         Json(Message {
@@ -97,7 +119,128 @@ async fn post(
             user: event.user,
             text,
             at: event.at,
+            edited_at: None,
             reactions: Default::default(),
+        }),
+    ))
+}
+
+/// Changes the text of one of the signed-in user's own messages.
+///
+/// Answers once the read model has the new text, so the next history fetch shows it.
+#[utoipa::path(patch, path = "/api/rooms/{room}/messages/{message}", operation_id = "edit_message",
+    tag = "messages",
+    params(
+        ("room" = Uuid, Path, description = "The room's id"),
+        ("message" = Uuid, Path, description = "A message of that room, not deleted"),
+    ),
+    request_body = NewMessage,
+    security(("bearer" = [])),
+    responses(
+        (status = 200, description = "The message with its new text and `edited_at`", body = Message),
+        InvalidBody,
+        Unauthorized,
+        Forbidden,
+        NotFound,
+        RateLimited,
+        Unavailable,
+    ))]
+async fn edit(
+    State(state): State<AppState>,
+    AuthUser(user): AuthUser,
+    ApiPath((room, message)): ApiPath<(String, String)>,
+    ApiJson(body): ApiJson<NewMessage>,
+) -> Result<Json<Message>, ApiError> {
+    let text =
+        validate::message_text(&body.text).map_err(|e| ApiError::bad_request(e.code, e.message))?;
+    let room = existing_room(&state, &room).await?;
+    let message_id: Uuid = message
+        .parse()
+        .map_err(|_| ApiError::not_found("message"))?;
+    let posted = live_message(&state, user.id, room.id, &message).await?;
+    if posted.author != user.id {
+        return Err(forbidden("only its author can edit a message"));
+    }
+    not_banned(&state, &room, user.id).await?;
+    let body = EventBody::MessageEdited {
+        message_id,
+        text: text.to_owned(),
+        posted_at: posted.at,
+    };
+    let event = Envelope::new(room.id, user, body);
+    append_settled(&state, &event).await?;
+    let reactions = match state.read_model.reactions(message_id).await {
+        Ok(reactions) => counts(reactions),
+        Err(_) => Default::default(),
+    };
+    Ok(Json(Message {
+        id: message_id,
+        room_id: room.id,
+        user: event.user,
+        text: text.to_owned(),
+        at: posted.at,
+        edited_at: Some(event.at),
+        reactions,
+    }))
+}
+
+fn counts(reactions: Vec<(String, Uuid)>) -> std::collections::BTreeMap<String, i64> {
+    let mut counts = std::collections::BTreeMap::new();
+    for (emoji, _) in reactions {
+        *counts.entry(emoji).or_insert(0) += 1;
+    }
+    counts
+}
+
+/// A message is gone: `by` deleted it.
+#[derive(Serialize, ToSchema)]
+struct Deleted {
+    message_id: Uuid,
+    by: User,
+}
+
+/// Deletes a message, with its reactions: its author, the room's owner or a moderator may.
+///
+/// Answers once the read model has left it out, so the next history fetch does not show it.
+#[utoipa::path(delete, path = "/api/rooms/{room}/messages/{message}", operation_id = "delete_message",
+    tag = "messages",
+    params(
+        ("room" = Uuid, Path, description = "The room's id"),
+        ("message" = Uuid, Path, description = "A message of that room, not deleted"),
+    ),
+    security(("bearer" = [])),
+    responses(
+        (status = 202, description = "The deletion is in the log", body = Deleted),
+        Unauthorized,
+        Forbidden,
+        NotFound,
+        RateLimited,
+        Unavailable,
+    ))]
+async fn delete(
+    State(state): State<AppState>,
+    AuthUser(user): AuthUser,
+    ApiPath((room, message)): ApiPath<(String, String)>,
+) -> Result<(StatusCode, Json<Deleted>), ApiError> {
+    let room = existing_room(&state, &room).await?;
+    let message_id: Uuid = message
+        .parse()
+        .map_err(|_| ApiError::not_found("message"))?;
+    let posted = live_message(&state, user.id, room.id, &message).await?;
+    let standing = not_banned(&state, &room, user.id).await?;
+    if posted.author != user.id && !runs_room(&standing, user.id) {
+        return Err(forbidden(
+            "only its author, the room's owner or a moderator can delete a message",
+        ));
+    }
+    let event = Envelope::new(room.id, user, EventBody::MessageDeleted { message_id });
+    append_settled(&state, &event).await?;
+    state.posted.invalidate(&message_id).await;
+    Ok((
+        StatusCode::ACCEPTED,
+        Json(Deleted {
+            message_id,
+            by: event.user,
         }),
     ))
 }

@@ -8,13 +8,13 @@ use serde::Serialize;
 use shared::{
     event::{Envelope, EventBody},
     http::ApiPath,
-    openapi::{BadRequest, NotFound, RateLimited, Unauthorized, Unavailable},
+    openapi::{BadRequest, Forbidden, NotFound, RateLimited, Unauthorized, Unavailable},
 };
 use utoipa::ToSchema;
 use utoipa_axum::{router::OpenApiRouter, routes};
 use uuid::Uuid;
 
-use super::{append, existing_room};
+use super::{append, existing_room, live_message, not_banned};
 use crate::{auth::AuthUser, error::ApiError, state::AppState, validate};
 
 pub fn router() -> OpenApiRouter<AppState> {
@@ -46,6 +46,7 @@ type Reaction = (StatusCode, Json<ReactionAccepted>);
         (status = 202, description = "The reaction is in the log", body = ReactionAccepted),
         BadRequest,
         Unauthorized,
+        Forbidden,
         NotFound,
         RateLimited,
         Unavailable,
@@ -71,6 +72,7 @@ async fn add(
         (status = 202, description = "The removal is in the log", body = ReactionAccepted),
         BadRequest,
         Unauthorized,
+        Forbidden,
         NotFound,
         RateLimited,
         Unavailable,
@@ -94,15 +96,8 @@ async fn react(
     let message_id: Uuid = message
         .parse()
         .map_err(|_| ApiError::not_found("message"))?;
-    let posted_here = state.posted.get(&message_id).await == Some(room.id);
-    if !posted_here
-        && !state
-            .read_model
-            .message_in_room(room.id, message_id)
-            .await?
-    {
-        return Err(ApiError::not_found("message"));
-    }
+    live_message(&state, user.id, room.id, &message).await?;
+    not_banned(&state, &room, user.id).await?;
     let emoji = emoji.to_owned();
     let body = if added {
         EventBody::ReactionAdded {

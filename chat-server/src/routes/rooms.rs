@@ -10,7 +10,8 @@ use shared::{
     event::{Envelope, EventBody, RoomMode},
     http::ApiPath,
     openapi::{
-        BadRequest, IdempotencyHeader, KeyedBody, NotFound, RateLimited, Unauthorized, Unavailable,
+        BadRequest, Forbidden, IdempotencyHeader, InvalidBody, KeyedBody, NotFound, RateLimited,
+        Unauthorized, Unavailable,
     },
     readmodel::Room,
 };
@@ -18,11 +19,12 @@ use utoipa::ToSchema;
 use utoipa_axum::{router::OpenApiRouter, routes};
 use uuid::Uuid;
 
-use super::{append_once, existing_room};
+use super::{append_once, append_settled, current_room, not_banned};
 use crate::{
     auth::AuthUser,
     error::{ApiError, ApiJson},
     idempotency::{Fingerprint, IdempotencyKey, Keyed},
+    moderation::{forbidden, runs_room},
     state::AppState,
     validate,
 };
@@ -30,7 +32,7 @@ use crate::{
 pub fn router() -> OpenApiRouter<AppState> {
     OpenApiRouter::new()
         .routes(routes!(list, create))
-        .routes(routes!(show))
+        .routes(routes!(show, update))
 }
 
 #[derive(Deserialize, ToSchema)]
@@ -95,8 +97,13 @@ async fn create(
     let body = EventBody::RoomCreated {
         name: name.to_owned(),
     };
-    let (event, appended) =
-        append_once(&state, keyed.as_ref(), Envelope::new(room_id, user, body)).await?;
+    let (event, appended) = append_once(
+        &state,
+        keyed.as_ref(),
+        Envelope::new(room_id, user, body),
+        None,
+    )
+    .await?;
     let EventBody::RoomCreated { name } = &event.body else {
         unreachable!("a kept write has the body it was made with")
     };
@@ -115,6 +122,8 @@ async fn create(
         id: event.room_id,
         name: name.to_owned(),
         created_at: event.at,
+        owner: event.user.clone(),
+        slow_mode_secs: 0,
     };
     // Known from now on even if the database is unreachable: posting to it needs no query.
     state.rooms.insert(room.id, room.clone()).await;
@@ -151,7 +160,60 @@ async fn show(
     State(state): State<AppState>,
     ApiPath(room): ApiPath<String>,
 ) -> Result<Json<RoomDetail>, ApiError> {
-    let room = existing_room(&state, &room).await?;
+    let room = current_room(&state, &room).await?;
     let mode = state.hot.mode(room.id);
     Ok(Json(RoomDetail { room, mode }))
+}
+
+#[derive(Deserialize, ToSchema)]
+struct RoomSettings {
+    /// Each user may post once per this many seconds (owner and moderators exempt); 0 turns it off.
+    #[schema(minimum = 0, maximum = 3600)]
+    slow_mode_secs: i64,
+}
+
+/// Changes the room's settings (slow mode): its owner and moderators may.
+///
+/// Answers once the read model has the change, so the next post anywhere is held to it. The
+/// room's subscribers get `event: room`.
+#[utoipa::path(patch, path = "/api/rooms/{room}", operation_id = "update_room", tag = "rooms",
+    params(("room" = Uuid, Path, description = "The room's id")),
+    request_body = RoomSettings,
+    security(("bearer" = [])),
+    responses(
+        (status = 200, description = "The room with its new settings", body = Room),
+        InvalidBody,
+        Unauthorized,
+        Forbidden,
+        NotFound,
+        RateLimited,
+        Unavailable,
+    ))]
+async fn update(
+    State(state): State<AppState>,
+    AuthUser(user): AuthUser,
+    ApiPath(room): ApiPath<String>,
+    ApiJson(body): ApiJson<RoomSettings>,
+) -> Result<Json<Room>, ApiError> {
+    let slow_mode_secs = validate::slow_mode_secs(body.slow_mode_secs)
+        .map_err(|e| ApiError::bad_request(e.code, e.message))?;
+    let mut room = current_room(&state, &room).await?;
+    let standing = not_banned(&state, &room, user.id).await?;
+    if !runs_room(&standing, user.id) {
+        return Err(forbidden(
+            "only the room's owner or a moderator can change its settings",
+        ));
+    }
+    if room.slow_mode_secs != slow_mode_secs {
+        room.slow_mode_secs = slow_mode_secs;
+        let body = EventBody::RoomUpdated {
+            name: room.name.clone(),
+            owner: room.owner.clone(),
+            created_at: room.created_at,
+            slow_mode_secs,
+        };
+        append_settled(&state, &Envelope::new(room.id, user, body)).await?;
+        state.rooms.insert(room.id, room.clone()).await;
+    }
+    Ok(Json(room))
 }

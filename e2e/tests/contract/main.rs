@@ -13,6 +13,7 @@ mod fetch;
 mod hot;
 mod keying;
 mod live_path;
+mod moderation;
 mod pipeline;
 mod rebuild;
 mod retries;

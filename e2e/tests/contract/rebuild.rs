@@ -1,9 +1,13 @@
 //! Acceptance 4: the read model is a projection of the topic. Replaying the topic from the beginning
-//! into an empty database yields the same rows, and applying events again changes nothing.
+//! into an empty database yields the same rows, and applying events again changes nothing. The
+//! topic holds every event type: posts and reactions, edits and deletes, room settings,
+//! moderators and bans.
 
 use std::time::Duration;
 
 use e2e::{Stack, database, eventually};
+use reqwest::Method;
+use serde_json::json;
 use shared::readmodel::ReadModel;
 
 const WAIT: Duration = Duration::from_secs(20);
@@ -13,9 +17,14 @@ async fn dump(url: &str) -> Vec<String> {
     let mut conn = database::connect(url).await;
     let mut rows: Vec<String> = Vec::new();
     for query in [
-        "SELECT concat_ws('|', 'room', id, name, created_by, created_at) FROM rooms ORDER BY id",
-        "SELECT concat_ws('|', 'message', id, room_id, user_id, user_name, text, at, seq) FROM messages ORDER BY id",
+        "SELECT concat_ws('|', 'room', id, name, created_by, owner_name, created_at, slow_mode_secs) \
+         FROM rooms ORDER BY id",
+        "SELECT concat_ws('|', 'message', id, room_id, user_id, user_name, text, at, seq, \
+         edited_at, deleted_at) FROM messages ORDER BY id",
         "SELECT concat_ws('|', 'reaction', message_id, emoji, user_id) FROM reactions ORDER BY 1",
+        "SELECT concat_ws('|', 'moderator', room_id, user_id, since) FROM moderators ORDER BY 1",
+        "SELECT concat_ws('|', 'ban', room_id, user_id, until, reason, by_id, by_name, at) \
+         FROM bans ORDER BY 1",
     ] {
         let part: Vec<String> = sqlx::query_scalar(query)
             .fetch_all(&mut conn)
@@ -64,15 +73,74 @@ async fn replaying_the_topic_into_an_empty_database_yields_the_same_read_model()
     api.react(&alice, room, first, "🔥", true).await;
     let (room, second) = &messages[1];
     api.react(&bob, room, second, "😂", true).await;
-    let records = stack.records().await;
-    assert_eq!(records.len(), 2 + 12 + 6);
 
-    let original = eventually(WAIT, "reactions projected", || async {
+    // Live-event operations, each answered once projected: an edit, a delete (taking its
+    // reaction), slow mode, two moderators appointed and one dismissed, a ban for good, a timed
+    // ban and its lifting.
+    let carol = api.sign_in("carol").await;
+    let dave = api.sign_in("dave").await;
+    let [bob_id, carol_id, dave_id] = [&bob, &carol, &dave].map(|s| s.user["id"].as_str().unwrap());
+    let (room, third) = &messages[2];
+    let (other_room, second) = &messages[1];
+    let operations = [
+        (
+            Method::PATCH,
+            format!("{room}/messages/{third}"),
+            Some(json!({"text": "edited"})),
+        ),
+        (
+            Method::DELETE,
+            format!("{other_room}/messages/{second}"),
+            None,
+        ),
+        (
+            Method::PATCH,
+            room.clone(),
+            Some(json!({"slow_mode_secs": 15})),
+        ),
+        (Method::PUT, format!("{room}/moderators/{bob_id}"), None),
+        (Method::PUT, format!("{room}/moderators/{carol_id}"), None),
+        (
+            Method::DELETE,
+            format!("{room}/moderators/{carol_id}"),
+            None,
+        ),
+        (
+            Method::PUT,
+            format!("{room}/bans/{carol_id}"),
+            Some(json!({"seconds": null, "reason": "x"})),
+        ),
+        (
+            Method::PUT,
+            format!("{room}/bans/{dave_id}"),
+            Some(json!({"seconds": 3600, "reason": "y"})),
+        ),
+        (Method::DELETE, format!("{room}/bans/{dave_id}"), None),
+    ];
+    for (method, path, body) in operations {
+        let path = format!("/api/rooms/{path}");
+        let (status, answer) = api.call(method.clone(), &path, Some(&alice), body).await;
+        assert!(status.is_success(), "{method} {path}: {status} {answer}");
+    }
+    let records = stack.records().await;
+    let kinds: std::collections::BTreeSet<&str> =
+        records.iter().map(|r| r.event().kind()).collect();
+    assert_eq!(
+        kinds.len(),
+        11,
+        "every event type but the scheduler's mode change: {kinds:?}"
+    );
+    assert_eq!(records.len(), 2 + 12 + 6 + 9);
+
+    let original = eventually(WAIT, "everything projected", || async {
         let rows = dump(&stack.database_url).await;
-        (rows.iter().filter(|r| r.starts_with("reaction|")).count() == 3).then_some(rows)
+        let bans = rows.iter().filter(|r| r.starts_with("ban|")).count();
+        (bans == 1 && rows.iter().filter(|r| r.starts_with("reaction|")).count() == 2)
+            .then_some(rows)
     })
     .await;
-    assert_eq!(original.len(), 2 + 12 + 3);
+    // Rooms, messages (the deleted one as a tombstone), reactions, bob as moderator, carol's ban.
+    assert_eq!(original.len(), 2 + 12 + 2 + 1 + 1);
 
     // A second projector, in a new group, on an empty database: it starts from offset zero.
     let rebuilt = database::fresh().await;

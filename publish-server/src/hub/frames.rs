@@ -3,11 +3,12 @@
 use std::io::Write;
 
 use bytes::Bytes;
+use chrono::{DateTime, Utc};
 use serde::Serialize;
 use shared::{
     cursor::Cursor,
     event::{Envelope, EventBody, RoomMode, User},
-    readmodel::Message,
+    readmodel::{Message, Room},
 };
 use uuid::Uuid;
 
@@ -24,9 +25,47 @@ pub fn event_frame(cursor: Cursor, event: &Envelope, count: Option<usize>) -> Op
                 user: event.user.clone(),
                 text: text.clone(),
                 at: event.at,
+                edited_at: None,
                 reactions: Default::default(),
             };
             Some(frame(cursor, "message", &message))
+        }
+        EventBody::MessageEdited {
+            message_id,
+            text,
+            posted_at,
+        } => {
+            let edited = EditData {
+                id: *message_id,
+                room_id: event.room_id,
+                user: &event.user,
+                text,
+                at: *posted_at,
+                edited_at: event.at,
+            };
+            Some(frame(cursor, "edit", &edited))
+        }
+        EventBody::MessageDeleted { message_id } => {
+            let deleted = DeleteData {
+                message_id: *message_id,
+                by: &event.user,
+            };
+            Some(frame(cursor, "delete", &deleted))
+        }
+        EventBody::RoomUpdated {
+            name,
+            owner,
+            created_at,
+            slow_mode_secs,
+        } => {
+            let room = Room {
+                id: event.room_id,
+                name: name.clone(),
+                created_at: *created_at,
+                owner: owner.clone(),
+                slow_mode_secs: *slow_mode_secs,
+            };
+            Some(frame(cursor, "room", &room))
         }
         EventBody::ReactionAdded { message_id, emoji }
         | EventBody::ReactionRemoved { message_id, emoji } => {
@@ -43,8 +82,36 @@ pub fn event_frame(cursor: Cursor, event: &Envelope, count: Option<usize>) -> Op
         EventBody::RoomModeChanged { mode } => {
             Some(frame(cursor, "mode", &ModeData { mode: *mode }))
         }
-        EventBody::RoomCreated { .. } => None,
+        EventBody::RoomCreated { .. }
+        | EventBody::ModeratorAdded { .. }
+        | EventBody::ModeratorRemoved { .. }
+        | EventBody::UserBanned { .. }
+        | EventBody::UserUnbanned { .. } => None,
     }
+}
+
+/// `event: edit` data: the message with its new text. Its reactions are unchanged by an edit and
+/// left out.
+#[derive(Serialize, utoipa::ToSchema)]
+pub struct EditData<'a> {
+    id: Uuid,
+    room_id: Uuid,
+    #[schema(value_type = User)]
+    user: &'a User,
+    #[schema(value_type = String)]
+    text: &'a str,
+    /// When the message was posted.
+    at: DateTime<Utc>,
+    edited_at: DateTime<Utc>,
+}
+
+/// `event: delete` data: the message is gone, with its reactions.
+#[derive(Serialize, utoipa::ToSchema)]
+pub struct DeleteData<'a> {
+    message_id: Uuid,
+    /// Who deleted it: the author, the room's owner or a moderator.
+    #[schema(value_type = User)]
+    by: &'a User,
 }
 
 /// `event: mode` data: the room's history API is now served in this mode.

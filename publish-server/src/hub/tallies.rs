@@ -27,6 +27,8 @@ enum Tally {
         since: i64,
         ops: Vec<Op>,
     },
+    /// The message was deleted: its reactions went with it, and a late one is not told.
+    Deleted,
 }
 
 struct Op {
@@ -71,6 +73,11 @@ impl Tallies {
         self.insert(message, Tally::Exact(Sets::new()));
     }
 
+    /// A message was deleted: its reactions are gone, and any that raced the deletion are dropped.
+    pub fn deleted(&mut self, message: Uuid) {
+        self.insert(message, Tally::Deleted);
+    }
+
     /// Applies `user`'s reaction at `offset`.
     pub fn react(
         &mut self,
@@ -91,6 +98,11 @@ impl Tallies {
             );
         }
         match self.by_message.get_mut(&message) {
+            Some(Tally::Deleted) => Reacted {
+                count: None,
+                changed: false,
+                seed: false,
+            },
             Some(Tally::Exact(sets)) => {
                 let users = sets.entry(emoji.to_owned()).or_default();
                 let changed = if added {
@@ -247,6 +259,28 @@ mod tests {
         let thumbs = tallies.react(message, 104, "👍", b, true);
         assert_eq!(thumbs.count, Some(3), "a, c and now b");
         assert_eq!(tallies.seeded(message, 200, vec![]), Seeded::Unwanted);
+    }
+
+    #[test]
+    fn a_reaction_after_its_message_was_deleted_is_not_told() {
+        let mut tallies = Tallies::default();
+        let (message, user) = (Uuid::now_v7(), Uuid::now_v7());
+        tallies.posted(message);
+        tallies.react(message, 1, "👍", user, true);
+        tallies.deleted(message);
+        let late = tallies.react(message, 3, "👍", Uuid::now_v7(), true);
+        assert_eq!(
+            late,
+            Reacted {
+                count: None,
+                changed: false,
+                seed: false
+            }
+        );
+        // Also for a message this instance never saw posted: no seed is asked for.
+        let older = Uuid::now_v7();
+        tallies.deleted(older);
+        assert!(!tallies.react(older, 5, "👍", user, true).seed);
     }
 
     #[test]

@@ -24,14 +24,16 @@ use shared::{
     event::RoomMode,
     http::{ApiError, ApiPath, ApiQuery, LAST_EVENT_ID},
     openapi::{BadRequest, NotFound, Unavailable},
-    readmodel::Message,
+    readmodel::{Message, Room},
 };
 use utoipa::{OpenApi, ToSchema};
 use utoipa_axum::{router::OpenApiRouter, routes};
 use uuid::Uuid;
 
 use crate::{
-    hub::{ModeData, ReactionData, ResetReason, Start, mode_frame, reset_frame},
+    hub::{
+        DeleteData, EditData, ModeData, ReactionData, ResetReason, Start, mode_frame, reset_frame,
+    },
     live::{ClientGuard, Live},
     serve::{CanTakeOver, ConnectionCut, TakeOver},
     state::AppState,
@@ -52,7 +54,15 @@ pub fn is_event_stream(method: &axum::http::Method, path: &str) -> bool {
 
 /// The data of each event type, as components of the document (the stream's own schema is text).
 #[derive(OpenApi)]
-#[openapi(components(schemas(Message, ReactionData, ModeData, ResetData)))]
+#[openapi(components(schemas(
+    Message,
+    ReactionData,
+    ModeData,
+    EditData,
+    DeleteData,
+    Room,
+    ResetData
+)))]
 struct EventData;
 
 pub fn router() -> OpenApiRouter<AppState> {
@@ -116,7 +126,8 @@ struct ResumeQuery {
             description = "An endless `text/event-stream`. Frames are `id: <cursor>` (resume with \
                 it), `event: <type>` and one `data: <json>` line. Event types and their data \
                 (schemas in the components): `message` (`Message`), `reaction` (`ReactionData`), \
-                `mode` (`ModeData`), `reset` (`ResetData`: the cursor cannot be continued; \
+                `mode` (`ModeData`), `edit` (`EditData`), `delete` (`DeleteData`), `room` \
+                (`Room`: its settings changed), `reset` (`ResetData`: the cursor cannot be continued; \
                 refetch the history). A client that resumes with `Last-Event-ID` gets exactly the \
                 events it missed, in order, then the live ones."),
         BadRequest,
