@@ -70,8 +70,13 @@ export function slowWaitText(secondsLeft: number): string {
   return `Slow mode: you can post again in ${secondsLeft} s`;
 }
 
-/** The reason recorded with a ban made from a message: which message it was (shortened). */
+/**
+ * The reason recorded with a ban made from a message: which message it was, on one line and shortened
+ * (the server takes at most 200 characters, none of them control characters).
+ */
 export function banReason(text: string): string {
-  const flat = text.replace(/\s+/g, ' ').trim();
-  return `Banned for the message: "${flat.length > 120 ? `${flat.slice(0, 119)}…` : flat}"`;
+  // Code points, so that an emoji is never cut in half.
+  const chars = Array.from(text.replace(/[\s\p{Cc}]+/gu, ' ').trim());
+  const excerpt = chars.length > 120 ? `${chars.slice(0, 119).join('')}…` : chars.join('');
+  return `Banned for the message: "${excerpt}"`;
 }
