@@ -4,8 +4,10 @@
 //
 // Two browser contexts are two users: alice on a phone-sized viewport, bob on a desktop one. alice
 // creates a room through the UI and bob opens it from the room list. A message from one must appear on
-// the other within a second, and so must a reaction's count; reloading shows the history. Any error in
-// either browser console fails the test. It leaves screenshots of the room view in docs/.
+// the other within a second, and so must a reaction's count; reloading shows the history. Then, in a
+// room of her own, alice moderates: she deletes bob's message and bans him, and bob's next post is
+// refused with the reason. Any error in either browser console fails the test (bar the refusals the
+// test provokes). It leaves screenshots of the room view in docs/.
 //
 // Environment: CHAT_URL (required), CHROMIUM (default /usr/bin/chromium), SCREENSHOT_DIR (default
 // docs/ in the repository), E2E_ARTIFACTS (where failure screenshots go; default a temp directory).
@@ -36,6 +38,8 @@ if (!CHAT_URL) {
 const consoleErrors = [];
 /** Whether the test has stopped the publish-server on purpose (see the reconnect step). */
 let restarting = false;
+/** A refusal the test provokes on purpose (bob's post after his ban): the browser logs it as an error. */
+let expectedRefusal = null;
 const steps = [];
 
 function step(name) {
@@ -47,7 +51,9 @@ function watch(page, who) {
   page.on('console', (msg) => {
     // While the test holds the publish-server down, the browser itself logs each failed reconnection
     // attempt of the EventSource (net::ERR_CONNECTION_REFUSED): the test's doing, not the app's.
-    if (msg.type() === 'error' && !(restarting && msg.text().includes('net::ERR_CONNECTION_REFUSED'))) {
+    const provoked =
+      (restarting && msg.text().includes('net::ERR_CONNECTION_REFUSED')) || (expectedRefusal && expectedRefusal.test(msg.text()));
+    if (msg.type() === 'error' && !provoked) {
       const where = msg.location()?.url ? ` (${msg.location().url})` : '';
       consoleErrors.push(`${who}: console error: ${msg.text()}${where}`);
     }
@@ -102,6 +108,25 @@ async function startPublishServer() {
     if (Date.now() > deadline) throw new Error('publish-server did not become ready after its restart');
     await new Promise((r) => setTimeout(r, 100));
   }
+}
+
+/** The signed-in user's session as the app keeps it (its token and user). */
+const sessionOf = (page) => page.evaluate(() => JSON.parse(localStorage.getItem('hotchat.session')));
+
+/** Polls `check` (an async predicate) every 100 ms until it holds; fails after `timeoutMs`. */
+async function until(what, check, timeoutMs = 10_000) {
+  const deadline = Date.now() + timeoutMs;
+  while (!(await check())) {
+    if (Date.now() > deadline) throw new Error(`timed out waiting for ${what}`);
+    await new Promise((r) => setTimeout(r, 100));
+  }
+}
+
+/** GETs a chat API path as `token`'s user; the JSON body. */
+async function getJson(path, token) {
+  const response = await fetch(`${CHAT_URL}${path}`, { headers: { authorization: `Bearer ${token}` } });
+  if (!response.ok) throw new Error(`GET ${path}: ${response.status} ${await response.text()}`);
+  return response.json();
 }
 
 async function waitLive(page) {
@@ -295,6 +320,62 @@ async function main() {
     await alice.screenshot({ path: join(SCREENSHOT_DIR, 'screenshot-room.png') });
     await bob.screenshot({ path: join(SCREENSHOT_DIR, 'screenshot-room-desktop.png') });
     console.log(`    ${join(SCREENSHOT_DIR, 'screenshot-room.png')} (phone), screenshot-room-desktop.png (desktop)`);
+
+    step('alice, owner of a new room, deletes bob’s message: it disappears from bob’s page');
+    const modRoom = `moderated-${stamp}`;
+    // The room list (hidden on a phone while a room is open).
+    await alice.goto(CHAT_URL);
+    await alice.getByRole('textbox', { name: 'Room name' }).fill(modRoom);
+    await alice.getByRole('button', { name: 'Create room' }).click();
+    await alice.getByRole('heading', { name: modRoom }).waitFor();
+    await waitLive(alice);
+    const modRoomId = alice.url().split('/').pop();
+    // By its address: bob's room list may not have refreshed yet.
+    await bob.goto(`${CHAT_URL}/rooms/${modRoomId}`);
+    await bob.getByRole('heading', { name: modRoom }).waitFor();
+    await waitLive(bob);
+    // The owner's controls show once the room (with its owner) is loaded; bob has none.
+    await alice.getByRole('combobox', { name: 'Slow mode' }).waitFor();
+    const spam = `Cheap tickets, DM me (${stamp})`;
+    await sendAndSee(bob, alice, spam);
+    if (await messageItem(bob, spam).getByRole('button', { name: 'Message actions' }).count() !== 1) {
+      throw new Error('bob has no "Message actions" on his own message');
+    }
+    // The delete is checked against the read model: wait until the projector has the message.
+    const { token: aliceToken } = await sessionOf(alice);
+    const { user: bobUser } = await sessionOf(bob);
+    await until('bob’s message in the history', async () =>
+      (await getJson(`/api/rooms/${modRoomId}/messages?limit=10`, aliceToken)).messages.some((m) => m.text === spam),
+    );
+    await messageItem(alice, spam).getByRole('button', { name: 'Message actions' }).click();
+    const deleted = Date.now();
+    await alice.getByRole('menuitem', { name: 'Delete', exact: true }).click();
+    await messageItem(bob, spam).waitFor({ state: 'detached', timeout: 5000 });
+    console.log(`    gone from bob’s page after ${Date.now() - deleted} ms`);
+    await messageItem(alice, spam).waitFor({ state: 'detached' });
+
+    step('alice bans bob for 10 minutes: his next post is refused and his page says until when');
+    await sendAndSee(bob, alice, 'Why was that deleted?');
+    await messageItem(alice, 'Why was that deleted?').getByRole('button', { name: 'Message actions' }).click();
+    await alice.getByRole('menuitem', { name: 'Ban author for 10 minutes' }).click();
+    await alice.getByText('bob is banned from this room for 10 minutes.').waitFor();
+    await until('bob in the room’s bans', async () =>
+      (await getJson(`/api/rooms/${modRoomId}/bans`, aliceToken)).bans.some((b) => b.user_id === bobUser.id),
+    );
+    expectedRefusal = /status of 403/;
+    const refused = 'Let me back in';
+    await bob.getByRole('textbox', { name: 'Message' }).fill(refused);
+    await bob.getByRole('textbox', { name: 'Message' }).press('Enter');
+    await messageItem(bob, refused).filter({ hasText: 'Not sent' }).waitFor();
+    const banNotice = bob.getByRole('alert').filter({ hasText: /^You are banned from this room until .+\.$/ });
+    await banNotice.waitFor();
+    console.log(`    bob sees: "${await banNotice.textContent()}"`);
+    expectedRefusal = null;
+    // A message of alice's after it: once bob has it, his post would have come before it had it been taken.
+    await sendAndSee(alice, bob, 'Take a break, bob.');
+    if ((await messageItem(bob, refused).filter({ hasText: 'Not sent' }).count()) !== 1 || (await messageItem(alice, refused).count()) !== 0) {
+      throw new Error('bob’s refused post was taken after all');
+    }
 
     if (consoleErrors.length) throw new Error(`errors in the browser console:\n    ${consoleErrors.join('\n    ')}`);
   } catch (error) {

@@ -155,3 +155,82 @@ describe('API client', () => {
     await expect(api.listRooms()).rejects.toMatchObject({ status: 0, code: 'network', retryable: true });
   });
 });
+
+describe('moderation calls', () => {
+  const calls = () => {
+    const fetch = vi.fn(async (_url: RequestInfo | URL, init?: RequestInit) => {
+      const method = init?.method ?? 'GET';
+      if (method === 'GET') return json(200, { moderators: [{ user_id: 'u2', since: 't' }], bans: [] });
+      if (method === 'PATCH') return json(200, { id: 'm 1', text: 'fixed', edited_at: '2025-01-01T00:00:00Z' });
+      return json(202, { message_id: 'm 1', by: { id: 'u', name: 'a' }, user_id: 'u2', until: null, reason: 'spam' });
+    });
+    const api = createApi({ fetch, getToken: () => 'tok', sleep: async () => {} });
+    const sent = (i: number) => {
+      const [url, init] = fetch.mock.calls[i];
+      const headers = init?.headers as Record<string, string>;
+      return { url, method: init?.method ?? 'GET', body: init?.body === undefined ? undefined : JSON.parse(String(init.body)), auth: headers.authorization };
+    };
+    return { api, sent };
+  };
+
+  it('edits and deletes a message at its own path, with the token', async () => {
+    const { api, sent } = calls();
+    expect(await api.editMessage('r', 'm 1', 'fixed')).toMatchObject({ text: 'fixed', edited_at: '2025-01-01T00:00:00Z' });
+    expect(sent(0)).toEqual({ url: '/api/rooms/r/messages/m%201', method: 'PATCH', body: { text: 'fixed' }, auth: 'Bearer tok' });
+    expect(await api.deleteMessage('r', 'm 1')).toMatchObject({ message_id: 'm 1', by: { id: 'u' } });
+    expect(sent(1)).toEqual({ url: '/api/rooms/r/messages/m%201', method: 'DELETE', body: undefined, auth: 'Bearer tok' });
+  });
+
+  it('bans for a time or until lifted, lifts, and lists bans and moderators', async () => {
+    const { api, sent } = calls();
+    await api.banUser('r', 'u2', 600, 'spam');
+    expect(sent(0)).toEqual({ url: '/api/rooms/r/bans/u2', method: 'PUT', body: { seconds: 600, reason: 'spam' }, auth: 'Bearer tok' });
+    await api.banUser('r', 'u2', null, 'spam');
+    expect(sent(1).body).toEqual({ seconds: null, reason: 'spam' });
+    await api.unbanUser('r', 'u2');
+    expect(sent(2)).toMatchObject({ url: '/api/rooms/r/bans/u2', method: 'DELETE' });
+    expect(await api.listBans('r')).toEqual([]);
+    expect(sent(3)).toMatchObject({ url: '/api/rooms/r/bans', method: 'GET', auth: 'Bearer tok' });
+    expect(await api.listModerators('r')).toEqual([{ user_id: 'u2', since: 't' }]);
+    expect(sent(4)).toMatchObject({ url: '/api/rooms/r/moderators', method: 'GET' });
+  });
+
+  it('sets slow mode by patching the room', async () => {
+    const { api, sent } = calls();
+    await api.setSlowMode('r', 30);
+    expect(sent(0)).toEqual({ url: '/api/rooms/r', method: 'PATCH', body: { slow_mode_secs: 30 }, auth: 'Bearer tok' });
+  });
+
+  it('reads when a ban ends from a banned error, null for a ban until lifted', async () => {
+    const until = '2025-01-01T10:00:00Z';
+    let answer = json(403, { error: { code: 'banned', message: 'banned', until } });
+    const api = createApi({ fetch: async () => answer });
+    await expect(api.postMessage('r', 'hi')).rejects.toMatchObject({ status: 403, code: 'banned', until });
+    answer = json(403, { error: { code: 'banned', message: 'banned', until: null } });
+    await expect(api.postMessage('r', 'hi')).rejects.toMatchObject({ code: 'banned', until: null });
+    answer = json(403, { error: { code: 'forbidden', message: 'no' } });
+    const other = await api.deleteMessage('r', 'm').catch((e) => e);
+    expect(other).toMatchObject({ code: 'forbidden' });
+    expect(other.until).toBeUndefined();
+  });
+
+  it('does not retry a post refused by slow mode, and keeps its Retry-After', async () => {
+    const fetch = vi.fn(async () => json(429, { error: { code: 'slow_mode', message: 'slow mode' } }, { 'retry-after': '7' }));
+    const api = createApi({ fetch, sleep: async () => {} });
+    await expect(api.postMessage('r', 'hi')).rejects.toMatchObject({ status: 429, code: 'slow_mode', retryAfterSecs: 7 });
+    expect(fetch).toHaveBeenCalledTimes(1);
+  });
+
+  it('retries an edit whose answer was lost (it sets a state, so twice is once)', async () => {
+    const answers = [
+      () => {
+        throw new TypeError('Failed to fetch');
+      },
+      () => json(200, { id: 'm', text: 'x', edited_at: 't' }),
+    ];
+    const fetch = vi.fn(async () => answers.shift()!());
+    const api = createApi({ fetch, sleep: async () => {} });
+    expect(await api.editMessage('r', 'm', 'x')).toMatchObject({ edited_at: 't' });
+    expect(fetch).toHaveBeenCalledTimes(2);
+  });
+});

@@ -2,12 +2,15 @@
 // back off when the server says so (429 / 503 with `Retry-After`).
 
 import type {
+  Ban,
   ClientConfig,
+  DeleteEvent,
   Message,
   MessagePage,
   Room,
   RoomDetail,
   RoomMode,
+  Moderator,
   Session,
 } from './types';
 
@@ -17,13 +20,16 @@ export class ApiError extends Error {
   readonly code: string;
   /** Seconds the server asked us to wait (`Retry-After`), if it did. */
   readonly retryAfterSecs?: number;
+  /** For `banned`: when the ban ends (RFC 3339), null for a ban until lifted; undefined otherwise. */
+  readonly until?: string | null;
 
-  constructor(status: number, code: string, message: string, retryAfterSecs?: number) {
+  constructor(status: number, code: string, message: string, retryAfterSecs?: number, until?: string | null) {
     super(message);
     this.name = 'ApiError';
     this.status = status;
     this.code = code;
     this.retryAfterSecs = retryAfterSecs;
+    this.until = until;
   }
 
   /** Worth trying again later: rate limited, a dependency down, or the network. */
@@ -183,7 +189,8 @@ export function createApi(options: ApiOptions = {}) {
       }
     }
     if (!response.ok) {
-      const error = (data as { error?: { code?: string; message?: string } } | undefined)?.error;
+      const error = (data as { error?: { code?: string; message?: string; until?: unknown } } | undefined)?.error;
+      const until = typeof error?.until === 'string' || error?.until === null ? error.until : undefined;
       const retryAfter = parseRetryAfter(response.headers.get('retry-after'));
       if (response.status === 401 && opts.auth) options.onUnauthorized?.();
       throw new ApiError(
@@ -191,6 +198,7 @@ export function createApi(options: ApiOptions = {}) {
         error?.code ?? `http_${response.status}`,
         error?.message ?? (response.status === 429 ? 'Too many requests' : `Request failed (${response.status})`),
         retryAfter,
+        until,
       );
     }
     return { data: data as T, headers: response.headers };
@@ -220,6 +228,7 @@ export function createApi(options: ApiOptions = {}) {
   }
 
   const room = (id: string) => `/api/rooms/${encodeURIComponent(id)}`;
+  const messagePath = (roomId: string, id: string) => `${room(roomId)}/messages/${encodeURIComponent(id)}`;
 
   return {
     async config(signal?: AbortSignal): Promise<ClientConfig> {
@@ -272,6 +281,38 @@ export function createApi(options: ApiOptions = {}) {
       await request('DELETE', `${room(roomId)}/messages/${encodeURIComponent(messageId)}/reactions/${encodeURIComponent(emoji)}`, {
         auth: true,
       });
+    },
+    // Moderation. Edits, deletes and bans set a state rather than add to one, so a retry after a lost
+    // answer (503, network) cannot do anything twice.
+    async editMessage(roomId: string, messageId: string, text: string): Promise<Message> {
+      return (await request<Message>('PATCH', messagePath(roomId, messageId), { body: { text }, auth: true, retries: POST_RETRIES }))
+        .data;
+    },
+    async deleteMessage(roomId: string, messageId: string): Promise<DeleteEvent> {
+      return (await request<DeleteEvent>('DELETE', messagePath(roomId, messageId), { auth: true, retries: POST_RETRIES })).data;
+    },
+    async listModerators(roomId: string, signal?: AbortSignal): Promise<Moderator[]> {
+      return (await request<{ moderators: Moderator[] }>('GET', `${room(roomId)}/moderators`, { signal })).data.moderators;
+    },
+    /** Bans `userId` from writing in the room for `seconds`, or until lifted when null. */
+    async banUser(roomId: string, userId: string, seconds: number | null, reason: string): Promise<Ban> {
+      return (
+        await request<Ban>('PUT', `${room(roomId)}/bans/${encodeURIComponent(userId)}`, {
+          body: { seconds, reason },
+          auth: true,
+          retries: POST_RETRIES,
+        })
+      ).data;
+    },
+    async unbanUser(roomId: string, userId: string): Promise<void> {
+      await request('DELETE', `${room(roomId)}/bans/${encodeURIComponent(userId)}`, { auth: true, retries: POST_RETRIES });
+    },
+    async listBans(roomId: string, signal?: AbortSignal): Promise<Ban[]> {
+      return (await request<{ bans: Ban[] }>('GET', `${room(roomId)}/bans`, { signal, auth: true })).data.bans;
+    },
+    /** Least seconds between two posts of one user (0 = off); answers the updated room. */
+    async setSlowMode(roomId: string, seconds: number): Promise<Room> {
+      return (await request<Room>('PATCH', room(roomId), { body: { slow_mode_secs: seconds }, auth: true, retries: POST_RETRIES })).data;
     },
   };
 }

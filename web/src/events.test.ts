@@ -35,6 +35,9 @@ describe('RoomStream', () => {
       onMessage: vi.fn(),
       onReaction: vi.fn(),
       onMode: vi.fn(),
+      onEdit: vi.fn(),
+      onDelete: vi.fn(),
+      onRoom: vi.fn(),
       onReset: vi.fn(),
       onOpen: vi.fn(),
       onStatus: (s) => statuses.push(s),
@@ -75,6 +78,21 @@ describe('RoomStream', () => {
     expect(handlers.onReaction).toHaveBeenCalledWith({ message_id: 'm1', emoji: '👍', count: 1 });
     expect(handlers.onMode).toHaveBeenCalledWith('throttled');
     expect(stream.cursor).toBe('0-7');
+  });
+
+  it('parses edit, delete and room events, which move the cursor like the others', () => {
+    const stream = start();
+    const es = FakeEventSource.latest();
+    es.open();
+    const edit = { id: 'm1', room_id: ROOM, user: { id: 'u', name: 'a' }, text: 'fixed', at: 't', edited_at: 't2' };
+    es.emit('edit', edit, '0-8');
+    expect(handlers.onEdit).toHaveBeenCalledWith(edit);
+    es.emit('delete', { message_id: 'm1', by: { id: 'u2', name: 'mod' } }, '0-9');
+    expect(handlers.onDelete).toHaveBeenCalledWith({ message_id: 'm1', by: { id: 'u2', name: 'mod' } });
+    es.emit('room', { id: ROOM, name: 'lobby', slow_mode_secs: 30 }, '0-10');
+    expect(handlers.onRoom).toHaveBeenCalledWith({ id: ROOM, name: 'lobby', slow_mode_secs: 30 });
+    expect(handlers.onMessage).not.toHaveBeenCalled();
+    expect(stream.cursor).toBe('0-10');
   });
 
   it('skips events whose data is not JSON but still moves the cursor', () => {

@@ -7,7 +7,7 @@
 // way the server replays what was missed or answers `event: reset`, and the caller refetches.
 
 import { backoffDelayMs } from './api';
-import type { Message, ModeEvent, ReactionEvent, ResetEvent, RoomMode } from './types';
+import type { DeleteEvent, EditEvent, Message, ModeEvent, ReactionEvent, ResetEvent, Room, RoomMode } from './types';
 
 export type ConnectionStatus = 'connecting' | 'live' | 'reconnecting' | 'closed';
 
@@ -26,6 +26,12 @@ export interface RoomStreamHandlers {
   onMessage?(message: Message): void;
   onReaction?(reaction: ReactionEvent): void;
   onMode?(mode: RoomMode): void;
+  /** A message's text changed (its reactions did not). */
+  onEdit?(edit: EditEvent): void;
+  /** A message was removed, and its reactions with it. */
+  onDelete?(deletion: DeleteEvent): void;
+  /** The room's settings changed (e.g. slow mode). */
+  onRoom?(room: Room): void;
   /** The server cannot continue from our cursor: refetch the history. */
   onReset?(reason: string | undefined): void;
   onStatus?(status: ConnectionStatus): void;
@@ -157,6 +163,9 @@ export class RoomStream {
     };
     listen<Message>('message', (m) => handlers.onMessage?.(m));
     listen<ReactionEvent>('reaction', (r) => handlers.onReaction?.(r));
+    listen<EditEvent>('edit', (e) => handlers.onEdit?.(e));
+    listen<DeleteEvent>('delete', (d) => handlers.onDelete?.(d));
+    listen<Room>('room', (r) => handlers.onRoom?.(r));
     listen<ModeEvent>('mode', (m) => handlers.onMode?.(m.mode === 'throttled' ? 'throttled' : 'normal'));
     listen<ResetEvent>(
       'reset',

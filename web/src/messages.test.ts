@@ -2,11 +2,14 @@ import { describe, expect, it } from 'vitest';
 
 import {
   addPending,
+  applyDelete,
+  applyEdit,
   applyPage,
   applyReaction,
   confirmPending,
   emptyState,
   failPending,
+  isDeleted,
   oldestId,
   reactOptimistically,
   receiveMessage,
@@ -14,7 +17,7 @@ import {
   settleReaction,
   type MessageState,
 } from './messages';
-import type { Message, ReactionEvent, User } from './types';
+import type { EditEvent, Message, ReactionEvent, User } from './types';
 
 const alice: User = { id: 'u-alice', name: 'alice' };
 const bob: User = { id: 'u-bob', name: 'bob' };
@@ -261,5 +264,122 @@ describe('reactions', () => {
     let s = applyReaction(base(), reaction(msg(1).id, '👍', bob, 'added', 2));
     s = receiveMessage(s, msg(1));
     expect(s.items[0].reactions).toEqual({ '👍': 2 });
+  });
+});
+
+/** The `edit` event of message n, edited `secs` seconds after the hour. */
+function edit(n: number, text: string, secs = 30): EditEvent {
+  const m = msg(n);
+  return { id: m.id, room_id: ROOM, user: m.user, text, at: m.at, edited_at: new Date(Date.UTC(2025, 0, 1, 13, 0, secs)).toISOString() };
+}
+
+describe('edits', () => {
+  it('changes the text and marks the message edited, keeping its reactions', () => {
+    let s = latest(emptyState(), [msg(1, { reactions: { '👍': 2 } }), msg(2)]);
+    s = reactOptimistically(s, msg(1).id, '🎉', 'added');
+    s = applyEdit(s, edit(1, 'fixed typo'));
+    expect(s.items[0]).toMatchObject({ text: 'fixed typo', edited_at: edit(1, '').edited_at, reactions: { '👍': 2, '🎉': 1 } });
+    expect(s.items[0].pendingReactions?.['🎉']).toBeDefined();
+    expect(s.items[1].edited_at).toBeUndefined();
+  });
+
+  it('ignores an edit older than the text shown', () => {
+    let s = applyEdit(latest(emptyState(), [msg(1)]), edit(1, 'second', 40));
+    s = applyEdit(s, edit(1, 'first', 20));
+    expect(texts(s)).toEqual(['second']);
+  });
+
+  it('keeps the edited text when a page or replayed event read before the edit brings the old copy', () => {
+    let s = latest(emptyState(), [msg(1), msg(2)]);
+    const fetchRev = s.rev;
+    s = applyEdit(s, edit(1, 'fixed'));
+    s = latest(s, [msg(1), msg(2)], 3, fetchRev);
+    s = receiveMessage(s, msg(1));
+    expect(texts(s)).toEqual(['fixed', 'message 2']);
+    // A page read after an even newer edit wins.
+    s = latest(s, [msg(1, { text: 'fixed again', edited_at: edit(1, '', 50).edited_at }), msg(2)]);
+    expect(texts(s)).toEqual(['fixed again', 'message 2']);
+  });
+
+  it('remembers an edit of a message not loaded yet and applies it when the message arrives', () => {
+    let s = applyEdit(emptyState(), edit(5, 'edited before we saw it'));
+    expect(s.items).toEqual([]);
+    // The first page was read before the edit.
+    s = latest(s, [msg(4), msg(5)]);
+    expect(texts(s)).toEqual(['message 4', 'edited before we saw it']);
+    expect(s.items[1].edited_at).toBeDefined();
+    // Likewise for a message that only arrives live (e.g. replayed after the edit).
+    s = applyEdit(s, edit(6, 'live, edited'));
+    s = receiveMessage(s, msg(6));
+    expect(texts(s)).toEqual(['message 4', 'edited before we saw it', 'live, edited']);
+  });
+
+  it('applies our own edit’s answer like the event, whichever comes first', () => {
+    const answer: Message = { ...msg(1, { user: alice, text: 'mine, fixed' }), edited_at: edit(1, '').edited_at };
+    let s = latest(emptyState(), [msg(1, { user: alice })]);
+    s = applyEdit(s, answer);
+    s = applyEdit(s, { ...edit(1, 'mine, fixed'), user: alice });
+    expect(texts(s)).toEqual(['mine, fixed']);
+  });
+
+  it('ignores a copy without edited_at (not an edit)', () => {
+    const s = latest(emptyState(), [msg(1)]);
+    expect(applyEdit(s, msg(1, { text: 'other' }))).toBe(s);
+  });
+});
+
+describe('deletes', () => {
+  it('removes the message and its reactions', () => {
+    let s = latest(emptyState(), [msg(1, { reactions: { '👍': 3 } }), msg(2)]);
+    s = applyDelete(s, msg(1).id);
+    expect(ids(s)).toEqual([msg(2).id]);
+    expect(isDeleted(s, msg(1).id)).toBe(true);
+    expect(applyDelete(s, msg(1).id)).toBe(s);
+  });
+
+  it('does not bring a deleted message back from a page read before the delete, or a replayed event', () => {
+    let s = latest(emptyState(), [msg(1), msg(2)]);
+    const fetchRev = s.rev;
+    s = applyDelete(s, msg(2).id);
+    s = latest(s, [msg(1), msg(2)], 3, fetchRev);
+    s = receiveMessage(s, msg(2));
+    s = applyEdit(s, edit(2, 'too late'));
+    expect(ids(s)).toEqual([msg(1).id]);
+  });
+
+  it('never shows a message deleted before it was loaded', () => {
+    let s = applyDelete(emptyState(), msg(3).id);
+    s = latest(s, [msg(2), msg(3), msg(4)]);
+    s = applyPage(s, [msg(3)], { kind: 'older', limit: 3, fetchRev: s.rev });
+    expect(ids(s)).toEqual([msg(2).id, msg(4).id]);
+  });
+
+  it('drops a reaction racing the delete, before or after it', () => {
+    let s = latest(emptyState(), [msg(1, { reactions: { '👍': 1 } })]);
+    // Our click is in flight when the delete comes; the other user's reaction event comes after it.
+    s = reactOptimistically(s, msg(1).id, '👍', 'added');
+    s = applyDelete(s, msg(1).id);
+    const afterDelete = s;
+    s = applyReaction(s, reaction(msg(1).id, '👍', bob, 'added', 3));
+    s = settleReaction(s, msg(1).id, '👍', 'failed');
+    expect(s).toBe(afterDelete);
+    expect(s.items).toEqual([]);
+  });
+
+  it('drops our own message when the delete comes before the POST’s answer', () => {
+    let s = addPending(emptyState(), { clientId: 'local-1', roomId: ROOM, user: alice, text: 'spam' });
+    const server = msg(1, { user: alice, text: 'spam' });
+    s = applyDelete(s, server.id);
+    s = confirmPending(s, 'local-1', server);
+    expect(s.items).toEqual([]);
+  });
+
+  it('takes a held message missing from inside a fetched page as deleted (a delete missed before a reset)', () => {
+    let s = latest(emptyState(), [msg(1), msg(2), msg(3), msg(4)], 10);
+    s = addPending(s, { clientId: 'local-1', roomId: ROOM, user: alice, text: 'unsent' });
+    const fetchRev = s.rev;
+    s = receiveMessage(s, msg(5)); // came live while the refetch was in flight
+    s = latest(s, [msg(1), msg(3), msg(4)], 10, fetchRev);
+    expect(texts(s)).toEqual(['message 1', 'message 3', 'message 4', 'message 5', 'unsent']);
   });
 });

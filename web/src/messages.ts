@@ -1,10 +1,12 @@
 // A room's message list as pure functions: merging history pages and live events, deduplicated by id,
 // kept oldest → newest, with optimistic (pending) messages reconciled against the server's copy and
-// optimistic reactions settled by the live `reaction` events.
+// optimistic reactions settled by the live `reaction` events. Edits and deletes may arrive before the
+// message they name (or while a page that still has the old copy is in flight): they are remembered, so
+// that a later or staler copy never brings back an old text or a deleted message.
 //
 // Every function returns a new state and never mutates its input, so React can compare by reference.
 
-import type { Message, ReactionEvent, User } from './types';
+import type { EditEvent, Message, ReactionEvent, User } from './types';
 
 export type DeliveryStatus = 'sent' | 'pending' | 'failed';
 
@@ -37,9 +39,37 @@ export interface MessageState {
   loaded: boolean;
   /** Local clock: bumped by every live change, so a fetch can tell which counts are newer than it. */
   rev: number;
+  /** Ids of deleted messages: no page or replayed event shows them again. */
+  deleted: ReadonlySet<string>;
+  /** The newest edit seen of each message that was not loaded when its edit arrived. */
+  edits: Readonly<Record<string, Edit>>;
 }
 
-export const emptyState = (): MessageState => ({ items: [], hasOlder: false, loaded: false, rev: 0 });
+export interface Edit {
+  text: string;
+  edited_at: string;
+}
+
+export const emptyState = (): MessageState => ({
+  items: [],
+  hasOlder: false,
+  loaded: false,
+  rev: 0,
+  deleted: new Set(),
+  edits: {},
+});
+
+/** Whether an edit made at `a` is newer than the text a copy edited at `b` (undefined: never edited) has. */
+function editIsNewer(a: string | undefined, b: string | undefined): boolean {
+  if (a === undefined) return false;
+  return b === undefined || Date.parse(a) > Date.parse(b);
+}
+
+/** A server copy with the newest edit we know of applied (a copy fetched before the edit has the old text). */
+function withKnownEdit(state: MessageState, message: Message): Message {
+  const edit = state.edits[message.id];
+  return edit && editIsNewer(edit.edited_at, message.edited_at) ? { ...message, ...edit } : message;
+}
 
 /** Which emojis the user reacted with on a message (from local memory); [] when unknown. */
 export type MineLookup = (messageId: string) => string[];
@@ -70,9 +100,12 @@ function mergeOne(local: ChatMessage, server: Message, fetchRev: number | null):
   // A fetched copy is older than any live change after the fetch started; a live `message` event has
   // no counts at all (reactions come as their own events), so neither may overwrite newer counts.
   const keepCounts = fetchRev === null || local.rev > fetchRev || local.pendingReactions !== undefined;
+  // Texts only change by edits: the copy edited last has the current one.
+  const keepText = editIsNewer(local.edited_at, server.edited_at);
   return {
     ...local,
     ...server,
+    ...(keepText ? { text: local.text, edited_at: local.edited_at } : {}),
     reactions: keepCounts ? local.reactions : { ...server.reactions },
     status: 'sent',
     clientId: local.clientId,
@@ -95,6 +128,10 @@ export type PageKind =
  * newer than the page and are kept. A `latest` page that shares no message with what we hold, while we
  * hold sent messages, means we missed more than a page: the old messages are no longer contiguous with
  * the new ones, so they are dropped and loading older pages on scroll-up brings the gap back.
+ *
+ * History leaves deleted messages out: a message we hold that falls between the page's first and last
+ * but is not on it was deleted (a `delete` we missed, e.g. before a `reset`), unless it came live after
+ * the fetch started.
  */
 export function applyPage(
   state: MessageState,
@@ -104,6 +141,17 @@ export function applyPage(
   const mineOf = opts.mineOf ?? noMine;
   const full = page.length >= opts.limit;
   let items = state.items;
+  if (page.length > 1) {
+    const pageIds = new Set(page.map((m) => m.id));
+    const [first, last] = [page[0], page[page.length - 1]];
+    const gone = (m: ChatMessage) =>
+      m.status === 'sent' &&
+      !pageIds.has(m.id) &&
+      m.rev <= opts.fetchRev &&
+      compareMessages(m, first) > 0 &&
+      compareMessages(m, last) < 0;
+    if (items.some(gone)) items = items.filter((m) => !gone(m));
+  }
   let hasOlder: boolean;
 
   if (opts.kind === 'latest') {
@@ -127,7 +175,9 @@ export function applyPage(
 
   const byId = new Map(items.map((m, i) => [m.id, i]));
   const next = items.slice();
-  for (const message of page) {
+  for (const fetched of page) {
+    if (state.deleted.has(fetched.id)) continue;
+    const message = withKnownEdit(state, fetched);
     const at = byId.get(message.id);
     if (at === undefined) {
       byId.set(message.id, next.length);
@@ -169,7 +219,10 @@ export function addPending(
  * whose text matches a pending message is taken as that message's server copy (it may arrive before
  * the POST's answer): the contract has no client-chosen id to match on, so text is the best key.
  */
-export function receiveMessage(state: MessageState, message: Message, myUserId?: string): MessageState {
+export function receiveMessage(state: MessageState, live: Message, myUserId?: string): MessageState {
+  // A replayed event of a message deleted since.
+  if (state.deleted.has(live.id)) return state;
+  const message = withKnownEdit(state, live);
   const rev = state.rev + 1;
   const existing = state.items.findIndex((m) => m.id === message.id);
   let items: ChatMessage[];
@@ -192,7 +245,10 @@ export function receiveMessage(state: MessageState, message: Message, myUserId?:
 }
 
 /** The POST answered 201 with the server's copy of the message we sent as `clientId`. */
-export function confirmPending(state: MessageState, clientId: string, message: Message): MessageState {
+export function confirmPending(state: MessageState, clientId: string, answer: Message): MessageState {
+  // Deleted before the answer came (by a moderator, quickly): nothing to show.
+  if (state.deleted.has(answer.id)) return discardPending(state, clientId);
+  const message = withKnownEdit(state, answer);
   const local = state.items.findIndex((m) => m.clientId === clientId);
   const server = state.items.findIndex((m) => m.id === message.id);
   let items = state.items.slice();
@@ -235,6 +291,39 @@ export function retryPending(state: MessageState, clientId: string): MessageStat
 /** Drops a failed message the user gave up on. */
 export function discardPending(state: MessageState, clientId: string): MessageState {
   return { ...state, items: state.items.filter((m) => !(m.clientId === clientId && m.status !== 'sent')) };
+}
+
+/**
+ * A message's new text (the `edit` event, or the answer to our own edit). Its reactions are unchanged.
+ * An edit older than the text we show is ignored; an edit of a message we do not hold is remembered
+ * for when it arrives.
+ */
+export function applyEdit(state: MessageState, edit: EditEvent | Message): MessageState {
+  if (state.deleted.has(edit.id) || edit.edited_at === undefined) return state;
+  const change = { text: edit.text, edited_at: edit.edited_at };
+  const held = state.items.some((m) => m.id === edit.id && m.status === 'sent');
+  if (!held) {
+    if (!editIsNewer(edit.edited_at, state.edits[edit.id]?.edited_at)) return state;
+    return { ...state, edits: { ...state.edits, [edit.id]: change } };
+  }
+  return mapMessage(
+    state,
+    (m) => m.id === edit.id && m.status === 'sent' && !editIsNewer(m.edited_at, edit.edited_at),
+    (m) => ({ ...m, ...change }),
+  );
+}
+
+/** A message was deleted (the `delete` event, or our own delete): it goes, with its reactions, for good. */
+export function applyDelete(state: MessageState, messageId: string): MessageState {
+  if (state.deleted.has(messageId)) return state;
+  const deleted = new Set(state.deleted).add(messageId);
+  const { [messageId]: _forgotten, ...edits } = state.edits;
+  return { ...state, items: state.items.filter((m) => m.id !== messageId), deleted, edits };
+}
+
+/** Whether a message was deleted (e.g. so a failed call on it needs no error). */
+export function isDeleted(state: MessageState, messageId: string): boolean {
+  return state.deleted.has(messageId);
 }
 
 function mapMessage(

@@ -15,6 +15,10 @@ export interface Room {
   name: string;
   created_at: string;
   hot?: boolean;
+  /** The room's creator, who may moderate it (absent from servers before moderation). */
+  owner?: User;
+  /** Least seconds between two posts of one user (moderators exempt); 0 = off. */
+  slow_mode_secs?: number;
 }
 
 export type RoomMode = 'normal' | 'throttled';
@@ -32,6 +36,8 @@ export interface Message {
   at: string;
   /** Emoji → number of users who reacted with it. */
   reactions: Record<string, number>;
+  /** When the author last changed the text (RFC 3339); absent if never edited. */
+  edited_at?: string;
 }
 
 export interface MessagePage {
@@ -60,4 +66,34 @@ export interface ResetEvent {
 export interface ClientConfig {
   /** Base URL of the SSE API; "" means the app's own origin. */
   events_url: string;
+}
+
+/** Data of the `edit` SSE event: the message with its new text (reactions are not part of it). */
+export interface EditEvent {
+  id: string;
+  room_id: string;
+  user: User;
+  text: string;
+  at: string;
+  edited_at: string;
+}
+
+/** Data of the `delete` SSE event, and the answer to a delete. */
+export interface DeleteEvent {
+  message_id: string;
+  by: User;
+}
+
+export interface Moderator {
+  user_id: string;
+  since: string;
+}
+
+/** A ban: `until` null means until lifted. */
+export interface Ban {
+  user_id: string;
+  until: string | null;
+  reason: string;
+  by: User;
+  at: string;
 }

@@ -1,6 +1,6 @@
 // Everything about one open room: its history (first page once the live stream is open, older pages on
 // demand), its live events through one EventSource, sending with optimistic messages, reactions, the
-// room's mode, and the connection status.
+// room's mode, the connection status, and moderation (edits, deletes, bans, slow mode).
 
 import { useCallback, useEffect, useRef, useState } from 'react';
 
@@ -8,12 +8,15 @@ import { ApiError, type Api } from './api';
 import { RoomStream, type ConnectionStatus } from './events';
 import {
   addPending,
+  applyDelete,
+  applyEdit,
   applyPage,
   applyReaction,
   confirmPending,
   discardPending,
   emptyState,
   failPending,
+  isDeleted,
   oldestId,
   reactOptimistically,
   receiveMessage,
@@ -21,9 +24,10 @@ import {
   settleReaction,
   type MessageState,
 } from './messages';
+import { banReason, bannedText, roleOf, type Role } from './moderation';
 import { ReactionMemory } from './reactionMemory';
 import { RefetchScheduler } from './refetch';
-import type { RoomDetail, RoomMode, User } from './types';
+import type { Moderator, RoomDetail, RoomMode, User } from './types';
 
 /** Messages per history page. */
 export const PAGE_SIZE = 50;
@@ -33,6 +37,8 @@ export const REACTION_SETTLE_MS = 5000;
 const HISTORY_WITHOUT_STREAM_MS = 1500;
 /** Least time between two older-page fetches in a throttled room. */
 const OLDER_PAGE_INTERVAL_THROTTLED_MS = 3000;
+/** Longest wait a timer can take (setTimeout's limit); a longer ban is simply not timed out. */
+const MAX_TIMER_MS = 2 ** 31 - 1;
 
 export interface RoomController {
   room: RoomDetail | null;
@@ -44,12 +50,30 @@ export interface RoomController {
   /** A passing note, e.g. waiting out a rate limit. */
   notice: string | null;
   loadingOlder: boolean;
+  /** The signed-in user's part in this room. */
+  role: Role;
+  /** Set when the server refused a write because the user is banned; `until` null = until lifted. */
+  ban: { until: string | null } | null;
+  /** In slow mode: when (ms since the epoch) the user may post again; null when they may now. */
+  slowUntil: number | null;
+  /** Text of a post slow mode refused, handed back to the composer (`seq` tells two apart). */
+  returnedDraft: { text: string; seq: number } | null;
+  /** The outcome of a moderator's action (e.g. who was banned). */
+  info: string | null;
   send(text: string): void;
   retry(clientId: string): void;
   discard(clientId: string): void;
   toggleReaction(messageId: string, emoji: string): void;
   loadOlder(): void;
   dismissError(): void;
+  dismissInfo(): void;
+  /** Resolves true once saved, false when refused (the reason is shown). */
+  editMessage(messageId: string, text: string): Promise<boolean>;
+  deleteMessage(messageId: string): void;
+  /** Bans the message's author for `seconds`, or until lifted when null. */
+  banAuthor(messageId: string, seconds: number | null): void;
+  /** Settles once the change is saved or refused (the reason is shown). */
+  setSlowMode(seconds: number): Promise<void>;
 }
 
 interface Live {
@@ -70,6 +94,24 @@ function describe(e: unknown): string {
   return 'Something went wrong.';
 }
 
+const isCode = (e: unknown, code: string) => e instanceof ApiError && e.code === code;
+
+/**
+ * Calls `call` until it stops answering 404 (a few tries): a message seen live may not be in the read
+ * model yet (the projector is a separate consumer), and calls on it answer 404 until it is. `gone` stops
+ * early when the message is known to be deleted.
+ */
+async function whenProjected<T>(call: () => Promise<T>, signal: AbortSignal, gone: () => boolean): Promise<T> {
+  for (let attempt = 0; ; attempt++) {
+    try {
+      return await call();
+    } catch (e) {
+      if (signal.aborted || gone() || !(e instanceof ApiError && e.status === 404) || attempt >= 5) throw e;
+      await new Promise((resolve) => setTimeout(resolve, 200 * (attempt + 1)));
+    }
+  }
+}
+
 export function useRoom(api: Api, roomId: string, eventsBaseUrl: string, me: User): RoomController {
   const [messages, setMessages] = useState<MessageState>(emptyState);
   const stateRef = useRef(messages);
@@ -79,6 +121,16 @@ export function useRoom(api: Api, roomId: string, eventsBaseUrl: string, me: Use
   const [error, setError] = useState<string | null>(null);
   const [notice, setNotice] = useState<string | null>(null);
   const [loadingOlder, setLoadingOlder] = useState(false);
+  const [moderators, setModerators] = useState<Moderator[]>([]);
+  const [ban, setBan] = useState<{ until: string | null } | null>(null);
+  const [slowUntil, setSlowUntil] = useState<number | null>(null);
+  const [returnedDraft, setReturnedDraft] = useState<{ text: string; seq: number } | null>(null);
+  const [info, setInfo] = useState<string | null>(null);
+  const roomRef = useRef(room);
+  roomRef.current = room;
+  const role = roleOf(room, moderators, me.id);
+  const roleRef = useRef(role);
+  roleRef.current = role;
   const live = useRef<Live | null>(null);
   const reactionClicks = useRef(new Map<string, number>());
 
@@ -111,6 +163,11 @@ export function useRoom(api: Api, roomId: string, eventsBaseUrl: string, me: Use
     setNotice(null);
     setModeState('normal');
     setLoadingOlder(false);
+    setModerators([]);
+    setBan(null);
+    setSlowUntil(null);
+    setReturnedDraft(null);
+    setInfo(null);
 
     const applyMode = (next: RoomMode) => {
       ctx.mode = next;
@@ -160,6 +217,13 @@ export function useRoom(api: Api, roomId: string, eventsBaseUrl: string, me: Use
         if (e instanceof ApiError && e.status === 404) setError('This room does not exist.');
       },
     );
+    // Without the list (e.g. an older server) nobody shows as a moderator; the server decides anyway.
+    api.listModerators(roomId, signal).then(
+      (list) => {
+        if (!signal.aborted) setModerators(list);
+      },
+      () => {},
+    );
 
     const stream = new RoomStream({
       baseUrl: eventsBaseUrl,
@@ -171,6 +235,10 @@ export function useRoom(api: Api, roomId: string, eventsBaseUrl: string, me: Use
           update((s) => applyReaction(s, r, me.id));
         },
         onMode: applyMode,
+        onEdit: (e) => update((s) => applyEdit(s, e)),
+        onDelete: (d) => update((s) => applyDelete(s, d.message_id)),
+        // The event has no `mode` (that has its own event): keep ours.
+        onRoom: (r) => setRoom((prev) => ({ ...prev, ...r, mode: ctx.mode })),
         onReset: () => scheduler.request(),
         onStatus: setStatus,
         // The first page is fetched once the stream is open, so nothing falls between the two.
@@ -194,6 +262,32 @@ export function useRoom(api: Api, roomId: string, eventsBaseUrl: string, me: Use
     };
   }, [api, roomId, eventsBaseUrl, me.id, update]);
 
+  // A ban the server told us of lapses at its `until`.
+  useEffect(() => {
+    if (!ban || ban.until === null) return;
+    const wait = Date.parse(ban.until) - Date.now();
+    if (!(wait < MAX_TIMER_MS)) return;
+    const timer = setTimeout(() => setBan(null), Math.max(0, wait));
+    return () => clearTimeout(timer);
+  }, [ban]);
+
+  /** Explains a refused write: a ban or a missing role say so; anything else is `prefix: message`. */
+  const refused = useCallback(
+    (e: unknown, prefix: string) => {
+      if (isCode(e, 'banned')) {
+        setBan({ until: (e as ApiError).until ?? null });
+      } else if (isCode(e, 'forbidden')) {
+        setError('You are not allowed to do that in this room.');
+        // Our role may have changed since we loaded it.
+        const signal = live.current?.signal;
+        api.listModerators(roomId, signal).then((list) => !signal?.aborted && setModerators(list), () => {});
+      } else {
+        setError(`${prefix}: ${describe(e)}`);
+      }
+    },
+    [api, roomId],
+  );
+
   const post = useCallback(
     async (clientId: string, text: string) => {
       const ctx = live.current;
@@ -201,13 +295,25 @@ export function useRoom(api: Api, roomId: string, eventsBaseUrl: string, me: Use
         const message = await api.postMessage(roomId, text);
         if (ctx?.signal.aborted) return;
         update((s) => confirmPending(s, clientId, message));
+        setBan(null);
+        // Slow mode counts from the post; the owner and moderators are exempt.
+        const interval = roomRef.current?.slow_mode_secs ?? 0;
+        if (interval > 0 && roleRef.current === 'member') setSlowUntil(Date.now() + interval * 1000);
       } catch (e) {
         if (ctx?.signal.aborted) return;
+        if (isCode(e, 'slow_mode')) {
+          // Not a failed message: the text goes back to the composer until the wait is over.
+          const wait = (e as ApiError).retryAfterSecs ?? roomRef.current?.slow_mode_secs ?? 1;
+          update((s) => discardPending(s, clientId));
+          setSlowUntil(Date.now() + wait * 1000);
+          setReturnedDraft((prev) => ({ text, seq: (prev?.seq ?? 0) + 1 }));
+          return;
+        }
         update((s) => failPending(s, clientId));
-        setError(`Message not sent: ${describe(e)}`);
+        refused(e, 'Message not sent');
       }
     },
-    [api, roomId, update],
+    [api, roomId, update, refused],
   );
 
   const send = useCallback(
@@ -247,25 +353,18 @@ export function useRoom(api: Api, roomId: string, eventsBaseUrl: string, me: Use
 
       const call = op === 'added' ? api.addReaction : api.removeReaction;
       void (async () => {
-        // A message seen live may not be in the read model yet (the projector is a separate consumer),
-        // and the reaction call answers 404 until it is: try a few times before giving up.
-        for (let attempt = 0; ; attempt++) {
-          try {
-            await call(roomId, messageId, emoji);
-            break;
-          } catch (e) {
-            if (ctx.signal.aborted) return;
-            if (e instanceof ApiError && e.status === 404 && attempt < 5) {
-              await new Promise((resolve) => setTimeout(resolve, 200 * (attempt + 1)));
-              continue;
-            }
-            if (reactionClicks.current.get(key) === click) {
-              update((s) => settleReaction(s, messageId, emoji, 'failed'));
-              ctx.memory.set(messageId, emoji, op !== 'added');
-            }
-            setError(`Reaction not saved: ${describe(e)}`);
-            return;
+        const gone = () => isDeleted(stateRef.current, messageId);
+        try {
+          await whenProjected(() => call(roomId, messageId, emoji), ctx.signal, gone);
+        } catch (e) {
+          if (ctx.signal.aborted) return;
+          if (reactionClicks.current.get(key) === click) {
+            update((s) => settleReaction(s, messageId, emoji, 'failed'));
+            ctx.memory.set(messageId, emoji, op !== 'added');
           }
+          // Deleted while the click was on its way: the message is gone, and so is the reaction.
+          if (!gone()) refused(e, 'Reaction not saved');
+          return;
         }
         setTimeout(() => {
           if (ctx.signal.aborted || reactionClicks.current.get(key) !== click) return;
@@ -276,7 +375,73 @@ export function useRoom(api: Api, roomId: string, eventsBaseUrl: string, me: Use
         }, REACTION_SETTLE_MS);
       })();
     },
-    [api, roomId, update],
+    [api, roomId, update, refused],
+  );
+
+  const editMessage = useCallback(
+    async (messageId: string, text: string) => {
+      const ctx = live.current;
+      if (!ctx) return false;
+      const gone = () => isDeleted(stateRef.current, messageId);
+      try {
+        const edited = await whenProjected(() => api.editMessage(roomId, messageId, text), ctx.signal, gone);
+        if (!ctx.signal.aborted) update((s) => applyEdit(s, edited));
+        return true;
+      } catch (e) {
+        if (ctx.signal.aborted) return false;
+        if (gone() || (e instanceof ApiError && e.status === 404)) {
+          update((s) => applyDelete(s, messageId));
+          setError('This message was deleted.');
+        } else {
+          refused(e, 'Message not edited');
+        }
+        return false;
+      }
+    },
+    [api, roomId, update, refused],
+  );
+
+  const deleteMessage = useCallback(
+    (messageId: string) => {
+      const ctx = live.current;
+      if (!ctx) return;
+      const gone = () => isDeleted(stateRef.current, messageId);
+      void whenProjected(() => api.deleteMessage(roomId, messageId), ctx.signal, gone).then(
+        () => !ctx.signal.aborted && update((s) => applyDelete(s, messageId)),
+        (e) => {
+          if (ctx.signal.aborted) return;
+          // Already deleted (by someone else, or our own first attempt): what we wanted.
+          if (gone() || (e instanceof ApiError && e.status === 404)) update((s) => applyDelete(s, messageId));
+          else refused(e, 'Message not deleted');
+        },
+      );
+    },
+    [api, roomId, update, refused],
+  );
+
+  const banAuthor = useCallback(
+    (messageId: string, seconds: number | null) => {
+      const ctx = live.current;
+      const message = stateRef.current.items.find((m) => m.id === messageId);
+      if (!ctx || !message) return;
+      api.banUser(roomId, message.user.id, seconds, banReason(message.text)).then(
+        () => !ctx.signal.aborted && setInfo(bannedText(message.user.name, seconds)),
+        (e) => !ctx.signal.aborted && refused(e, `${message.user.name} not banned`),
+      );
+    },
+    [api, roomId, refused],
+  );
+
+  const setSlowMode = useCallback(
+    async (seconds: number) => {
+      const ctx = live.current;
+      if (!ctx) return;
+      await api.setSlowMode(roomId, seconds).then(
+        (r) => !ctx.signal.aborted && setRoom((prev) => ({ ...prev, ...r, mode: ctx.mode })),
+        (e) => !ctx.signal.aborted && refused(e, 'Slow mode not changed'),
+      );
+    },
+    [api, roomId, refused],
   );
 
   const loadOlder = useCallback(() => {
@@ -331,6 +496,31 @@ export function useRoom(api: Api, roomId: string, eventsBaseUrl: string, me: Use
   }, [api, roomId, update]);
 
   const dismissError = useCallback(() => setError(null), []);
+  const dismissInfo = useCallback(() => setInfo(null), []);
 
-  return { room, messages, status, mode, error, notice, loadingOlder, send, retry, discard, toggleReaction, loadOlder, dismissError };
+  return {
+    room,
+    messages,
+    status,
+    mode,
+    error,
+    notice,
+    loadingOlder,
+    role,
+    ban,
+    slowUntil,
+    returnedDraft,
+    info,
+    send,
+    retry,
+    discard,
+    toggleReaction,
+    loadOlder,
+    dismissError,
+    dismissInfo,
+    editMessage,
+    deleteMessage,
+    banAuthor,
+    setSlowMode,
+  };
 }

@@ -1,14 +1,35 @@
-import { useRef, useState, type FormEvent, type KeyboardEvent } from 'react';
+import { useEffect, useRef, useState, type FormEvent, type KeyboardEvent } from 'react';
+
+import { slowWaitText } from '../moderation';
 
 /** The server's limit on a message, in characters. */
 const MAX_TEXT = 4000;
 
-export function Composer({ onSend, disabled }: { onSend(text: string): void; disabled?: boolean }) {
+export function Composer({
+  onSend,
+  disabled,
+  waitSecs = 0,
+  returnedDraft,
+}: {
+  onSend(text: string): void;
+  disabled?: boolean;
+  /** Slow mode: seconds until the user may post again. Typing goes on; sending waits. */
+  waitSecs?: number;
+  /** A post that was refused (slow mode), to put back in the box. */
+  returnedDraft?: { text: string; seq: number } | null;
+}) {
   const [text, setText] = useState('');
   const input = useRef<HTMLTextAreaElement>(null);
+  const waiting = waitSecs > 0;
+
+  // The refused text goes back in front of whatever was typed since (once: each return is a new object).
+  useEffect(() => {
+    if (!returnedDraft) return;
+    setText((current) => (current.trim() ? `${returnedDraft.text}\n${current}` : returnedDraft.text));
+  }, [returnedDraft]);
 
   function send() {
-    if (!text.trim() || disabled) return;
+    if (!text.trim() || disabled || waiting) return;
     onSend(text);
     setText('');
     input.current?.focus();
@@ -29,6 +50,12 @@ export function Composer({ onSend, disabled }: { onSend(text: string): void; dis
 
   return (
     <form className="composer" onSubmit={submit}>
+      {waiting && (
+        // A timer is not announced every second (its live region is off by default).
+        <p className="composer__wait" role="timer">
+          {slowWaitText(waitSecs)}
+        </p>
+      )}
       <label className="visually-hidden" htmlFor="composer-input">
         Message
       </label>
@@ -45,7 +72,7 @@ export function Composer({ onSend, disabled }: { onSend(text: string): void; dis
         onKeyDown={onKeyDown}
         enterKeyHint="send"
       />
-      <button className="button button--primary composer__send" type="submit" disabled={disabled || !text.trim()}>
+      <button className="button button--primary composer__send" type="submit" disabled={disabled || waiting || !text.trim()}>
         Send
       </button>
     </form>

@@ -1,39 +1,66 @@
-import { memo } from 'react';
+import { memo, useRef, useState, type FormEvent, type KeyboardEvent } from 'react';
 
 import type { ChatMessage } from '../messages';
+import { BAN_CHOICES } from '../moderation';
+import { formatTime } from '../time';
+import { MessageMenu, type MenuItem } from './MessageMenu';
 
 /** The reactions offered on every message (the server accepts any single emoji). */
 export const QUICK_REACTIONS = ['👍', '❤️', '😂', '🎉', '😮'];
 
-const timeFormat = new Intl.DateTimeFormat(undefined, { hour: '2-digit', minute: '2-digit' });
-const dateTimeFormat = new Intl.DateTimeFormat(undefined, { dateStyle: 'medium', timeStyle: 'short' });
-
-export function formatTime(at: string, now = new Date()): string {
-  const date = new Date(at);
-  if (Number.isNaN(date.getTime())) return '';
-  return date.toDateString() === now.toDateString() ? timeFormat.format(date) : dateTimeFormat.format(date);
-}
 
 /** The reactions to show: the quick ones, then any others the message has. */
 export function reactionChoices(reactions: Record<string, number>): string[] {
   return [...QUICK_REACTIONS, ...Object.keys(reactions).filter((e) => !QUICK_REACTIONS.includes(e))];
 }
 
+/** The server's limit on a message, in characters. */
+const MAX_TEXT = 4000;
+
 export const MessageItem = memo(function MessageItem({
   message,
   own,
   continued,
+  canEdit = false,
+  canDelete = false,
+  canBan = false,
   onReact,
   onRetry,
   onDiscard,
+  onEdit,
+  onDelete,
+  onBan,
 }: {
   message: ChatMessage;
   own: boolean;
   continued: boolean;
+  canEdit?: boolean;
+  canDelete?: boolean;
+  canBan?: boolean;
   onReact(messageId: string, emoji: string): void;
   onRetry(clientId: string): void;
   onDiscard(clientId: string): void;
+  /** Resolves true once the new text is saved. */
+  onEdit?(messageId: string, text: string): Promise<boolean>;
+  onDelete?(messageId: string): void;
+  onBan?(messageId: string, seconds: number | null): void;
 }) {
+  const [editing, setEditing] = useState(false);
+  const menuButton = useRef<HTMLButtonElement>(null);
+  const actions: MenuItem[] = [];
+  if (canEdit && onEdit) actions.push({ label: 'Edit', onSelect: () => setEditing(true) });
+  if (canDelete && onDelete) actions.push({ label: 'Delete', danger: true, onSelect: () => onDelete(message.id) });
+  if (canBan && onBan) {
+    for (const choice of BAN_CHOICES) {
+      actions.push({ label: choice.label, danger: true, onSelect: () => onBan(message.id, choice.seconds) });
+    }
+  }
+  const stopEditing = () => {
+    setEditing(false);
+    // Back where the user started from (after the editor's own controls are gone).
+    requestAnimationFrame(() => menuButton.current?.focus());
+  };
+
   const sent = message.status === 'sent';
   const choices = reactionChoices(message.reactions);
   // Reactions someone used (or we did) are shown with their counts; the others are a picker.
@@ -44,15 +71,34 @@ export const MessageItem = memo(function MessageItem({
   return (
     <li className={classes.filter(Boolean).join(' ')} aria-busy={message.status === 'pending' || undefined}>
       {!own && !continued && <span className="msg__author">{message.user.name}</span>}
-      <div className="msg__bubble">
-        <p className="msg__text">{message.text}</p>
-        <span className="msg__meta">
-          <time dateTime={message.at} title={new Date(message.at).toLocaleString()}>
-            {formatTime(message.at)}
-          </time>
-          {message.status === 'pending' && <span> · Sending…</span>}
-          {message.status === 'failed' && <span className="msg__failed"> · Not sent</span>}
-        </span>
+      <div className="msg__row">
+        {editing && onEdit ? (
+          <MessageEditor
+            text={message.text}
+            onSave={async (text) => {
+              if (text === message.text || (await onEdit(message.id, text))) stopEditing();
+            }}
+            onCancel={stopEditing}
+          />
+        ) : (
+          <div className="msg__bubble">
+            <p className="msg__text">{message.text}</p>
+            <span className="msg__meta">
+              <time dateTime={message.at} title={new Date(message.at).toLocaleString()}>
+                {formatTime(message.at)}
+              </time>
+              {message.edited_at && (
+                <span className="msg__edited" title={`Edited ${new Date(message.edited_at).toLocaleString()}`}>
+                  {' '}
+                  (edited)
+                </span>
+              )}
+              {message.status === 'pending' && <span> · Sending…</span>}
+              {message.status === 'failed' && <span className="msg__failed"> · Not sent</span>}
+            </span>
+          </div>
+        )}
+        {actions.length > 0 && !editing && <MessageMenu items={actions} buttonRef={menuButton} />}
       </div>
       {message.status === 'failed' && message.clientId && (
         <span className="msg__actions">
@@ -104,5 +150,60 @@ function ReactionButton({
       <span className="reaction__emoji">{emoji}</span>
       {count > 0 && <span className="reaction__count">{count}</span>}
     </button>
+  );
+}
+
+/** Edits a message in place: Enter saves, Shift+Enter is a new line, Escape cancels. */
+function MessageEditor({ text, onSave, onCancel }: { text: string; onSave(text: string): Promise<void>; onCancel(): void }) {
+  const [draft, setDraft] = useState(text);
+  const [saving, setSaving] = useState(false);
+
+  async function save() {
+    if (!draft.trim() || saving) return;
+    setSaving(true);
+    try {
+      await onSave(draft);
+    } finally {
+      setSaving(false);
+    }
+  }
+
+  function submit(e: FormEvent) {
+    e.preventDefault();
+    void save();
+  }
+
+  function onKeyDown(e: KeyboardEvent<HTMLTextAreaElement>) {
+    if (e.key === 'Escape') {
+      e.preventDefault();
+      onCancel();
+    } else if (e.key === 'Enter' && !e.shiftKey && !e.nativeEvent.isComposing) {
+      e.preventDefault();
+      void save();
+    }
+  }
+
+  return (
+    <form className="msg__editor" onSubmit={submit}>
+      <textarea
+        className="msg__editor-input"
+        aria-label="Edit message"
+        rows={2}
+        maxLength={MAX_TEXT}
+        autoFocus
+        value={draft}
+        disabled={saving}
+        onChange={(e) => setDraft(e.target.value)}
+        onKeyDown={onKeyDown}
+      />
+      <span className="msg__editor-actions">
+        <button type="button" className="link-button" onClick={onCancel} disabled={saving}>
+          Cancel
+        </button>
+        <button type="submit" className="button button--primary button--small" disabled={saving || !draft.trim()}>
+          {saving ? 'Saving…' : 'Save'}
+        </button>
+      </span>
+    </form>
   );
 }

@@ -1,6 +1,7 @@
 import { useLayoutEffect, useRef } from 'react';
 
 import type { MessageState } from '../messages';
+import { messageActions, type Role } from '../moderation';
 import type { User } from '../types';
 import { MessageItem } from './MessageItem';
 
@@ -17,6 +18,11 @@ export function MessageList({
   onReact,
   onRetry,
   onDiscard,
+  role = 'member',
+  ownerId,
+  onEdit,
+  onDelete,
+  onBan,
 }: {
   state: MessageState;
   me: User;
@@ -25,6 +31,11 @@ export function MessageList({
   onReact(messageId: string, emoji: string): void;
   onRetry(clientId: string): void;
   onDiscard(clientId: string): void;
+  role?: Role;
+  ownerId?: string;
+  onEdit?(messageId: string, text: string): Promise<boolean>;
+  onDelete?(messageId: string): void;
+  onBan?(messageId: string, seconds: number | null): void;
 }) {
   const scroller = useRef<HTMLDivElement>(null);
   const atBottom = useRef(true);
@@ -71,17 +82,26 @@ export function MessageList({
       {!state.loaded && state.items.length === 0 && <p className="muted centered">Loading messages…</p>}
       {state.loaded && state.items.length === 0 && <p className="muted centered">No messages yet. Say hello!</p>}
       <ol className="messages" aria-label="Messages">
-        {state.items.map((message, i) => (
-          <MessageItem
-            key={message.clientId ?? message.id}
-            message={message}
-            own={message.user.id === me.id}
-            continued={i > 0 && state.items[i - 1].user.id === message.user.id}
-            onReact={onReact}
-            onRetry={onRetry}
-            onDiscard={onDiscard}
-          />
-        ))}
+        {state.items.map((message, i) => {
+          const may = messageActions(message, me.id, role, ownerId);
+          return (
+            <MessageItem
+              key={message.clientId ?? message.id}
+              message={message}
+              own={message.user.id === me.id}
+              continued={i > 0 && state.items[i - 1].user.id === message.user.id}
+              canEdit={may.edit}
+              canDelete={may.delete}
+              canBan={may.ban}
+              onReact={onReact}
+              onRetry={onRetry}
+              onDiscard={onDiscard}
+              onEdit={onEdit}
+              onDelete={onDelete}
+              onBan={onBan}
+            />
+          );
+        })}
       </ol>
     </div>
   );

@@ -1,14 +1,16 @@
 import { act, cleanup, fireEvent, render, screen, waitFor, within } from '@testing-library/react';
 import { afterEach, beforeEach, describe, expect, it, vi } from 'vitest';
 
-import { createApi } from '../api';
+import { createApi, type Api } from '../api';
 import { FakeEventSource } from '../testing/fakeEventSource';
 import type { Message, User } from '../types';
+import { formatTime } from '../time';
 import { RoomView } from './RoomView';
 
 const ROOM = '0190a0a0-0000-7000-8000-0000000000aa';
 const alice: User = { id: 'u-alice', name: 'alice' };
 const bob: User = { id: 'u-bob', name: 'bob' };
+const carol: User = { id: 'u-carol', name: 'carol' };
 const slow = { timeout: 3000 };
 
 let seq = 0;
@@ -24,50 +26,92 @@ function message(user: User, text: string, reactions: Record<string, number> = {
   };
 }
 
-/** A chat-server in memory: history, posts and reactions, with every call recorded. */
+/**
+ * A chat-server in memory: history, posts, reactions and moderation, with every call recorded.
+ * `refusePost` makes the next posts fail with the given status, error and headers.
+ */
 function fakeServer() {
   const history: Message[] = [];
   const calls: { method: string; path: string }[] = [];
+  const bodies: { method: string; path: string; body: unknown }[] = [];
+  const room = { owner: carol, slow_mode_secs: 0 };
+  const moderators: { user_id: string; since: string }[] = [];
+  const deleted = new Set<string>();
+  let refusal: { status: number; error: Record<string, unknown>; headers?: Record<string, string> } | null = null;
+  // Calls with this method on a message answer this error from then on.
+  const messageErrors = new Map<string, { status: number; error: Record<string, unknown> }>();
   let mode = 'normal';
   let posted: ((m: Message) => void) | null = null;
   const fetch = vi.fn(async (input: RequestInfo | URL, init?: RequestInit) => {
     const url = new URL(String(input), 'http://app.test');
     const method = init?.method ?? 'GET';
     calls.push({ method, path: url.pathname + url.search });
-    const reply = (status: number, body?: unknown) =>
+    const body = init?.body === undefined ? undefined : JSON.parse(String(init.body));
+    if (method !== 'GET') bodies.push({ method, path: url.pathname, body });
+    const reply = (status: number, body?: unknown, headers: Record<string, string> = {}) =>
       new Response(body === undefined ? null : JSON.stringify(body), {
         status,
-        headers: { 'content-type': 'application/json', 'x-room-mode': mode },
+        headers: { 'content-type': 'application/json', 'x-room-mode': mode, ...headers },
       });
-    if (url.pathname === `/api/rooms/${ROOM}` && method === 'GET') {
-      return reply(200, { id: ROOM, name: 'lobby', created_at: '2025-01-01T00:00:00Z', mode });
+    const roomJson = () => ({ id: ROOM, name: 'lobby', created_at: '2025-01-01T00:00:00Z', ...room });
+    const messagePath = new RegExp(`^/api/rooms/${ROOM}/messages/([^/]+)$`).exec(url.pathname);
+    if (url.pathname === `/api/rooms/${ROOM}` && method === 'GET') return reply(200, { ...roomJson(), mode });
+    if (url.pathname === `/api/rooms/${ROOM}` && method === 'PATCH') {
+      room.slow_mode_secs = body.slow_mode_secs;
+      return reply(200, roomJson());
+    }
+    if (url.pathname === `/api/rooms/${ROOM}/moderators`) return reply(200, { moderators });
+    if (url.pathname.startsWith(`/api/rooms/${ROOM}/bans/`) && method === 'PUT') {
+      const until = body.seconds === null ? null : new Date(Date.now() + body.seconds * 1000).toISOString();
+      return reply(202, { user_id: url.pathname.split('/').pop(), until, reason: body.reason, by: alice, at: new Date().toISOString() });
+    }
+    const messageError = messagePath && messageErrors.get(method);
+    if (messageError) return reply(messageError.status, { error: messageError.error });
+    if (messagePath && method === 'PATCH') {
+      const m = history.find((h) => h.id === messagePath[1]);
+      if (!m) return reply(404, { error: { code: 'not_found', message: 'no such message' } });
+      Object.assign(m, { text: body.text, edited_at: '2025-01-01T10:00:00Z' });
+      return reply(200, m);
+    }
+    if (messagePath && method === 'DELETE') {
+      deleted.add(messagePath[1]);
+      return reply(202, { message_id: messagePath[1], by: alice });
     }
     if (url.pathname === `/api/rooms/${ROOM}/messages` && method === 'GET') {
       return reply(200, { messages: history.slice(-50), mode });
     }
     if (url.pathname === `/api/rooms/${ROOM}/messages` && method === 'POST') {
-      const { text } = JSON.parse(String(init?.body));
+      if (refusal) return reply(refusal.status, { error: refusal.error }, refusal.headers);
+      const { text } = body;
       const m = message(alice, text);
       history.push(m);
       posted?.(m);
       return reply(201, m);
     }
-    if (url.pathname.includes('/reactions/')) return reply(202, {});
+    if (url.pathname.includes('/reactions/')) {
+      if (deleted.has(url.pathname.split('/')[5])) return reply(404, { error: { code: 'not_found', message: 'no such message' } });
+      return reply(202, {});
+    }
     return reply(404, { error: { code: 'not_found', message: 'route not found' } });
   });
   return {
     history,
     calls,
+    bodies,
+    room,
+    moderators,
     fetch,
+    refusePost: (r: typeof refusal) => (refusal = r),
+    refuseOnMessages: (method: string, status: number, code: string) => messageErrors.set(method, { status, error: { code, message: code } }),
     setMode: (m: string) => (mode = m),
     onPost: (f: (m: Message) => void) => (posted = f),
     messageFetches: () => calls.filter((c) => c.method === 'GET' && c.path.startsWith(`/api/rooms/${ROOM}/messages`)).length,
   };
 }
 
-function renderRoom(server: ReturnType<typeof fakeServer>) {
-  const api = createApi({ fetch: server.fetch, getToken: () => 'token', sleep: async () => {} });
-  return render(<RoomView api={api} roomId={ROOM} eventsBaseUrl="http://events.test" me={alice} />);
+function renderRoom(server: ReturnType<typeof fakeServer>, me: User = alice, wrap: (api: Api) => Api = (api) => api) {
+  const api = wrap(createApi({ fetch: server.fetch, getToken: () => 'token', sleep: async () => {} }));
+  return render(<RoomView api={api} roomId={ROOM} eventsBaseUrl="http://events.test" me={me} />);
 }
 
 async function openStream() {
@@ -195,5 +239,289 @@ describe('RoomView', () => {
     // A second click removes it.
     fireEvent.click(screen.getByRole('button', { name: 'React 👍 3' }));
     await waitFor(() => expect(server.calls.some((c) => c.method === 'DELETE')).toBe(true));
+  });
+});
+
+describe('RoomView moderation', () => {
+  beforeEach(() => {
+    FakeEventSource.instances = [];
+    vi.stubGlobal('EventSource', FakeEventSource);
+    localStorage.clear();
+  });
+  afterEach(() => {
+    cleanup();
+    vi.unstubAllGlobals();
+    // The slow-mode test moves the clock.
+    vi.useRealTimers();
+  });
+
+  const item = (text: string) => items().find((li) => li.textContent?.includes(text))!;
+  const actionsOf = (text: string) => within(item(text)).queryByRole('button', { name: 'Message actions' });
+  const menuItems = () => screen.getAllByRole('menuitem').map((el) => el.textContent);
+
+  /** Opens the room as `me` with `texts` by their authors, waits for the history and the room (its owner). */
+  async function open(server: ReturnType<typeof fakeServer>, me: User, ...posts: [User, string][]) {
+    return openWith(server, me, (api) => api, ...posts);
+  }
+
+  async function openWith(server: ReturnType<typeof fakeServer>, me: User, wrap: (api: Api) => Api, ...posts: [User, string][]) {
+    for (const [user, text] of posts) server.history.push(message(user, text));
+    renderRoom(server, me, wrap);
+    const es = await openStream();
+    await waitFor(() => expect(items()).toHaveLength(posts.length));
+    await waitFor(() => expect(server.calls.some((c) => c.path === `/api/rooms/${ROOM}/moderators`)).toBe(true));
+    await waitFor(() => expect(screen.getByRole('heading', { name: /lobby/ })).toBeTruthy());
+    return es;
+  }
+
+  it('gives a member Edit and Delete on their own messages and no menu on others’', async () => {
+    const server = fakeServer();
+    await open(server, alice, [bob, 'from bob'], [alice, 'from alice']);
+    expect(actionsOf('from bob')).toBeNull();
+    fireEvent.click(actionsOf('from alice')!);
+    expect(menuItems()).toEqual(['Edit', 'Delete']);
+    expect(screen.queryByRole('combobox', { name: 'Slow mode' })).toBeNull();
+  });
+
+  it('gives the owner Delete and Ban on others’ messages, but no ban on their own', async () => {
+    const server = fakeServer();
+    server.room.owner = alice;
+    await open(server, alice, [bob, 'from bob'], [alice, 'from alice']);
+    await waitFor(() => expect(actionsOf('from bob')).not.toBeNull());
+    fireEvent.click(actionsOf('from bob')!);
+    expect(menuItems()).toEqual(['Delete', 'Ban author for 10 minutes', 'Ban author for 1 hour', 'Ban author for good']);
+    fireEvent.click(actionsOf('from bob')!);
+    fireEvent.click(actionsOf('from alice')!);
+    expect(menuItems()).toEqual(['Edit', 'Delete']);
+    expect(screen.getByRole('combobox', { name: 'Slow mode' })).toBeTruthy();
+  });
+
+  it('gives a moderator Delete on the owner’s messages but no ban', async () => {
+    const server = fakeServer();
+    server.moderators.push({ user_id: alice.id, since: '2025-01-01T00:00:00Z' });
+    await open(server, alice, [carol, 'from the owner'], [bob, 'from bob']);
+    await waitFor(() => expect(actionsOf('from the owner')).not.toBeNull());
+    fireEvent.click(actionsOf('from the owner')!);
+    expect(menuItems()).toEqual(['Delete']);
+    fireEvent.click(actionsOf('from the owner')!);
+    fireEvent.click(actionsOf('from bob')!);
+    expect(menuItems()).toContain('Ban author for 10 minutes');
+  });
+
+  it('opens the menu from the keyboard and closes it with Escape, focus back on the button', async () => {
+    const server = fakeServer();
+    await open(server, alice, [alice, 'mine']);
+    const button = actionsOf('mine')!;
+    expect(button.getAttribute('aria-haspopup')).toBe('menu');
+    expect(button.getAttribute('aria-expanded')).toBe('false');
+    fireEvent.keyDown(button, { key: 'ArrowDown' });
+    expect(button.getAttribute('aria-expanded')).toBe('true');
+    await waitFor(() => expect(document.activeElement?.textContent).toBe('Edit'));
+    fireEvent.keyDown(document.activeElement!, { key: 'ArrowDown' });
+    expect(document.activeElement?.textContent).toBe('Delete');
+    fireEvent.keyDown(document.activeElement!, { key: 'ArrowDown' });
+    expect(document.activeElement?.textContent).toBe('Edit');
+    fireEvent.keyDown(document.activeElement!, { key: 'Escape' });
+    expect(screen.queryByRole('menu')).toBeNull();
+    expect(button.getAttribute('aria-expanded')).toBe('false');
+    expect(document.activeElement).toBe(button);
+  });
+
+  it('edits a message in place and marks it edited; an edit event does the same for others', async () => {
+    const server = fakeServer();
+    const es = await open(server, alice, [bob, 'bob said'], [alice, 'helo']);
+    fireEvent.click(actionsOf('helo')!);
+    fireEvent.click(screen.getByRole('menuitem', { name: 'Edit' }));
+    const editor = screen.getByRole('textbox', { name: 'Edit message' });
+    fireEvent.change(editor, { target: { value: 'hello' } });
+    fireEvent.keyDown(editor, { key: 'Enter' });
+    await waitFor(() => expect(item('hello').textContent).toContain('(edited)'));
+    expect(screen.queryByRole('textbox', { name: 'Edit message' })).toBeNull();
+    const mine = server.history[1];
+    expect(server.bodies).toContainEqual({ method: 'PATCH', path: `/api/rooms/${ROOM}/messages/${mine.id}`, body: { text: 'hello' } });
+
+    const bobs = server.history[0];
+    act(() => es.emit('edit', { ...bobs, text: 'bob meant this', edited_at: '2025-01-01T10:00:05Z', reactions: undefined }, '0-20'));
+    expect(item('bob meant this').textContent).toContain('(edited)');
+    expect(items()).toHaveLength(2);
+  });
+
+  it('deletes through the menu, and a delete event removes a message for everyone', async () => {
+    const server = fakeServer();
+    server.room.owner = alice;
+    const es = await open(server, alice, [bob, 'spam'], [bob, 'also spam'], [alice, 'ok']);
+    await waitFor(() => expect(actionsOf('also spam')).not.toBeNull());
+    fireEvent.click(actionsOf('also spam')!);
+    fireEvent.click(screen.getByRole('menuitem', { name: 'Delete' }));
+    await waitFor(() => expect(items()).toHaveLength(2));
+    expect(server.calls).toContainEqual({ method: 'DELETE', path: `/api/rooms/${ROOM}/messages/${server.history[1].id}` });
+    act(() => es.emit('delete', { message_id: server.history[0].id, by: alice }, '0-21'));
+    expect(items().map((li) => li.querySelector('.msg__text')?.textContent)).toEqual(['ok']);
+  });
+
+  it('bans the author and says so to the moderator', async () => {
+    const server = fakeServer();
+    server.room.owner = alice;
+    await open(server, alice, [bob, 'buy my stuff']);
+    await waitFor(() => expect(actionsOf('buy my stuff')).not.toBeNull());
+    fireEvent.click(actionsOf('buy my stuff')!);
+    fireEvent.click(screen.getByRole('menuitem', { name: 'Ban author for 10 minutes' }));
+    await waitFor(() => expect(screen.getByText('bob is banned from this room for 10 minutes.')).toBeTruthy());
+    const ban = server.bodies.find((b) => b.method === 'PUT');
+    expect(ban?.path).toBe(`/api/rooms/${ROOM}/bans/${bob.id}`);
+    expect(ban?.body).toMatchObject({ seconds: 600, reason: expect.stringContaining('buy my stuff') });
+  });
+
+  it('tells a banned user until when, or that it is for good, instead of a generic error', async () => {
+    const server = fakeServer();
+    await open(server, alice);
+    const until = new Date(Date.now() + 10 * 60_000).toISOString();
+    server.refusePost({ status: 403, error: { code: 'banned', message: 'you are banned', until } });
+    const box = screen.getByRole('textbox', { name: 'Message' });
+    fireEvent.change(box, { target: { value: 'let me in' } });
+    fireEvent.keyDown(box, { key: 'Enter' });
+    const alert = await screen.findByText(`You are banned from this room until ${formatTime(until)}.`);
+    expect(alert.closest('[role="alert"]')).toBeTruthy();
+    expect(screen.queryByText(/Message not sent/)).toBeNull();
+    expect(item('let me in').textContent).toContain('Not sent');
+
+    server.refusePost({ status: 403, error: { code: 'banned', message: 'you are banned', until: null } });
+    fireEvent.click(within(item('let me in')).getByRole('button', { name: 'Retry' }));
+    await screen.findByText('You are banned from this room for good.');
+  });
+
+  it('explains a refusal for want of a role, and reloads the moderators (no longer one)', async () => {
+    const server = fakeServer();
+    server.moderators.push({ user_id: alice.id, since: '2025-01-01T00:00:00Z' });
+    await open(server, alice, [bob, 'rude']);
+    await waitFor(() => expect(actionsOf('rude')).not.toBeNull());
+    // The owner removed alice as a moderator meanwhile.
+    server.moderators.length = 0;
+    server.refuseOnMessages('DELETE', 403, 'forbidden');
+    fireEvent.click(actionsOf('rude')!);
+    fireEvent.click(screen.getByRole('menuitem', { name: 'Delete' }));
+    expect((await screen.findByRole('alert')).textContent).toContain('You are not allowed to do that in this room.');
+    await waitFor(() => expect(actionsOf('rude')).toBeNull());
+    expect(items()).toHaveLength(1);
+  });
+
+  it('explains an edit of a message deleted meanwhile', async () => {
+    const server = fakeServer();
+    const es = await open(server, alice, [alice, 'about to go']);
+    // A moderator deleted it: the edit answers 404 (as for a message not projected yet, so it is
+    // tried again) until the delete event comes.
+    server.refuseOnMessages('PATCH', 404, 'not_found');
+    fireEvent.click(actionsOf('about to go')!);
+    fireEvent.click(screen.getByRole('menuitem', { name: 'Edit' }));
+    const editor = screen.getByRole('textbox', { name: 'Edit message' });
+    fireEvent.change(editor, { target: { value: 'changed my mind' } });
+    fireEvent.click(screen.getByRole('button', { name: 'Save' }));
+    await waitFor(() => expect(server.calls.some((c) => c.method === 'PATCH')).toBe(true));
+    act(() => es.emit('delete', { message_id: server.history[0].id, by: carol }, '0-50'));
+    expect(items()).toHaveLength(0);
+    expect((await screen.findByRole('alert')).textContent).toContain('This message was deleted.');
+  });
+
+  it('in slow mode, keeps the draft and counts down until the user may post again', async () => {
+    const server = fakeServer();
+    server.room.slow_mode_secs = 30;
+    await open(server, alice);
+    expect(screen.getByText('Slow mode: one message every 30 s')).toBeTruthy();
+    server.refusePost({ status: 429, error: { code: 'slow_mode', message: 'slow mode' }, headers: { 'retry-after': '30' } });
+    const box = screen.getByRole('textbox', { name: 'Message' }) as HTMLTextAreaElement;
+    fireEvent.change(box, { target: { value: 'too soon' } });
+    fireEvent.keyDown(box, { key: 'Enter' });
+    await screen.findByText('Slow mode: you can post again in 30 s');
+    await waitFor(() => expect(box.value).toBe('too soon'));
+    expect(items()).toHaveLength(0);
+    expect(screen.getByRole('button', { name: 'Send' }).hasAttribute('disabled')).toBe(true);
+    // Enter does not send while waiting.
+    fireEvent.keyDown(box, { key: 'Enter' });
+    expect(server.calls.filter((c) => c.method === 'POST')).toHaveLength(1);
+    // The clock moves on: the countdown follows, and ends.
+    vi.setSystemTime(Date.now() + 12_000);
+    await screen.findByText('Slow mode: you can post again in 18 s');
+    vi.setSystemTime(Date.now() + 18_000);
+    await waitFor(() => expect(screen.queryByText(/you can post again/)).toBeNull());
+    expect(screen.getByRole('button', { name: 'Send' }).hasAttribute('disabled')).toBe(false);
+  });
+
+  it('in slow mode, counts down after a post of a member but not of the owner (exempt)', async () => {
+    const server = fakeServer();
+    server.room.slow_mode_secs = 10;
+    await open(server, alice);
+    const box = screen.getByRole('textbox', { name: 'Message' });
+    fireEvent.change(box, { target: { value: 'first' } });
+    fireEvent.keyDown(box, { key: 'Enter' });
+    await screen.findByText('Slow mode: you can post again in 10 s');
+    expect(screen.getByRole('button', { name: 'Send' }).hasAttribute('disabled')).toBe(true);
+    cleanup();
+
+    const owned = fakeServer();
+    owned.room.owner = alice;
+    owned.room.slow_mode_secs = 10;
+    await open(owned, alice);
+    await screen.findByRole('combobox', { name: 'Slow mode' });
+    const ownerBox = screen.getByRole('textbox', { name: 'Message' });
+    fireEvent.change(ownerBox, { target: { value: 'from the owner' } });
+    fireEvent.keyDown(ownerBox, { key: 'Enter' });
+    await waitFor(() => expect(item('from the owner').textContent).not.toContain('Sending'));
+    expect(screen.queryByText(/you can post again/)).toBeNull();
+  });
+
+  it('lets the owner set slow mode, and shows everyone the notice from the room event', async () => {
+    const server = fakeServer();
+    server.room.owner = alice;
+    const es = await open(server, alice);
+    const select = await screen.findByRole('combobox', { name: 'Slow mode' });
+    expect(screen.queryByText(/Slow mode: one message every/)).toBeNull();
+    fireEvent.change(select, { target: { value: '10' } });
+    await screen.findByText('Slow mode: one message every 10 s');
+    expect(server.bodies).toContainEqual({ method: 'PATCH', path: `/api/rooms/${ROOM}`, body: { slow_mode_secs: 10 } });
+    expect((select as HTMLSelectElement).value).toBe('10');
+    act(() => es.emit('room', { id: ROOM, name: 'lobby', created_at: '2025-01-01T00:00:00Z', owner: alice, slow_mode_secs: 0 }, '0-30'));
+    expect(screen.queryByText(/Slow mode: one message every/)).toBeNull();
+    expect((select as HTMLSelectElement).value).toBe('0');
+  });
+
+  it('shows no error when a reaction races the message’s deletion, but does for another failure', async () => {
+    const server = fakeServer();
+    // Each reaction call's outcome, to know when the room has had it.
+    const outcomes: Promise<unknown>[] = [];
+    const es = await openWith(
+      server,
+      alice,
+      (api) => ({
+        ...api,
+        addReaction: (...args) => {
+          const call = api.addReaction(...args);
+          outcomes.push(call.catch(() => {}));
+          return call;
+        },
+      }),
+      [bob, 'going away'],
+      [bob, 'staying'],
+    );
+    const target = server.history[0];
+    // The delete lands on the server first: the click's PUT answers 404, and the event follows.
+    await server.fetch(`/api/rooms/${ROOM}/messages/${target.id}`, { method: 'DELETE' });
+    fireEvent.click(within(item('going away')).getByRole('button', { name: 'React 👍' }));
+    act(() => es.emit('delete', { message_id: target.id, by: carol }, '0-40'));
+    await act(async () => {
+      await outcomes[0];
+    });
+    expect(items()).toHaveLength(1);
+    expect(server.calls.filter((c) => c.method === 'PUT')).toHaveLength(1);
+    expect(screen.queryByRole('alert')).toBeNull();
+
+    // A reaction refused for another reason is reported.
+    server.fetch.mockImplementationOnce(async () =>
+      new Response(JSON.stringify({ error: { code: 'internal', message: 'boom' } }), { status: 500 }),
+    );
+    fireEvent.click(within(item('staying')).getByRole('button', { name: 'React 👍' }));
+    await act(async () => {
+      await outcomes[1];
+    });
+    expect(screen.getByRole('alert').textContent).toContain('Reaction not saved: boom');
   });
 });

@@ -1,12 +1,15 @@
 import { useEffect } from 'react';
 
 import type { Api } from '../api';
+import { useSecondsLeft } from '../countdown';
+import { banText, slowModeText } from '../moderation';
 import { navigate } from '../router';
 import type { Room, RoomMode, User } from '../types';
 import { useRoom } from '../useRoom';
 import { Composer } from './Composer';
 import { ConnectionBadge } from './ConnectionBadge';
 import { MessageList } from './MessageList';
+import { SlowModeControl } from './SlowModeControl';
 
 export function RoomView({
   api,
@@ -28,6 +31,8 @@ export function RoomView({
   const name = room.room?.name ?? knownRoom?.name ?? '';
   // Hot and throttled go together; the mode is live (SSE), the list's flag is refreshed every few seconds.
   const hot = room.mode === 'throttled' || (knownRoom?.hot ?? false);
+  const slowModeSecs = room.room?.slow_mode_secs ?? 0;
+  const waitSecs = useSecondsLeft(room.slowUntil);
 
   return (
     <section className="room" aria-label={name ? `Room ${name}` : 'Room'}>
@@ -51,9 +56,32 @@ export function RoomView({
         {hot && <span className="badge badge--hot">🔥 Hot</span>}
         <ConnectionBadge status={room.status} />
       </header>
+      {room.role !== 'member' && room.room && (
+        <div className="room__tools">
+          <SlowModeControl seconds={slowModeSecs} onChange={room.setSlowMode} />
+        </div>
+      )}
       {room.mode === 'throttled' && (
         <div className="notice notice--busy" role="status">
           <strong>This room is busy.</strong> New messages still arrive live; older history loads more slowly.
+        </div>
+      )}
+      {slowModeSecs > 0 && (
+        <div className="notice notice--slow" role="status">
+          {slowModeText(slowModeSecs)}
+        </div>
+      )}
+      {room.ban && (
+        <div className="notice notice--error" role="alert">
+          {banText(room.ban.until)}
+        </div>
+      )}
+      {room.info && (
+        <div className="notice" role="status">
+          <span>{room.info}</span>
+          <button type="button" className="link-button" onClick={room.dismissInfo} aria-label="Dismiss">
+            ✕
+          </button>
         </div>
       )}
       {room.notice && (
@@ -77,8 +105,18 @@ export function RoomView({
         onReact={room.toggleReaction}
         onRetry={room.retry}
         onDiscard={room.discard}
+        role={room.role}
+        ownerId={room.room?.owner?.id}
+        onEdit={room.editMessage}
+        onDelete={room.deleteMessage}
+        onBan={room.banAuthor}
       />
-      <Composer onSend={room.send} disabled={room.error === 'This room does not exist.'} />
+      <Composer
+        onSend={room.send}
+        disabled={room.error === 'This room does not exist.'}
+        waitSecs={waitSecs}
+        returnedDraft={room.returnedDraft}
+      />
     </section>
   );
 }
