@@ -19,7 +19,7 @@ describe('roles and message actions', () => {
     expect(messageActions(by('me'), 'me', 'member', 'u-owner')).toEqual({ edit: true, delete: true, ban: false });
     expect(messageActions(by('other'), 'me', 'member', 'u-owner')).toEqual({ edit: false, delete: false, ban: false });
     expect(messageActions(by('other'), 'me', 'moderator', 'u-owner')).toEqual({ edit: false, delete: true, ban: true });
-    expect(messageActions(by('u-owner'), 'me', 'moderator', 'u-owner')).toEqual({ edit: false, delete: true, ban: false });
+    expect(messageActions(by('u-owner'), 'me', 'moderator', 'u-owner')).toEqual({ edit: false, delete: false, ban: false });
     expect(messageActions(by('u-owner'), 'u-owner', 'owner', 'u-owner')).toEqual({ edit: true, delete: true, ban: false });
     expect(messageActions(by('me', 'failed'), 'me', 'owner', 'me')).toEqual({ edit: false, delete: false, ban: false });
   });

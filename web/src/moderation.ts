@@ -18,8 +18,9 @@ export interface MessageActions {
 }
 
 /**
- * Authors edit and delete their own messages; owners and moderators delete any message and ban its
- * author, except themselves and the owner. Messages not yet sent have none of these.
+ * Authors edit and delete their own messages; owners and moderators delete any message (only the
+ * owner deletes the owner's) and ban its author, except themselves and the owner. Messages not yet
+ * sent have none of these.
  */
 export function messageActions(
   message: { user: { id: string }; status: string },
@@ -30,7 +31,12 @@ export function messageActions(
   if (message.status !== 'sent') return { edit: false, delete: false, ban: false };
   const own = message.user.id === me;
   const moderates = role !== 'member';
-  return { edit: own, delete: own || moderates, ban: moderates && !own && message.user.id !== ownerId };
+  const byOwner = message.user.id === ownerId;
+  return {
+    edit: own,
+    delete: own || (moderates && (!byOwner || role === 'owner')),
+    ban: moderates && !own && !byOwner,
+  };
 }
 
 /** The slow-mode intervals offered to moderators, in seconds (0 = off). */
