@@ -73,11 +73,14 @@ describe('RoomStream', () => {
     es.open();
     es.emit('message', { id: 'm1', text: 'hi' }, '0-5');
     es.emit('reaction', { message_id: 'm1', emoji: '👍', count: 1 }, '0-6');
-    es.emit('mode', { mode: 'throttled' }, '0-7');
+    es.emit('mode', { mode: 'throttled', fetch_interval_ms: 200 }, '0-7');
     expect(handlers.onMessage).toHaveBeenCalledWith({ id: 'm1', text: 'hi' });
     expect(handlers.onReaction).toHaveBeenCalledWith({ message_id: 'm1', emoji: '👍', count: 1 });
-    expect(handlers.onMode).toHaveBeenCalledWith('throttled');
+    expect(handlers.onMode).toHaveBeenCalledWith('throttled', 200);
     expect(stream.cursor).toBe('0-7');
+    // An older server says no interval: no floor.
+    es.emit('mode', { mode: 'normal' }, '0-8');
+    expect(handlers.onMode).toHaveBeenLastCalledWith('normal', 0);
   });
 
   it('parses edit, delete and room events, which move the cursor like the others', () => {

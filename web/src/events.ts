@@ -25,7 +25,8 @@ export function eventsUrl(base: string, roomId: string, cursor?: string | null):
 export interface RoomStreamHandlers {
   onMessage?(message: Message): void;
   onReaction?(reaction: ReactionEvent): void;
-  onMode?(mode: RoomMode): void;
+  /** The room's mode changed; `fetchIntervalMs` is the least time the server asks between fetches. */
+  onMode?(mode: RoomMode, fetchIntervalMs: number): void;
   /** A message's text changed (its reactions did not). */
   onEdit?(edit: EditEvent): void;
   /** A message was removed, and its reactions with it. */
@@ -166,7 +167,12 @@ export class RoomStream {
     listen<EditEvent>('edit', (e) => handlers.onEdit?.(e));
     listen<DeleteEvent>('delete', (d) => handlers.onDelete?.(d));
     listen<Room>('room', (r) => handlers.onRoom?.(r));
-    listen<ModeEvent>('mode', (m) => handlers.onMode?.(m.mode === 'throttled' ? 'throttled' : 'normal'));
+    listen<ModeEvent>('mode', (m) =>
+      handlers.onMode?.(
+        m.mode === 'throttled' ? 'throttled' : 'normal',
+        Number.isFinite(m.fetch_interval_ms) && (m.fetch_interval_ms ?? 0) > 0 ? m.fetch_interval_ms! : 0,
+      ),
+    );
     listen<ResetEvent>(
       'reset',
       (r) => handlers.onReset?.(r?.reason),

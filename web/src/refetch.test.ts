@@ -55,6 +55,26 @@ describe('RefetchScheduler', () => {
     expect(run).toHaveBeenCalledTimes(3);
   });
 
+  it('never runs sooner than the interval the server announced with the mode', async () => {
+    const { run, finish } = controlledRun();
+    const scheduler = new RefetchScheduler(run, { intervalMs: () => 1000 });
+    scheduler.setMode('throttled', 8000);
+    scheduler.request();
+    await vi.advanceTimersByTimeAsync(0);
+    await finish();
+    scheduler.request();
+    await vi.advanceTimersByTimeAsync(7999);
+    expect(run).toHaveBeenCalledTimes(1);
+    await vi.advanceTimersByTimeAsync(1);
+    expect(run).toHaveBeenCalledTimes(2);
+    await finish();
+    // Back to normal: the server lifts its floor.
+    scheduler.setMode('normal', 0);
+    scheduler.request();
+    await vi.advanceTimersByTimeAsync(1000);
+    expect(run).toHaveBeenCalledTimes(3);
+  });
+
   it('keeps going after a failed run and stops when disposed', async () => {
     const run = vi.fn(async () => {
       throw new Error('boom');

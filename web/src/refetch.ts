@@ -19,6 +19,8 @@ export interface RefetchSchedulerOptions {
 
 export class RefetchScheduler {
   private mode: RoomMode = 'normal';
+  /** The server's own floor (`fetch_interval_ms` of `event: mode`): never fetch sooner. */
+  private serverFloorMs = 0;
   private lastStart = -Infinity;
   private running = false;
   private again = false;
@@ -39,8 +41,10 @@ export class RefetchScheduler {
     this.clearTimer = options.clearTimeout ?? ((t) => clearTimeout(t as ReturnType<typeof setTimeout>));
   }
 
-  setMode(mode: RoomMode): void {
+  /** The room's mode, and the least interval the server asked for with it (if it said). */
+  setMode(mode: RoomMode, serverFloorMs?: number): void {
     this.mode = mode;
+    if (serverFloorMs !== undefined) this.serverFloorMs = serverFloorMs;
   }
 
   /** Whether a refetch is scheduled or running. */
@@ -56,7 +60,8 @@ export class RefetchScheduler {
       return;
     }
     if (this.timer !== null) return;
-    const wait = Math.max(0, this.lastStart + this.interval(this.mode) - this.now());
+    const interval = Math.max(this.interval(this.mode), this.serverFloorMs);
+    const wait = Math.max(0, this.lastStart + interval - this.now());
     this.timer = this.setTimer(() => {
       this.timer = null;
       void this.execute();

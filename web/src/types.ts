@@ -57,6 +57,8 @@ export interface ReactionEvent {
 
 export interface ModeEvent {
   mode: RoomMode;
+  /** The least time (ms) the server asks between history fetches; 0 or absent: no limit. */
+  fetch_interval_ms?: number;
 }
 
 export interface ResetEvent {

@@ -169,9 +169,9 @@ export function useRoom(api: Api, roomId: string, eventsBaseUrl: string, me: Use
     setReturnedDraft(null);
     setInfo(null);
 
-    const applyMode = (next: RoomMode) => {
+    const applyMode = (next: RoomMode, fetchIntervalMs?: number) => {
       ctx.mode = next;
-      scheduler.setMode(next);
+      scheduler.setMode(next, fetchIntervalMs);
       setModeState(next);
     };
 
