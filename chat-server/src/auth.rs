@@ -4,7 +4,10 @@
 //! operator's RS256/ES256/EdDSA tokens when `AUTH_JWKS` is set). The user an event is attributed to
 //! always comes from a verified token, never from the request body.
 
-use axum::{extract::FromRequestParts, http::StatusCode, http::request::Parts};
+use axum::{
+    extract::FromRequestParts,
+    http::{HeaderMap, StatusCode, header, request::Parts},
+};
 use shared::{event::User, tokens::TokenError};
 
 pub use shared::tokens::TokenVerifier;
@@ -15,15 +18,13 @@ use crate::{error::ApiError, state::AppState};
 #[derive(Debug, Clone)]
 pub struct AuthUser(pub User);
 
-/// The bearer token of a request, if its `Authorization` header has one.
-pub fn bearer(parts: &Parts) -> Option<&str> {
-    parts
-        .headers
-        .get(axum::http::header::AUTHORIZATION)?
-        .to_str()
-        .ok()?
-        .strip_prefix("Bearer ")
-        .map(str::trim)
+/// The bearer token of a request, if its `Authorization` header has one. The scheme's name is
+/// case-insensitive (RFC 9110 §11.1): `bearer` and `BEARER` are `Bearer` too.
+pub fn bearer(headers: &HeaderMap) -> Option<&str> {
+    let value = headers.get(header::AUTHORIZATION)?.to_str().ok()?;
+    let (scheme, token) = value.trim_start().split_once(' ')?;
+    let token = token.trim();
+    (scheme.eq_ignore_ascii_case("bearer") && !token.is_empty()).then_some(token)
 }
 
 /// The API's answer to a refused token: 401 with a code saying why (503 when the operator's key
@@ -52,7 +53,7 @@ impl FromRequestParts<AppState> for AuthUser {
                 "missing Authorization: Bearer <token> header",
             ));
         }
-        let token = bearer(parts).ok_or_else(|| {
+        let token = bearer(&parts.headers).ok_or_else(|| {
             ApiError::unauthorized("Authorization header must be \"Bearer <token>\"")
         })?;
         state
@@ -61,5 +62,27 @@ impl FromRequestParts<AppState> for AuthUser {
             .await
             .map(AuthUser)
             .map_err(|e| token_refused(&e))
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn with(value: &str) -> HeaderMap {
+        let mut headers = HeaderMap::new();
+        headers.insert(header::AUTHORIZATION, value.parse().unwrap());
+        headers
+    }
+
+    #[test]
+    fn the_bearer_scheme_is_case_insensitive_and_needs_a_token() {
+        for value in ["Bearer abc", "bearer abc", "BEARER  abc ", " Bearer abc"] {
+            assert_eq!(bearer(&with(value)), Some("abc"), "{value:?}");
+        }
+        for value in ["Basic abc", "Bearer", "Bearer   ", "Bearerabc", "Token abc"] {
+            assert_eq!(bearer(&with(value)), None, "{value:?}");
+        }
+        assert_eq!(bearer(&HeaderMap::new()), None);
     }
 }

@@ -379,11 +379,7 @@ fn with_mode(mut response: Response, mode: RoomMode) -> Response {
 /// Whom a throttled fetch is charged to: the signed-in user, else the client's address. Only keys
 /// already known verify a token here (no JWKS fetch on the hot path of a busy room).
 fn client_key(state: &AppState, headers: &HeaderMap, peer: SocketAddr) -> String {
-    let user = headers
-        .get(header::AUTHORIZATION)
-        .and_then(|h| h.to_str().ok())
-        .and_then(|h| h.strip_prefix("Bearer "))
-        .and_then(|token| state.tokens.verify_cached(token.trim()));
+    let user = crate::auth::bearer(headers).and_then(|token| state.tokens.verify_cached(token));
     if let Some(user) = user {
         return format!("user:{}", user.id);
     }
