@@ -8,6 +8,7 @@
 pub mod cursor;
 pub mod event;
 pub mod event_log;
+pub mod health;
 pub mod http;
 pub mod kafka;
 pub mod openapi;

@@ -344,6 +344,13 @@ async fn with_redis_down_fetches_are_served_in_normal_mode_and_detection_resumes
         assert_eq!(response.headers()["x-room-mode"], "normal");
     }
     assert!(stack.chat(0).metric("hotchat_hot_store_errors_total").await >= 1.0);
+    // Reported, but the instance stays ready.
+    let (status, ready) = stack
+        .chat(0)
+        .call(reqwest::Method::GET, "/readyz", None, None)
+        .await;
+    assert_eq!(status, 200, "{ready}");
+    assert_eq!(ready["checks"]["hot_store"], "unavailable", "{ready}");
 
     redis.restart().await;
     wait_for_mode(&stack, &room, "throttled", Duration::from_secs(8)).await;

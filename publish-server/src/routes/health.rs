@@ -1,6 +1,4 @@
-//! Liveness, readiness and metrics.
-
-use std::time::Duration;
+//! Liveness, readiness and metrics (the answers are built in [`shared::health`]).
 
 use axum::{
     Json,
@@ -8,8 +6,7 @@ use axum::{
     http::{StatusCode, header},
     response::IntoResponse,
 };
-use serde::Serialize;
-use utoipa::ToSchema;
+use shared::health::{self, Live, OPENMETRICS, Readiness};
 use utoipa_axum::{router::OpenApiRouter, routes};
 
 use crate::state::AppState;
@@ -21,82 +18,23 @@ pub fn router() -> OpenApiRouter<AppState> {
         .routes(routes!(metrics))
 }
 
-/// `{"status": "ok"}`.
-#[derive(Serialize, ToSchema)]
-struct Live {
-    /// Always `ok`.
-    status: &'static str,
-}
-
 /// Answers while the process runs.
 #[utoipa::path(get, path = "/healthz", operation_id = "healthz", tag = "health",
     responses((status = 200, description = "The process is up", body = Live)))]
 async fn live() -> Json<Live> {
-    Json(Live { status: "ok" })
-}
-
-#[derive(Serialize, ToSchema)]
-#[serde(rename_all = "snake_case")]
-enum ReadyStatus {
-    Ready,
-    NotReady,
-}
-
-#[derive(Serialize, ToSchema)]
-#[serde(rename_all = "snake_case")]
-enum Check {
-    Ok,
-    Unavailable,
-}
-
-#[derive(Serialize, ToSchema)]
-struct Checks {
-    broker: Check,
-    database: Check,
-}
-
-/// The readiness report: overall, and per dependency.
-#[derive(Serialize, ToSchema)]
-struct Readiness {
-    status: ReadyStatus,
-    checks: Checks,
+    health::live()
 }
 
 /// Ready when the broker and the database both answer within 2 s.
 ///
-/// 503 names the failed checks. (The consumers reconnect by themselves; this tells a balancer not to send new streams here.)
+/// 503 names the failed checks. (The consumers reconnect by themselves; this tells a balancer not
+/// to send new streams here.)
 #[utoipa::path(get, path = "/readyz", operation_id = "readyz", tag = "health", responses(
     (status = 200, description = "Ready: the broker and the database answer", body = Readiness),
     (status = 503, description = "Not ready; `checks` names what failed", body = Readiness),
 ))]
 async fn ready(State(state): State<AppState>) -> (StatusCode, Json<Readiness>) {
-    let limit = Duration::from_secs(2);
-    let (broker, database) = tokio::join!(
-        tokio::time::timeout(limit, state.log.ping()),
-        tokio::time::timeout(limit, state.read_model.ping()),
-    );
-    let broker_ok = matches!(broker, Ok(Ok(())));
-    let database_ok = matches!(database, Ok(Ok(())));
-    let ready = broker_ok && database_ok;
-    let check = |ok: bool| if ok { Check::Ok } else { Check::Unavailable };
-    (
-        if ready {
-            StatusCode::OK
-        } else {
-            StatusCode::SERVICE_UNAVAILABLE
-        },
-        Json(Readiness {
-            status: if ready {
-                ReadyStatus::Ready
-            } else {
-                ReadyStatus::NotReady
-            },
-            checks: Checks {
-                broker: check(broker_ok),
-                database: check(database_ok),
-            },
-        }),
-    )
+    health::readiness(&state.log, &state.read_model, None).await
 }
 
 /// Prometheus metrics in the OpenMetrics text format.
@@ -105,10 +43,7 @@ async fn ready(State(state): State<AppState>) -> (StatusCode, Json<Readiness>) {
 ))]
 async fn metrics(State(state): State<AppState>) -> impl IntoResponse {
     (
-        [(
-            header::CONTENT_TYPE,
-            "application/openmetrics-text; version=1.0.0; charset=utf-8",
-        )],
+        [(header::CONTENT_TYPE, OPENMETRICS)],
         state.metrics.render(),
     )
 }
