@@ -195,6 +195,14 @@ describe('moderation calls', () => {
     expect(sent(4)).toMatchObject({ url: '/api/rooms/r/moderators', method: 'GET' });
   });
 
+  it('appoints and dismisses a moderator at the user’s path, with the token', async () => {
+    const { api, sent } = calls();
+    await api.addModerator('r', 'u 2');
+    expect(sent(0)).toEqual({ url: '/api/rooms/r/moderators/u%202', method: 'PUT', body: undefined, auth: 'Bearer tok' });
+    await api.removeModerator('r', 'u 2');
+    expect(sent(1)).toEqual({ url: '/api/rooms/r/moderators/u%202', method: 'DELETE', body: undefined, auth: 'Bearer tok' });
+  });
+
   it('sets slow mode by patching the room', async () => {
     const { api, sent } = calls();
     await api.setSlowMode('r', 30);

@@ -282,7 +282,7 @@ export function createApi(options: ApiOptions = {}) {
         auth: true,
       });
     },
-    // Moderation. Edits, deletes and bans set a state rather than add to one, so a retry after a lost
+    // Moderation. Edits, deletes, roles and bans set a state rather than add to one, so a retry after a lost
     // answer (503, network) cannot do anything twice.
     async editMessage(roomId: string, messageId: string, text: string): Promise<Message> {
       return (await request<Message>('PATCH', messagePath(roomId, messageId), { body: { text }, auth: true, retries: POST_RETRIES }))
@@ -293,6 +293,13 @@ export function createApi(options: ApiOptions = {}) {
     },
     async listModerators(roomId: string, signal?: AbortSignal): Promise<Moderator[]> {
       return (await request<{ moderators: Moderator[] }>('GET', `${room(roomId)}/moderators`, { signal })).data.moderators;
+    },
+    /** Makes `userId` a moderator of the room (the owner only). */
+    async addModerator(roomId: string, userId: string): Promise<void> {
+      await request('PUT', `${room(roomId)}/moderators/${encodeURIComponent(userId)}`, { auth: true, retries: POST_RETRIES });
+    },
+    async removeModerator(roomId: string, userId: string): Promise<void> {
+      await request('DELETE', `${room(roomId)}/moderators/${encodeURIComponent(userId)}`, { auth: true, retries: POST_RETRIES });
     },
     /** Bans `userId` from writing in the room for `seconds`, or until lifted when null. */
     async banUser(roomId: string, userId: string, seconds: number | null, reason: string): Promise<Ban> {

@@ -1,6 +1,6 @@
 import { describe, expect, it } from 'vitest';
 
-import { banReason, banText, messageActions, roleOf } from './moderation';
+import { banLengthText, banReason, banText, knownNames, messageActions, nameOf, roleOf } from './moderation';
 import { formatTime } from './time';
 
 const owner = { id: 'u-owner', name: 'owner' };
@@ -16,12 +16,21 @@ describe('roles and message actions', () => {
 
   it('lets authors edit and delete, moderators delete and ban (not themselves, not the owner)', () => {
     const by = (id: string, status = 'sent') => ({ user: { id }, status });
-    expect(messageActions(by('me'), 'me', 'member', 'u-owner')).toEqual({ edit: true, delete: true, ban: false });
-    expect(messageActions(by('other'), 'me', 'member', 'u-owner')).toEqual({ edit: false, delete: false, ban: false });
-    expect(messageActions(by('other'), 'me', 'moderator', 'u-owner')).toEqual({ edit: false, delete: true, ban: true });
-    expect(messageActions(by('u-owner'), 'me', 'moderator', 'u-owner')).toEqual({ edit: false, delete: false, ban: false });
-    expect(messageActions(by('u-owner'), 'u-owner', 'owner', 'u-owner')).toEqual({ edit: true, delete: true, ban: false });
-    expect(messageActions(by('me', 'failed'), 'me', 'owner', 'me')).toEqual({ edit: false, delete: false, ban: false });
+    const none = { appoint: null };
+    expect(messageActions(by('me'), 'me', 'member', 'u-owner')).toEqual({ edit: true, delete: true, ban: false, ...none });
+    expect(messageActions(by('other'), 'me', 'member', 'u-owner')).toEqual({ edit: false, delete: false, ban: false, ...none });
+    expect(messageActions(by('other'), 'me', 'moderator', 'u-owner')).toEqual({ edit: false, delete: true, ban: true, ...none });
+    expect(messageActions(by('u-owner'), 'me', 'moderator', 'u-owner')).toEqual({ edit: false, delete: false, ban: false, ...none });
+    expect(messageActions(by('u-owner'), 'u-owner', 'owner', 'u-owner')).toEqual({ edit: true, delete: true, ban: false, ...none });
+    expect(messageActions(by('me', 'failed'), 'me', 'owner', 'me')).toEqual({ edit: false, delete: false, ban: false, ...none });
+  });
+
+  it('bans nobody who moderates (the server refuses it), and lets only the owner appoint', () => {
+    const by = (id: string) => ({ user: { id }, status: 'sent' });
+    expect(messageActions(by('mod'), 'me', 'moderator', 'u-owner', true)).toEqual({ edit: false, delete: true, ban: false, appoint: null });
+    expect(messageActions(by('mod'), 'u-owner', 'owner', 'u-owner', true)).toEqual({ edit: false, delete: true, ban: false, appoint: 'remove' });
+    expect(messageActions(by('other'), 'u-owner', 'owner', 'u-owner')).toMatchObject({ ban: true, appoint: 'make' });
+    expect(messageActions({ user: { id: 'other' }, status: 'pending' }, 'u-owner', 'owner', 'u-owner').appoint).toBeNull();
   });
 });
 
@@ -37,5 +46,19 @@ describe('texts', () => {
     const long = banReason('🎉'.repeat(300));
     expect(Array.from(long).length).toBeLessThanOrEqual(200);
     expect(long).toMatch(/^Banned for the message: "(🎉){119}…"$/);
+  });
+});
+
+describe('the moderation panel', () => {
+  it('names a user it knows, else by the random end of the id', () => {
+    const names = knownNames([{ id: 'u-1', name: 'bob' }, undefined]);
+    expect(nameOf('u-1', names)).toBe('bob');
+    expect(nameOf('0190a0a0-0000-7000-8000-00000000c0de', names)).toBe('user 0000c0de');
+  });
+
+  it('says until when a ban lasts, or until lifted', () => {
+    const until = '2025-01-01T10:00:00Z';
+    expect(banLengthText(until)).toBe(`until ${formatTime(until)}`);
+    expect(banLengthText(null)).toBe('until lifted');
   });
 });

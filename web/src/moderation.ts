@@ -1,7 +1,7 @@
 // Who may do what to a message, and how the outcomes of moderation read to the people involved.
 // The server checks every call; this only decides which controls to show and what to say.
 
-import type { Moderator, Room } from './types';
+import type { Moderator, Room, User } from './types';
 import { formatTime } from './time';
 
 export type Role = 'owner' | 'moderator' | 'member';
@@ -15,27 +15,32 @@ export interface MessageActions {
   edit: boolean;
   delete: boolean;
   ban: boolean;
+  /** The owner's "Make moderator" / "Remove moderator" on another user's message; null: neither. */
+  appoint: 'make' | 'remove' | null;
 }
 
 /**
  * Authors edit and delete their own messages; owners and moderators delete any message (only the
- * owner deletes the owner's) and ban its author, except themselves and the owner. Messages not yet
- * sent have none of these.
+ * owner deletes the owner's) and ban its author, except themselves, the owner and moderators (the
+ * server refuses those: the owner dismisses a moderator first). The owner appoints or dismisses the
+ * author of another's message. Messages not yet sent have none of these.
  */
 export function messageActions(
   message: { user: { id: string }; status: string },
   me: string,
   role: Role,
   ownerId: string | undefined,
+  authorModerates = false,
 ): MessageActions {
-  if (message.status !== 'sent') return { edit: false, delete: false, ban: false };
+  if (message.status !== 'sent') return { edit: false, delete: false, ban: false, appoint: null };
   const own = message.user.id === me;
   const moderates = role !== 'member';
   const byOwner = message.user.id === ownerId;
   return {
     edit: own,
     delete: own || (moderates && (!byOwner || role === 'owner')),
-    ban: moderates && !own && !byOwner,
+    ban: moderates && !own && !byOwner && !authorModerates,
+    appoint: role === 'owner' && !own && !byOwner ? (authorModerates ? 'remove' : 'make') : null,
   };
 }
 
@@ -85,4 +90,28 @@ export function banReason(text: string): string {
   const chars = Array.from(text.replace(/[\s\p{Cc}]+/gu, ' ').trim());
   const excerpt = chars.length > 120 ? `${chars.slice(0, 119).join('')}…` : chars.join('');
   return `Banned for the message: "${excerpt}"`;
+}
+
+/** Who the client can name: authors of the messages in view, the owner, whoever made a ban. */
+export function knownNames(users: Iterable<User | undefined>): Map<string, string> {
+  const names = new Map<string, string>();
+  for (const user of users) if (user) names.set(user.id, user.name);
+  return names;
+}
+
+/**
+ * A user's name when the client knows it, else a short form of the id: its last 8 hex digits, since
+ * the first ones of a UUIDv7 are a timestamp that users made around the same time share.
+ */
+export function nameOf(userId: string, names: ReadonlyMap<string, string>): string {
+  return names.get(userId) ?? `user ${userId.replace(/-/g, '').slice(-8)}`;
+}
+
+/** How long a ban in the moderation panel lasts. */
+export function banLengthText(until: string | null, now = new Date()): string {
+  return until === null ? 'until lifted' : `until ${formatTime(until, now)}`;
+}
+
+export function moderatorText(name: string, appointed: boolean): string {
+  return appointed ? `${name} is now a moderator.` : `${name} is no longer a moderator.`;
 }
