@@ -1,6 +1,6 @@
 // Everything about one open room: its history (first page once the live stream is open, older pages on
 // demand), its live events through one EventSource, sending with optimistic messages, reactions, the
-// room's mode, the connection status, and moderation (edits, deletes, bans, slow mode).
+// room's mode, the connection status, and moderation (edits, deletes, bans, slow mode, moderators).
 
 import { useCallback, useEffect, useRef, useState } from 'react';
 
@@ -24,10 +24,10 @@ import {
   settleReaction,
   type MessageState,
 } from './messages';
-import { banReason, bannedText, roleOf, type Role } from './moderation';
+import { banReason, bannedText, moderatorText, roleOf, type Role } from './moderation';
 import { ReactionMemory } from './reactionMemory';
 import { RefetchScheduler } from './refetch';
-import type { Moderator, RoomDetail, RoomMode, User } from './types';
+import type { Ban, Moderator, RoomDetail, RoomMode, User } from './types';
 
 /** Messages per history page. */
 export const PAGE_SIZE = 50;
@@ -60,6 +60,10 @@ export interface RoomController {
   returnedDraft: { text: string; seq: number } | null;
   /** The outcome of a moderator's action (e.g. who was banned). */
   info: string | null;
+  /** The room's moderators (anyone may see them). */
+  moderators: Moderator[];
+  /** The bans in force, newest first, for the owner and moderators; null until loaded. */
+  bans: Ban[] | null;
   send(text: string): void;
   retry(clientId: string): void;
   discard(clientId: string): void;
@@ -74,6 +78,14 @@ export interface RoomController {
   banAuthor(messageId: string, seconds: number | null): void;
   /** Settles once the change is saved or refused (the reason is shown). */
   setSlowMode(seconds: number): Promise<void>;
+  /** Reloads the moderators and bans: no event tells of a change, so this runs when the panel opens. */
+  reloadModeration(): void;
+  /** Lifts `userId`'s ban: resolves true once lifted (the row is gone), false when refused (the reason is shown). */
+  liftBan(userId: string, name: string): Promise<boolean>;
+  /** The owner appoints (`true`) or dismisses a moderator; resolves like `liftBan`. */
+  setModerator(userId: string, name: string, appoint: boolean): Promise<boolean>;
+  /** `setModerator` for the author of a message. */
+  appointAuthor(messageId: string, appoint: boolean): void;
 }
 
 interface Live {
@@ -122,6 +134,9 @@ export function useRoom(api: Api, roomId: string, eventsBaseUrl: string, me: Use
   const [notice, setNotice] = useState<string | null>(null);
   const [loadingOlder, setLoadingOlder] = useState(false);
   const [moderators, setModerators] = useState<Moderator[]>([]);
+  const [bans, setBans] = useState<Ban[] | null>(null);
+  // Each reload of a list counts up; an answer to an older one, arriving late, is dropped.
+  const listLoads = useRef({ moderators: 0, bans: 0 });
   const [ban, setBan] = useState<{ until: string | null } | null>(null);
   const [slowUntil, setSlowUntil] = useState<number | null>(null);
   const [returnedDraft, setReturnedDraft] = useState<{ text: string; seq: number } | null>(null);
@@ -164,6 +179,7 @@ export function useRoom(api: Api, roomId: string, eventsBaseUrl: string, me: Use
     setModeState('normal');
     setLoadingOlder(false);
     setModerators([]);
+    setBans(null);
     setBan(null);
     setSlowUntil(null);
     setReturnedDraft(null);
@@ -218,9 +234,10 @@ export function useRoom(api: Api, roomId: string, eventsBaseUrl: string, me: Use
       },
     );
     // Without the list (e.g. an older server) nobody shows as a moderator; the server decides anyway.
+    const load = ++listLoads.current.moderators;
     api.listModerators(roomId, signal).then(
       (list) => {
-        if (!signal.aborted) setModerators(list);
+        if (!signal.aborted && load === listLoads.current.moderators) setModerators(list);
       },
       () => {},
     );
@@ -271,6 +288,29 @@ export function useRoom(api: Api, roomId: string, eventsBaseUrl: string, me: Use
     return () => clearTimeout(timer);
   }, [ban]);
 
+  /** Reloads the moderators, and the bans for the owner and moderators (only they may see them). */
+  const reloadModeration = useCallback(() => {
+    const signal = live.current?.signal;
+    if (!signal) return;
+    const loads = listLoads.current;
+    const moderatorsLoad = ++loads.moderators;
+    api.listModerators(roomId, signal).then(
+      (list) => !signal.aborted && moderatorsLoad === loads.moderators && setModerators(list),
+      () => {},
+    );
+    if (roleRef.current === 'member') return;
+    const bansLoad = ++loads.bans;
+    api.listBans(roomId, signal).then(
+      (list) => !signal.aborted && bansLoad === loads.bans && setBans(list),
+      (e) => {
+        if (signal.aborted || bansLoad !== loads.bans) return;
+        // No longer a moderator: the panel goes once the moderators are reloaded.
+        if (isCode(e, 'forbidden')) setBans(null);
+        else setError(`Could not load the bans: ${describe(e)}`);
+      },
+    );
+  }, [api, roomId]);
+
   /** Explains a refused write: a ban or a missing role say so; anything else is `prefix: message`. */
   const refused = useCallback(
     (e: unknown, prefix: string) => {
@@ -278,14 +318,13 @@ export function useRoom(api: Api, roomId: string, eventsBaseUrl: string, me: Use
         setBan({ until: (e as ApiError).until ?? null });
       } else if (isCode(e, 'forbidden')) {
         setError('You are not allowed to do that in this room.');
-        // Our role may have changed since we loaded it.
-        const signal = live.current?.signal;
-        api.listModerators(roomId, signal).then((list) => !signal?.aborted && setModerators(list), () => {});
+        // Our role, or the target's, may have changed since we loaded them.
+        reloadModeration();
       } else {
         setError(`${prefix}: ${describe(e)}`);
       }
     },
-    [api, roomId],
+    [reloadModeration],
   );
 
   const post = useCallback(
@@ -425,11 +464,60 @@ export function useRoom(api: Api, roomId: string, eventsBaseUrl: string, me: Use
       const message = stateRef.current.items.find((m) => m.id === messageId);
       if (!ctx || !message) return;
       api.banUser(roomId, message.user.id, seconds, banReason(message.text)).then(
-        () => !ctx.signal.aborted && setInfo(bannedText(message.user.name, seconds)),
+        () => {
+          if (ctx.signal.aborted) return;
+          setInfo(bannedText(message.user.name, seconds));
+          reloadModeration();
+        },
         (e) => !ctx.signal.aborted && refused(e, `${message.user.name} not banned`),
       );
     },
-    [api, roomId, refused],
+    [api, roomId, refused, reloadModeration],
+  );
+
+  const liftBan = useCallback(
+    async (userId: string, name: string) => {
+      const ctx = live.current;
+      if (!ctx) return false;
+      try {
+        await api.unbanUser(roomId, userId);
+      } catch (e) {
+        if (!ctx.signal.aborted) refused(e, `Ban on ${name} not lifted`);
+        return false;
+      }
+      if (ctx.signal.aborted) return false;
+      setBans((prev) => prev && prev.filter((b) => b.user_id !== userId));
+      reloadModeration();
+      return true;
+    },
+    [api, roomId, refused, reloadModeration],
+  );
+
+  const setModerator = useCallback(
+    async (userId: string, name: string, appoint: boolean) => {
+      const ctx = live.current;
+      if (!ctx) return false;
+      try {
+        await (appoint ? api.addModerator : api.removeModerator)(roomId, userId);
+      } catch (e) {
+        if (!ctx.signal.aborted) refused(e, appoint ? `${name} not made a moderator` : `${name} not removed as a moderator`);
+        return false;
+      }
+      if (ctx.signal.aborted) return false;
+      setInfo(moderatorText(name, appoint));
+      // The server answers once the change is in the read model, so the list has it.
+      reloadModeration();
+      return true;
+    },
+    [api, roomId, refused, reloadModeration],
+  );
+
+  const appointAuthor = useCallback(
+    (messageId: string, appoint: boolean) => {
+      const message = stateRef.current.items.find((m) => m.id === messageId);
+      if (message) void setModerator(message.user.id, message.user.name, appoint);
+    },
+    [setModerator],
   );
 
   const setSlowMode = useCallback(
@@ -511,6 +599,8 @@ export function useRoom(api: Api, roomId: string, eventsBaseUrl: string, me: Use
     slowUntil,
     returnedDraft,
     info,
+    moderators,
+    bans,
     send,
     retry,
     discard,
@@ -522,5 +612,9 @@ export function useRoom(api: Api, roomId: string, eventsBaseUrl: string, me: Use
     deleteMessage,
     banAuthor,
     setSlowMode,
+    reloadModeration,
+    liftBan,
+    setModerator,
+    appointAuthor,
   };
 }

@@ -24,12 +24,14 @@ export const MessageItem = memo(function MessageItem({
   canEdit = false,
   canDelete = false,
   canBan = false,
+  appoint = null,
   onReact,
   onRetry,
   onDiscard,
   onEdit,
   onDelete,
   onBan,
+  onAppoint,
 }: {
   message: ChatMessage;
   own: boolean;
@@ -37,6 +39,8 @@ export const MessageItem = memo(function MessageItem({
   canEdit?: boolean;
   canDelete?: boolean;
   canBan?: boolean;
+  /** The owner's item on this message's author: make them a moderator, or remove them as one. */
+  appoint?: 'make' | 'remove' | null;
   onReact(messageId: string, emoji: string): void;
   onRetry(clientId: string): void;
   onDiscard(clientId: string): void;
@@ -44,6 +48,7 @@ export const MessageItem = memo(function MessageItem({
   onEdit?(messageId: string, text: string): Promise<boolean>;
   onDelete?(messageId: string): void;
   onBan?(messageId: string, seconds: number | null): void;
+  onAppoint?(messageId: string, appoint: boolean): void;
 }) {
   const [editing, setEditing] = useState(false);
   const menuButton = useRef<HTMLButtonElement>(null);
@@ -54,6 +59,10 @@ export const MessageItem = memo(function MessageItem({
     for (const choice of BAN_CHOICES) {
       actions.push({ label: choice.label, danger: true, onSelect: () => onBan(message.id, choice.seconds) });
     }
+  }
+  if (appoint && onAppoint) {
+    const make = appoint === 'make';
+    actions.push({ label: make ? 'Make moderator' : 'Remove moderator', onSelect: () => onAppoint(message.id, make) });
   }
   const stopEditing = () => {
     setEditing(false);

@@ -23,6 +23,8 @@ export function MessageList({
   onEdit,
   onDelete,
   onBan,
+  moderatorIds,
+  onAppoint,
 }: {
   state: MessageState;
   me: User;
@@ -36,6 +38,9 @@ export function MessageList({
   onEdit?(messageId: string, text: string): Promise<boolean>;
   onDelete?(messageId: string): void;
   onBan?(messageId: string, seconds: number | null): void;
+  /** Who moderates the room: nobody bans them, and the owner may remove them. */
+  moderatorIds?: ReadonlySet<string>;
+  onAppoint?(messageId: string, appoint: boolean): void;
 }) {
   const scroller = useRef<HTMLDivElement>(null);
   const atBottom = useRef(true);
@@ -83,7 +88,7 @@ export function MessageList({
       {state.loaded && state.items.length === 0 && <p className="muted centered">No messages yet. Say hello!</p>}
       <ol className="messages" aria-label="Messages">
         {state.items.map((message, i) => {
-          const may = messageActions(message, me.id, role, ownerId);
+          const may = messageActions(message, me.id, role, ownerId, moderatorIds?.has(message.user.id));
           return (
             <MessageItem
               key={message.clientId ?? message.id}
@@ -93,12 +98,14 @@ export function MessageList({
               canEdit={may.edit}
               canDelete={may.delete}
               canBan={may.ban}
+              appoint={may.appoint}
               onReact={onReact}
               onRetry={onRetry}
               onDiscard={onDiscard}
               onEdit={onEdit}
               onDelete={onDelete}
               onBan={onBan}
+              onAppoint={onAppoint}
             />
           );
         })}

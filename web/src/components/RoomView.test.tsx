@@ -3,7 +3,7 @@ import { afterEach, beforeEach, describe, expect, it, vi } from 'vitest';
 
 import { createApi, type Api } from '../api';
 import { FakeEventSource } from '../testing/fakeEventSource';
-import type { Message, User } from '../types';
+import type { Ban, Message, User } from '../types';
 import { formatTime } from '../time';
 import { RoomView } from './RoomView';
 
@@ -11,6 +11,7 @@ const ROOM = '0190a0a0-0000-7000-8000-0000000000aa';
 const alice: User = { id: 'u-alice', name: 'alice' };
 const bob: User = { id: 'u-bob', name: 'bob' };
 const carol: User = { id: 'u-carol', name: 'carol' };
+const dave: User = { id: 'u-dave', name: 'dave' };
 const slow = { timeout: 3000 };
 
 let seq = 0;
@@ -36,6 +37,10 @@ function fakeServer() {
   const bodies: { method: string; path: string; body: unknown }[] = [];
   const room = { owner: carol, slow_mode_secs: 0 };
   const moderators: { user_id: string; since: string }[] = [];
+  // Bans in force, newest first.
+  const bans: Ban[] = [];
+  // `${method} ${path}` → the error that call answers from then on.
+  const refusals = new Map<string, { status: number; error: Record<string, unknown> }>();
   const deleted = new Set<string>();
   let refusal: { status: number; error: Record<string, unknown>; headers?: Record<string, string> } | null = null;
   // Calls with this method on a message answer this error from then on.
@@ -55,15 +60,37 @@ function fakeServer() {
       });
     const roomJson = () => ({ id: ROOM, name: 'lobby', created_at: '2025-01-01T00:00:00Z', ...room });
     const messagePath = new RegExp(`^/api/rooms/${ROOM}/messages/([^/]+)$`).exec(url.pathname);
+    const refused = refusals.get(`${method} ${url.pathname}`);
+    if (refused) return reply(refused.status, { error: refused.error });
+    const userPath = new RegExp(`^/api/rooms/${ROOM}/(moderators|bans)/([^/]+)$`).exec(url.pathname);
+    const without = (list: { user_id: string }[], id: string) => {
+      const at = list.findIndex((x) => x.user_id === id);
+      if (at >= 0) list.splice(at, 1);
+    };
     if (url.pathname === `/api/rooms/${ROOM}` && method === 'GET') return reply(200, { ...roomJson(), mode });
     if (url.pathname === `/api/rooms/${ROOM}` && method === 'PATCH') {
       room.slow_mode_secs = body.slow_mode_secs;
       return reply(200, roomJson());
     }
-    if (url.pathname === `/api/rooms/${ROOM}/moderators`) return reply(200, { moderators });
-    if (url.pathname.startsWith(`/api/rooms/${ROOM}/bans/`) && method === 'PUT') {
+    if (url.pathname === `/api/rooms/${ROOM}/moderators`) return reply(200, { moderators: [...moderators] });
+    if (url.pathname === `/api/rooms/${ROOM}/bans`) return reply(200, { bans: [...bans] });
+    if (userPath?.[1] === 'moderators' && method === 'PUT') {
+      moderators.push({ user_id: userPath[2], since: new Date().toISOString() });
+      return reply(202, { user_id: userPath[2] });
+    }
+    if (userPath?.[1] === 'moderators' && method === 'DELETE') {
+      without(moderators, userPath[2]);
+      return reply(202, { user_id: userPath[2] });
+    }
+    if (userPath?.[1] === 'bans' && method === 'PUT') {
       const until = body.seconds === null ? null : new Date(Date.now() + body.seconds * 1000).toISOString();
-      return reply(202, { user_id: url.pathname.split('/').pop(), until, reason: body.reason, by: alice, at: new Date().toISOString() });
+      const ban = { user_id: userPath[2], until, reason: body.reason, by: alice, at: new Date().toISOString() };
+      bans.unshift(ban);
+      return reply(202, ban);
+    }
+    if (userPath?.[1] === 'bans' && method === 'DELETE') {
+      without(bans, userPath[2]);
+      return reply(202, { user_id: userPath[2] });
     }
     const messageError = messagePath && messageErrors.get(method);
     if (messageError) return reply(messageError.status, { error: messageError.error });
@@ -100,7 +127,10 @@ function fakeServer() {
     bodies,
     room,
     moderators,
+    bans,
     fetch,
+    refuse: (method: string, path: string, status: number, code: string) =>
+      refusals.set(`${method} ${path}`, { status, error: { code, message: code } }),
     refusePost: (r: typeof refusal) => (refusal = r),
     refuseOnMessages: (method: string, status: number, code: string) => messageErrors.set(method, { status, error: { code, message: code } }),
     setMode: (m: string) => (mode = m),
@@ -289,7 +319,7 @@ describe('RoomView moderation', () => {
     await open(server, alice, [bob, 'from bob'], [alice, 'from alice']);
     await waitFor(() => expect(actionsOf('from bob')).not.toBeNull());
     fireEvent.click(actionsOf('from bob')!);
-    expect(menuItems()).toEqual(['Delete', 'Ban author for 10 minutes', 'Ban author for 1 hour', 'Ban author for good']);
+    expect(menuItems()).toEqual(['Delete', 'Ban author for 10 minutes', 'Ban author for 1 hour', 'Ban author for good', 'Make moderator']);
     fireEvent.click(actionsOf('from bob')!);
     fireEvent.click(actionsOf('from alice')!);
     expect(menuItems()).toEqual(['Edit', 'Delete']);
@@ -481,6 +511,147 @@ describe('RoomView moderation', () => {
     act(() => es.emit('room', { id: ROOM, name: 'lobby', created_at: '2025-01-01T00:00:00Z', owner: alice, slow_mode_secs: 0 }, '0-30'));
     expect(screen.queryByText(/Slow mode: one message every/)).toBeNull();
     expect((select as HTMLSelectElement).value).toBe('0');
+  });
+
+  describe('the moderation panel and roles', () => {
+    const moderator = (user: User) => ({ user_id: user.id, since: '2025-01-01T00:00:00Z' });
+    const toggle = () => screen.queryByRole('button', { name: 'Moderation' });
+    const panelList = (name: string) => within(screen.getByRole('region', { name: 'Moderation' })).queryByRole('list', { name });
+    const rows = (name: string) => (panelList(name) ? within(panelList(name)!).getAllByRole('listitem') : []);
+    const fetches = (server: ReturnType<typeof fakeServer>, list: string) =>
+      server.calls.filter((c) => c.method === 'GET' && c.path === `/api/rooms/${ROOM}/${list}`).length;
+
+    it('is shown to the owner and moderators only', async () => {
+      const member = fakeServer();
+      await open(member, alice, [bob, 'hi']);
+      expect(toggle()).toBeNull();
+      cleanup();
+
+      const owned = fakeServer();
+      owned.room.owner = alice;
+      await open(owned, alice);
+      await waitFor(() => expect(toggle()).not.toBeNull());
+      cleanup();
+
+      const moderated = fakeServer();
+      moderated.moderators.push(moderator(alice));
+      await open(moderated, alice);
+      await waitFor(() => expect(toggle()).not.toBeNull());
+      expect(toggle()!.getAttribute('aria-expanded')).toBe('false');
+    });
+
+    it('loads the bans on opening, and lifting one calls the API and removes its row', async () => {
+      const server = fakeServer();
+      server.room.owner = alice;
+      const until = new Date(Date.now() + 3600_000).toISOString();
+      const stranger = '0190a0a0-0000-7000-8000-00000000c0de';
+      server.bans.push(
+        { user_id: bob.id, until: null, reason: 'Banned for the message: "spam"', by: alice, at: '2025-01-01T09:00:00Z' },
+        { user_id: stranger, until, reason: 'rude', by: carol, at: '2025-01-01T08:00:00Z' },
+      );
+      await open(server, alice, [bob, 'spam']);
+      await waitFor(() => expect(toggle()).not.toBeNull());
+      expect(fetches(server, 'bans')).toBe(0);
+      fireEvent.click(toggle()!);
+      expect(toggle()!.getAttribute('aria-expanded')).toBe('true');
+      await waitFor(() => expect(rows('Banned users')).toHaveLength(2));
+      const [first, second] = rows('Banned users');
+      expect(first.textContent).toContain('bob');
+      expect(first.textContent).toContain('Banned for the message: "spam"');
+      expect(first.textContent).toContain('Banned by alice, until lifted');
+      // Not in view: a short id; when the ban ends.
+      expect(second.textContent).toContain('user 0000c0de');
+      expect(second.textContent).toContain(`Banned by carol, until ${formatTime(until)}`);
+
+      fireEvent.click(screen.getByRole('button', { name: 'Lift ban for bob' }));
+      await waitFor(() => expect(rows('Banned users')).toHaveLength(1));
+      expect(server.calls).toContainEqual({ method: 'DELETE', path: `/api/rooms/${ROOM}/bans/${bob.id}` });
+      expect(rows('Banned users')[0].textContent).toContain('user 0000c0de');
+      expect(document.activeElement?.textContent).toBe('Banned users');
+    });
+
+    it('reloads the lists each time it opens (no event tells of changes)', async () => {
+      const server = fakeServer();
+      server.moderators.push(moderator(alice));
+      await open(server, alice);
+      await waitFor(() => expect(toggle()).not.toBeNull());
+      fireEvent.click(toggle()!);
+      await screen.findByText('Nobody is banned.');
+      fireEvent.click(toggle()!);
+      // Another moderator banned dave meanwhile.
+      server.bans.push({ user_id: dave.id, until: null, reason: 'r', by: carol, at: '2025-01-01T09:00:00Z' });
+      fireEvent.click(toggle()!);
+      await waitFor(() => expect(rows('Banned users')).toHaveLength(1));
+      expect(fetches(server, 'bans')).toBe(2);
+      // A moderator sees the moderators, but may not remove them.
+      expect(rows('Moderators').map((li) => li.textContent)).toEqual([expect.stringContaining('alice (you)')]);
+      expect(screen.queryByRole('button', { name: /^Remove moderator/ })).toBeNull();
+    });
+
+    it('lets the owner make the author of a message a moderator, and remove them again', async () => {
+      const server = fakeServer();
+      server.room.owner = alice;
+      await open(server, alice, [bob, 'helpful']);
+      await waitFor(() => expect(actionsOf('helpful')).not.toBeNull());
+      fireEvent.click(actionsOf('helpful')!);
+      fireEvent.click(screen.getByRole('menuitem', { name: 'Make moderator' }));
+      await screen.findByText('bob is now a moderator.');
+      expect(server.calls).toContainEqual({ method: 'PUT', path: `/api/rooms/${ROOM}/moderators/${bob.id}` });
+      // The list reloaded: bob moderates now, so nobody bans him, and the owner may remove him.
+      fireEvent.click(actionsOf('helpful')!);
+      await waitFor(() => expect(menuItems()).toEqual(['Delete', 'Remove moderator']));
+      fireEvent.click(screen.getByRole('menuitem', { name: 'Remove moderator' }));
+      await screen.findByText('bob is no longer a moderator.');
+      expect(server.calls).toContainEqual({ method: 'DELETE', path: `/api/rooms/${ROOM}/moderators/${bob.id}` });
+      fireEvent.click(actionsOf('helpful')!);
+      await waitFor(() => expect(menuItems()).toContain('Make moderator'));
+      expect(menuItems()).toContain('Ban author for 10 minutes');
+    });
+
+    it('lets the owner remove a moderator from the panel', async () => {
+      const server = fakeServer();
+      server.room.owner = alice;
+      server.moderators.push(moderator(bob), moderator(dave));
+      await open(server, alice, [bob, 'hello']);
+      await waitFor(() => expect(toggle()).not.toBeNull());
+      fireEvent.click(toggle()!);
+      await waitFor(() => expect(rows('Moderators')).toHaveLength(2));
+      fireEvent.click(screen.getByRole('button', { name: 'Remove moderator bob' }));
+      await waitFor(() => expect(rows('Moderators')).toHaveLength(1));
+      expect(server.calls).toContainEqual({ method: 'DELETE', path: `/api/rooms/${ROOM}/moderators/${bob.id}` });
+      // dave wrote nothing in view: a short id.
+      expect(rows('Moderators')[0].textContent).toContain('user udave');
+    });
+
+    it('gives a moderator no ban on another moderator’s message', async () => {
+      const server = fakeServer();
+      server.moderators.push(moderator(alice), moderator(dave));
+      await open(server, alice, [dave, 'from dave'], [bob, 'from bob']);
+      await waitFor(() => expect(actionsOf('from bob')).not.toBeNull());
+      fireEvent.click(actionsOf('from dave')!);
+      expect(menuItems()).toEqual(['Delete']);
+      fireEvent.click(actionsOf('from dave')!);
+      fireEvent.click(actionsOf('from bob')!);
+      expect(menuItems()).toEqual(['Delete', 'Ban author for 10 minutes', 'Ban author for 1 hour', 'Ban author for good']);
+    });
+
+    it('explains a refused lift and reloads the lists (no longer a moderator: the panel goes)', async () => {
+      const server = fakeServer();
+      server.moderators.push(moderator(alice));
+      server.bans.push({ user_id: bob.id, until: null, reason: 'r', by: carol, at: '2025-01-01T09:00:00Z' });
+      await open(server, alice, [bob, 'hi']);
+      await waitFor(() => expect(toggle()).not.toBeNull());
+      fireEvent.click(toggle()!);
+      await waitFor(() => expect(rows('Banned users')).toHaveLength(1));
+      const moderatorFetches = fetches(server, 'moderators');
+      // The owner dismissed alice meanwhile.
+      server.moderators.length = 0;
+      server.refuse('DELETE', `/api/rooms/${ROOM}/bans/${bob.id}`, 403, 'forbidden');
+      fireEvent.click(screen.getByRole('button', { name: 'Lift ban for bob' }));
+      expect((await screen.findByRole('alert')).textContent).toContain('You are not allowed to do that in this room.');
+      await waitFor(() => expect(toggle()).toBeNull());
+      expect(fetches(server, 'moderators')).toBeGreaterThan(moderatorFetches);
+    });
   });
 
   it('shows no error when a reaction races the message’s deletion, but does for another failure', async () => {

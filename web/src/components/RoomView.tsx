@@ -1,14 +1,15 @@
-import { useEffect } from 'react';
+import { useEffect, useMemo } from 'react';
 
 import type { Api } from '../api';
 import { useSecondsLeft } from '../countdown';
-import { banText, slowModeText } from '../moderation';
+import { banText, knownNames, slowModeText } from '../moderation';
 import { navigate } from '../router';
 import type { Room, RoomMode, User } from '../types';
 import { useRoom } from '../useRoom';
 import { Composer } from './Composer';
 import { ConnectionBadge } from './ConnectionBadge';
 import { MessageList } from './MessageList';
+import { ModerationPanel } from './ModerationPanel';
 import { SlowModeControl } from './SlowModeControl';
 
 export function RoomView({
@@ -33,6 +34,14 @@ export function RoomView({
   const hot = room.mode === 'throttled' || (knownRoom?.hot ?? false);
   const slowModeSecs = room.room?.slow_mode_secs ?? 0;
   const waitSecs = useSecondsLeft(room.slowUntil);
+  const moderatorIds = useMemo(() => new Set(room.moderators.map((m) => m.user_id)), [room.moderators]);
+  // The panel names users from what the client has seen; the rest get a short id.
+  const { items } = room.messages;
+  const owner = room.room?.owner;
+  const names = useMemo(
+    () => knownNames([...items.map((m) => m.user), ...(room.bans ?? []).map((b) => b.by), owner, me]),
+    [items, room.bans, owner, me],
+  );
 
   return (
     <section className="room" aria-label={name ? `Room ${name}` : 'Room'}>
@@ -59,6 +68,16 @@ export function RoomView({
       {room.role !== 'member' && room.room && (
         <div className="room__tools">
           <SlowModeControl seconds={slowModeSecs} onChange={room.setSlowMode} />
+          <ModerationPanel
+            role={room.role}
+            me={me.id}
+            moderators={room.moderators}
+            bans={room.bans}
+            names={names}
+            onOpen={room.reloadModeration}
+            onLiftBan={room.liftBan}
+            onRemoveModerator={(userId, name) => room.setModerator(userId, name, false)}
+          />
         </div>
       )}
       {room.mode === 'throttled' && (
@@ -110,6 +129,8 @@ export function RoomView({
         onEdit={room.editMessage}
         onDelete={room.deleteMessage}
         onBan={room.banAuthor}
+        moderatorIds={moderatorIds}
+        onAppoint={room.appointAuthor}
       />
       <Composer
         onSend={room.send}
