@@ -6,7 +6,7 @@
 
 use axum::{
     extract::FromRequestParts,
-    http::{HeaderMap, StatusCode, header, request::Parts},
+    http::{StatusCode, request::Parts},
 };
 use shared::{event::User, tokens::TokenError};
 
@@ -18,14 +18,7 @@ use crate::{error::ApiError, state::AppState};
 #[derive(Debug, Clone)]
 pub struct AuthUser(pub User);
 
-/// The bearer token of a request, if its `Authorization` header has one. The scheme's name is
-/// case-insensitive (RFC 9110 §11.1): `bearer` and `BEARER` are `Bearer` too.
-pub fn bearer(headers: &HeaderMap) -> Option<&str> {
-    let value = headers.get(header::AUTHORIZATION)?.to_str().ok()?;
-    let (scheme, token) = value.trim_start().split_once(' ')?;
-    let token = token.trim();
-    (scheme.eq_ignore_ascii_case("bearer") && !token.is_empty()).then_some(token)
-}
+pub use shared::http::bearer;
 
 /// The API's answer to a refused token: 401 with a code saying why (503 when the operator's key
 /// set could never be loaded). The message never quotes the token or a key.
@@ -62,27 +55,5 @@ impl FromRequestParts<AppState> for AuthUser {
             .await
             .map(AuthUser)
             .map_err(|e| token_refused(&e))
-    }
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    fn with(value: &str) -> HeaderMap {
-        let mut headers = HeaderMap::new();
-        headers.insert(header::AUTHORIZATION, value.parse().unwrap());
-        headers
-    }
-
-    #[test]
-    fn the_bearer_scheme_is_case_insensitive_and_needs_a_token() {
-        for value in ["Bearer abc", "bearer abc", "BEARER  abc ", " Bearer abc"] {
-            assert_eq!(bearer(&with(value)), Some("abc"), "{value:?}");
-        }
-        for value in ["Basic abc", "Bearer", "Bearer   ", "Bearerabc", "Token abc"] {
-            assert_eq!(bearer(&with(value)), None, "{value:?}");
-        }
-        assert_eq!(bearer(&HeaderMap::new()), None);
     }
 }

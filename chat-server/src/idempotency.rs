@@ -27,13 +27,14 @@ use moka::future::Cache;
 use redis::AsyncCommands;
 use serde::{Deserialize, Serialize};
 use sha2::{Digest, Sha256};
-use shared::{event::Envelope, http::IDEMPOTENCY_KEY};
-use uuid::Uuid;
-
-use crate::{
-    error::ApiError,
+use shared::{
+    event::Envelope,
+    http::IDEMPOTENCY_KEY,
     redis_client::{RedisClient, StoreError},
 };
+use uuid::Uuid;
+
+use crate::error::ApiError;
 
 /// How long a key is remembered.
 pub const KEY_TTL: Duration = Duration::from_secs(24 * 60 * 60);

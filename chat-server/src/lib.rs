@@ -3,6 +3,7 @@
 //! Every change (a room, a message, a reaction) becomes an event appended to the topic; a 2xx is
 //! answered only once the broker acknowledged it. Reads come from the read model the projector keeps.
 
+pub mod audience;
 pub mod auth;
 pub mod error;
 pub mod hot;
@@ -11,7 +12,6 @@ pub mod limits;
 pub mod metrics;
 pub mod moderation;
 pub mod rate_limit;
-pub mod redis_client;
 pub mod routes;
 pub mod settings;
 pub mod startup;

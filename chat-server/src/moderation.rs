@@ -21,13 +21,13 @@ use shared::{
     cursor::Cursor,
     event_log::EventLog,
     readmodel::{Ban, ReadModel, Room, Standing},
+    redis_client::RedisClient,
 };
 use uuid::Uuid;
 
 use crate::{
     error::ApiError,
     rate_limit::{retry_secs, too_many_requests},
-    redis_client::RedisClient,
 };
 
 /// How long a write waits for the read model before using what this instance last read.
@@ -269,7 +269,7 @@ async fn claim_in_redis(
     room: Uuid,
     user: Uuid,
     interval: Duration,
-) -> Result<Option<Duration>, crate::redis_client::StoreError> {
+) -> Result<Option<Duration>, shared::redis_client::StoreError> {
     use redis::AsyncCommands;
     let key = slot_key(redis, room, user);
     let mut connection = redis.connection().await?;

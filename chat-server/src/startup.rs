@@ -5,19 +5,19 @@ use std::{net::SocketAddr, sync::Arc, time::Duration};
 use anyhow::Context;
 use moka::future::Cache;
 use publish_server::{
+    audience::Audience,
     read_side::{DEFAULT_PROJECTOR_GROUP, ReadSide},
     serve::{ConnectionOptions, serve},
 };
 use shared::{
-    event_log::EventLog,
-    readmodel::ReadModel,
-    shutdown::CancellationToken,
-    tokens::{Jwks, JwksSource, VerifierConfig},
+    event_log::EventLog, readmodel::ReadModel, redis_client::RedisClient,
+    shutdown::CancellationToken, tokens,
 };
 use tokio::net::TcpListener;
 use uuid::Uuid;
 
 use crate::{
+    audience::Online,
     auth::TokenVerifier,
     hot::{
         FetchCounter, HotView,
@@ -29,9 +29,7 @@ use crate::{
     limits::PostLimiter,
     metrics::Metrics,
     moderation::{self, SlowMode},
-    rate_limit,
-    redis_client::RedisClient,
-    routes,
+    rate_limit, routes,
     settings::{AuthSettings, Settings},
     state::AppState,
 };
@@ -58,25 +56,6 @@ impl Application {
         log.prepare_writer()?;
         let read_model = ReadModel::open(&settings.database, &settings.data_dir).await?;
         let mut metrics = Metrics::default();
-        let read_side = if log.is_private() {
-            let read_metrics = Arc::new(metrics.register_sse());
-            Some(
-                ReadSide::build(
-                    log.clone(),
-                    read_model.clone(),
-                    &settings.sse,
-                    DEFAULT_PROJECTOR_GROUP,
-                    read_metrics,
-                )
-                .await?,
-            )
-        } else {
-            None
-        };
-        let metrics = Arc::new(metrics);
-        let hot = Arc::new(HotView::default());
-        let counter = Arc::new(FetchCounter::default());
-        let throttle = Arc::new(Throttle::new(&settings.hot));
         let redis = match &settings.hot.redis_url {
             Some(url) => Some(Arc::new(
                 RedisClient::new(url, &settings.hot.key_prefix)
@@ -84,6 +63,34 @@ impl Application {
             )),
             None => None,
         };
+        let tokens = Arc::new(token_verifier(&settings.auth).await?);
+        let read_side = if log.is_private() {
+            let read_metrics = Arc::new(metrics.register_sse());
+            // The only process serving streams: its own count is the whole audience.
+            let audience = Audience::new(redis.clone(), true, Some(tokens.clone()));
+            Some(
+                ReadSide::build(
+                    log.clone(),
+                    read_model.clone(),
+                    &settings.sse,
+                    DEFAULT_PROJECTOR_GROUP,
+                    read_metrics,
+                    Arc::new(audience),
+                )
+                .await?,
+            )
+        } else {
+            None
+        };
+        let online = match (&read_side, &redis) {
+            (Some(read_side), _) => Online::Here(read_side.state().audience.clone()),
+            (None, Some(redis)) => Online::Shared(redis.clone()),
+            (None, None) => Online::Unknown,
+        };
+        let metrics = Arc::new(metrics);
+        let hot = Arc::new(HotView::default());
+        let counter = Arc::new(FetchCounter::default());
+        let throttle = Arc::new(Throttle::new(&settings.hot));
         let (store, idempotency) = match &redis {
             Some(redis) => (
                 HotStore::Redis(RedisStore::new(redis.clone())),
@@ -101,7 +108,8 @@ impl Application {
                 .build(),
             standings: moderation::last_standings(),
             slow_mode: Arc::new(SlowMode::new(redis.clone())),
-            tokens: Arc::new(token_verifier(&settings.auth).await?),
+            tokens,
+            online,
             session_limit: rate_limit::session_limit(
                 settings.session_limits,
                 settings.hot.trust_forwarded_for,
@@ -203,24 +211,13 @@ impl Application {
 /// The token verifier of `auth`; with `AUTH_JWKS`, the key set is loaded once now, and a failure
 /// does not stop the server (its tokens answer 503 until a load succeeds).
 async fn token_verifier(auth: &AuthSettings) -> anyhow::Result<TokenVerifier> {
-    let operator = &auth.operator;
-    let jwks = match &operator.jwks {
-        Some(raw) => {
-            let jwks = Jwks::new(JwksSource::parse(raw), operator.jwks_refresh)
-                .context("setting up the JWKS client")?;
-            jwks.load().await;
-            Some(Arc::new(jwks))
-        }
-        None => None,
-    };
-    TokenVerifier::new(VerifierConfig {
-        secret: auth.secret.as_bytes(),
-        previous_secret: auth.previous_secret.as_deref().map(str::as_bytes),
-        ttl: auth.token_ttl,
-        jwks,
-        issuer: operator.issuer.clone(),
-        audience: operator.audience.clone(),
-    })
+    tokens::verifier(
+        &auth.secret,
+        auth.previous_secret.as_deref(),
+        auth.token_ttl,
+        &auth.operator,
+    )
+    .await
 }
 
 /// Every 10 s: rate limiters forget clients that went quiet, so their memory follows the active ones.

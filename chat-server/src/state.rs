@@ -10,6 +10,7 @@ use shared::{
 use uuid::Uuid;
 
 use crate::{
+    audience::Online,
     auth::TokenVerifier,
     hot::{FetchCounter, HotView, throttle::Throttle},
     idempotency::KeyStore,
@@ -34,6 +35,8 @@ pub struct AppState {
     pub standings: LastStandings,
     /// Slow-mode slots per room and user.
     pub slow_mode: Arc<SlowMode>,
+    /// Where the rooms' audience counts come from.
+    pub online: Online,
     /// Issues session tokens and verifies every bearer token.
     pub tokens: Arc<TokenVerifier>,
     pub metrics: Arc<Metrics>,

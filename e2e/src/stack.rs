@@ -271,7 +271,11 @@ impl Stack {
             ("PUBLISH_ADDR", free_addr().to_string()),
             ("DATABASE_URL", database_url.to_owned()),
             ("PROJECTOR_GROUP", group.to_owned()),
+            // Viewers are told apart by their tokens; audience counts meet in the stack's Redis.
+            ("AUTH_SECRET", self.secret.clone()),
+            ("REDIS_KEY_PREFIX", self.hot.key_prefix.clone()),
         ]);
+        vars.extend(self.hot.redis_url.clone().map(|url| ("REDIS_URL", url)));
         let settings =
             publish_server::settings::Settings::from_vars(vars).expect("publish-server settings");
         let app = publish_server::startup::Application::build(settings)

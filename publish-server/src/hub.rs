@@ -31,7 +31,9 @@ mod resume;
 mod seeds;
 mod tallies;
 
-pub use frames::{DeleteData, EditData, ModeData, ReactionData, frame, mode_frame, reset_frame};
+pub use frames::{
+    DeleteData, EditData, ModeData, ReactionData, frame, mode_frame, presence_frame, reset_frame,
+};
 pub use resume::Buffered;
 
 use std::{
@@ -330,6 +332,22 @@ impl Hub {
         inner
             .partition(cursor, self.resume_capacity)
             .seen(cursor, Some((event.room_id, payload)));
+    }
+
+    /// Sends `bytes` (a frame that is not an event of the log, e.g. `presence`) to `room`'s
+    /// current subscribers. It is not kept for resuming clients, and no client skips it.
+    pub fn announce(&self, room: Uuid, bytes: Bytes) {
+        let mut inner = self.lock();
+        if let Some(room) = inner.rooms.get_mut(&room)
+            && room.sender.receiver_count() > 0
+        {
+            room.sent += 1;
+            let _ = room.sender.send(Frame {
+                offset: i64::MAX,
+                seq: room.sent,
+                bytes,
+            });
+        }
     }
 
     /// Completes a pending tally with a seed read when the read model held everything before

@@ -7,6 +7,7 @@
 //! model, committing positions only after the write. chat-server runs the same read side in its own
 //! process when its log is the embedded one.
 
+pub mod audience;
 pub mod fanout;
 pub mod hub;
 pub mod live;

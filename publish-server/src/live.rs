@@ -16,6 +16,7 @@ use tokio::sync::{
 };
 
 use crate::{
+    audience::Seat,
     hub::{Frame, ResetReason, Subscriber, reset_frame},
     metrics::Metrics,
     serve::ChunkedStream,
@@ -26,18 +27,21 @@ const MAX_COALESCED: usize = 64;
 /// The comment an idle stream sends every keep-alive period.
 const KEEPALIVE: &[u8] = b":\n\n";
 
-/// Holds a connection slot and counts the connection in `sse_clients` while the stream lives.
+/// Holds a connection slot and the viewer's seat in the room's audience, and counts the
+/// connection in `sse_clients`, while the stream lives.
 pub struct ClientGuard {
     metrics: Arc<Metrics>,
     _permit: OwnedSemaphorePermit,
+    _seat: Seat,
 }
 
 impl ClientGuard {
-    pub fn new(metrics: Arc<Metrics>, permit: OwnedSemaphorePermit) -> Self {
+    pub fn new(metrics: Arc<Metrics>, permit: OwnedSemaphorePermit, seat: Seat) -> Self {
         metrics.sse_clients.inc();
         Self {
             metrics,
             _permit: permit,
+            _seat: seat,
         }
     }
 }

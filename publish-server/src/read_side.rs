@@ -12,6 +12,7 @@ use tokio::sync::Semaphore;
 use utoipa_axum::router::OpenApiRouter;
 
 use crate::{
+    audience::Audience,
     fanout::{self, Fanout},
     hub::Hub,
     metrics::Metrics,
@@ -40,6 +41,7 @@ impl ReadSide {
         sse: &SseSettings,
         projector_group: &str,
         metrics: Arc<Metrics>,
+        audience: Arc<Audience>,
     ) -> anyhow::Result<Self> {
         let hub = Arc::new(Hub::new(
             sse.room_buffer,
@@ -58,6 +60,7 @@ impl ReadSide {
             connections: Arc::new(Semaphore::new(sse.max_connections)),
             keepalive: sse.keepalive,
             shutdown: CancellationToken::new(),
+            audience,
         };
         Ok(Self {
             state,
@@ -108,6 +111,7 @@ impl ReadSide {
             let (hub, stop) = (state.hub.clone(), stop.clone());
             async move { hub.run_seeder(stop).await }
         });
+        let audience = tokio::spawn(state.audience.clone().run(state.hub.clone(), stop.clone()));
         let lag = tokio::spawn(fanout::report_lag(
             state.log.clone(),
             state.hub.clone(),
@@ -122,6 +126,7 @@ impl ReadSide {
             ("projector", projector),
             ("reaction seeder", seeder),
             ("lag report", lag),
+            ("audience", audience),
         ];
         for (name, task) in tasks {
             match tokio::time::timeout(Duration::from_secs(3), task).await {

@@ -6,7 +6,9 @@ use std::{net::SocketAddr, path::PathBuf, time::Duration};
 use anyhow::Context;
 use shared::{
     kafka::KafkaSettings,
-    settings::{self, DataDir, DatabaseSettings, HttpSettings, KafkaArgs, at_least},
+    settings::{
+        self, DataDir, DatabaseSettings, HttpSettings, KafkaArgs, OperatorTokenSettings, at_least,
+    },
     telemetry::LogSettings,
 };
 
@@ -36,6 +38,30 @@ pub struct Cli {
         default_value = "hotchat-projector"
     )]
     pub projector_group: String,
+    /// The key chat-servers sign session tokens with: a stream's token then makes its viewer a
+    /// user in the room's audience (three tabs count once). Unset: viewers are client addresses.
+    #[arg(long = "auth-secret", env = "AUTH_SECRET", hide_env_values = true)]
+    pub auth_secret: Option<String>,
+    /// The key before the last rotation of `AUTH_SECRET`, still accepted.
+    #[arg(
+        long = "auth-secret-previous",
+        env = "AUTH_SECRET_PREVIOUS",
+        hide_env_values = true
+    )]
+    pub auth_secret_previous: Option<String>,
+    #[command(flatten)]
+    pub operator_tokens: OperatorTokenSettings,
+    /// Redis, e.g. `redis://127.0.0.1:6379/0`: every publish-server's audience counts meet there
+    /// (the same Redis and prefix as the chat-servers'). Unset: each counts its own viewers.
+    #[arg(long = "redis-url", env = "REDIS_URL", hide_env_values = true)]
+    pub redis_url: Option<String>,
+    /// Namespace of every Redis key this service writes.
+    #[arg(
+        long = "redis-key-prefix",
+        env = "REDIS_KEY_PREFIX",
+        default_value = "hotchat"
+    )]
+    pub redis_key_prefix: String,
     #[command(flatten)]
     pub data_dir: DataDir,
     #[command(flatten)]
@@ -73,8 +99,20 @@ pub struct Settings {
     pub max_connections: usize,
     /// `CORS_ORIGINS`: comma-separated origins allowed to open streams from a browser.
     pub cors_origins: Vec<String>,
+    /// `AUTH_SECRET`, `AUTH_SECRET_PREVIOUS` and the operator's tokens: who a stream's viewer is.
+    pub auth: Option<ViewerAuth>,
+    /// `REDIS_URL` and `REDIS_KEY_PREFIX`: where audience counts meet.
+    pub redis: Option<(String, String)>,
     /// `RUST_LOG`, `LOG_FORMAT`: for `main` to set up logging.
     pub log: LogSettings,
+}
+
+/// The tokens publish-server verifies to tell viewers apart.
+#[derive(Debug, Clone)]
+pub struct ViewerAuth {
+    pub secret: String,
+    pub previous_secret: Option<String>,
+    pub operator: OperatorTokenSettings,
 }
 
 /// How event streams are served (also by chat-server in the embedded mode).
@@ -169,6 +207,12 @@ impl Settings {
             head_timeout: cli.http.head_timeout,
             max_connections: cli.http.max_connections,
             cors_origins: cli.http.cors_origins(),
+            auth: cli.auth_secret.map(|secret| ViewerAuth {
+                secret,
+                previous_secret: cli.auth_secret_previous,
+                operator: cli.operator_tokens,
+            }),
+            redis: cli.redis_url.map(|url| (url, cli.redis_key_prefix)),
             log: cli.log,
         })
     }

@@ -3,10 +3,14 @@
 use std::{net::SocketAddr, sync::Arc, time::Duration};
 
 use anyhow::Context;
-use shared::{event_log::EventLog, readmodel::ReadModel, shutdown::CancellationToken};
+use shared::{
+    event_log::EventLog, readmodel::ReadModel, redis_client::RedisClient,
+    shutdown::CancellationToken, tokens,
+};
 use tokio::net::TcpListener;
 
 use crate::{
+    audience::Audience,
     metrics::Metrics,
     read_side::ReadSide,
     routes,
@@ -28,12 +32,31 @@ impl Application {
     pub async fn build(settings: Settings) -> anyhow::Result<Self> {
         let log = Arc::new(EventLog::open(Some(&settings.kafka), &settings.data_dir).await?);
         let read_model = ReadModel::open(&settings.database, &settings.data_dir).await?;
+        let redis = match &settings.redis {
+            Some((url, prefix)) => Some(Arc::new(
+                RedisClient::new(url, prefix).context("REDIS_URL is not valid")?,
+            )),
+            None => None,
+        };
+        let tokens = match &settings.auth {
+            Some(auth) => Some(Arc::new(
+                tokens::verifier(
+                    &auth.secret,
+                    auth.previous_secret.as_deref(),
+                    Duration::from_secs(3600),
+                    &auth.operator,
+                )
+                .await?,
+            )),
+            None => None,
+        };
         let read_side = ReadSide::build(
             log,
             read_model,
             &settings.sse,
             &settings.projector_group,
             Arc::new(Metrics::default()),
+            Arc::new(Audience::new(redis, false, tokens)),
         )
         .await?;
         let listener = TcpListener::bind(settings.addr)

@@ -5,7 +5,7 @@ use std::{sync::Arc, time::Duration};
 use shared::{event_log::EventLog, readmodel::ReadModel, shutdown::CancellationToken};
 use tokio::sync::Semaphore;
 
-use crate::{hub::Hub, metrics::Metrics};
+use crate::{audience::Audience, hub::Hub, metrics::Metrics};
 
 #[derive(Clone)]
 pub struct AppState {
@@ -21,4 +21,6 @@ pub struct AppState {
     pub keepalive: Duration,
     /// Cancelled at shutdown: every open stream ends so clients reconnect elsewhere.
     pub shutdown: CancellationToken,
+    /// Who watches each room (`event: presence`).
+    pub audience: Arc<Audience>,
 }

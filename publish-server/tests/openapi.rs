@@ -11,6 +11,7 @@
 use std::{sync::Arc, time::Duration};
 
 use publish_server::{
+    audience::Audience,
     metrics::Metrics,
     read_side::ReadSide,
     routes,
@@ -36,6 +37,7 @@ async fn every_served_route_is_documented_and_every_documented_route_is_served()
         &SseSettings::default(),
         "openapi-test",
         Arc::new(Metrics::default()),
+        Arc::new(Audience::new(None, true, None)),
     )
     .await
     .unwrap();

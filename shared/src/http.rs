@@ -12,7 +12,7 @@ use axum::{
     },
     http::Method,
     http::request::Parts,
-    http::{HeaderValue, StatusCode, header},
+    http::{HeaderMap, HeaderValue, StatusCode, header},
     response::{IntoResponse, Response},
 };
 use serde::de::DeserializeOwned;
@@ -219,6 +219,15 @@ fn query_rejection(rejection: QueryRejection) -> ApiError {
     ApiError::new(rejection.status(), "invalid_query", rejection.body_text())
 }
 
+/// The bearer token of a request, if its `Authorization` header has one. The scheme's name is
+/// case-insensitive (RFC 9110 §11.1): `bearer` and `BEARER` are `Bearer` too.
+pub fn bearer(headers: &HeaderMap) -> Option<&str> {
+    let value = headers.get(header::AUTHORIZATION)?.to_str().ok()?;
+    let (scheme, token) = value.trim_start().split_once(' ')?;
+    let token = token.trim();
+    (scheme.eq_ignore_ascii_case("bearer") && !token.is_empty()).then_some(token)
+}
+
 /// CORS for the browser app when it is served from another origin: only the listed origins, only
 /// the API's methods and headers, and the headers a client needs to back off (`Retry-After`,
 /// `X-Room-Mode`) exposed.
@@ -255,3 +264,26 @@ pub static IDEMPOTENCY_KEY: axum::http::HeaderName =
 /// The header an SSE client resumes with.
 pub static LAST_EVENT_ID: axum::http::HeaderName =
     axum::http::HeaderName::from_static("last-event-id");
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use axum::http::HeaderMap;
+
+    fn with(value: &str) -> HeaderMap {
+        let mut headers = HeaderMap::new();
+        headers.insert(header::AUTHORIZATION, value.parse().unwrap());
+        headers
+    }
+
+    #[test]
+    fn the_bearer_scheme_is_case_insensitive_and_needs_a_token() {
+        for value in ["Bearer abc", "bearer abc", "BEARER  abc ", " Bearer abc"] {
+            assert_eq!(bearer(&with(value)), Some("abc"), "{value:?}");
+        }
+        for value in ["Basic abc", "Bearer", "Bearer   ", "Bearerabc", "Token abc"] {
+            assert_eq!(bearer(&with(value)), None, "{value:?}");
+        }
+        assert_eq!(bearer(&HeaderMap::new()), None);
+    }
+}

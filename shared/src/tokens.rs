@@ -22,6 +22,7 @@ use std::{
     time::{Duration, Instant},
 };
 
+use anyhow::Context;
 use chrono::{DateTime, Utc};
 use jsonwebtoken::{
     Algorithm, DecodingKey, EncodingKey, Header, Validation,
@@ -436,6 +437,33 @@ fn usable_keys(set: &JwkSet) -> HashMap<String, OperatorKey> {
         }
     }
     keys
+}
+
+/// The verifier `secret` (and `previous`, and the operator's key set when configured) make. Loads
+/// the JWK set once before returning, so the first operator token does not wait for it.
+pub async fn verifier(
+    secret: &str,
+    previous: Option<&str>,
+    ttl: Duration,
+    operator: &crate::settings::OperatorTokenSettings,
+) -> anyhow::Result<TokenVerifier> {
+    let jwks = match &operator.jwks {
+        Some(raw) => {
+            let jwks = Jwks::new(JwksSource::parse(raw), operator.jwks_refresh)
+                .context("setting up the JWKS client")?;
+            jwks.load().await;
+            Some(Arc::new(jwks))
+        }
+        None => None,
+    };
+    TokenVerifier::new(VerifierConfig {
+        secret: secret.as_bytes(),
+        previous_secret: previous.map(str::as_bytes),
+        ttl,
+        jwks,
+        issuer: operator.issuer.clone(),
+        audience: operator.audience.clone(),
+    })
 }
 
 #[cfg(test)]

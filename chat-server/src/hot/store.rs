@@ -18,12 +18,12 @@ use redis::{AsyncCommands, Script, aio::ConnectionManager};
 use uuid::Uuid;
 
 use super::detector::HotMap;
-use crate::redis_client::RedisClient;
+use shared::redis_client::RedisClient;
 
 /// How long a fetch-count bucket is kept.
 const BUCKET_TTL_SECS: i64 = 10;
 
-pub use crate::redis_client::StoreError;
+pub use shared::redis_client::StoreError;
 
 pub enum HotStore {
     Redis(RedisStore),

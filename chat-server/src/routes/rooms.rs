@@ -52,6 +52,8 @@ struct ListedRoom {
     #[serde(flatten)]
     room: Room,
     hot: bool,
+    /// Distinct viewers across every publish-server; `null` when unknown (no Redis to count in).
+    online: Option<u64>,
 }
 
 #[derive(Serialize, ToSchema)]
@@ -65,6 +67,8 @@ struct RoomDetail {
     #[serde(flatten)]
     room: Room,
     mode: RoomMode,
+    /// Distinct viewers across every publish-server; `null` when unknown (no Redis to count in).
+    online: Option<u64>,
 }
 
 /// Creates a room; the creator can post to it at once.
@@ -134,13 +138,14 @@ async fn create(
 #[utoipa::path(get, path = "/api/rooms", operation_id = "list_rooms", tag = "rooms",
     responses((status = 200, description = "Every room", body = RoomList), Unavailable))]
 async fn list(State(state): State<AppState>) -> Result<Json<RoomList>, ApiError> {
-    let rooms: Vec<ListedRoom> = state
-        .read_model
-        .rooms()
-        .await?
+    let rooms = state.read_model.rooms().await?;
+    let ids: Vec<Uuid> = rooms.iter().map(|room| room.id).collect();
+    let online = state.online.counts(&ids).await;
+    let rooms: Vec<ListedRoom> = rooms
         .into_iter()
         .map(|room| ListedRoom {
             hot: state.hot.is_hot(room.id),
+            online: online.get(&room.id).copied(),
             room,
         })
         .collect();
@@ -162,7 +167,8 @@ async fn show(
 ) -> Result<Json<RoomDetail>, ApiError> {
     let room = current_room(&state, &room).await?;
     let mode = state.hot.mode(room.id);
-    Ok(Json(RoomDetail { room, mode }))
+    let online = state.online.counts(&[room.id]).await.get(&room.id).copied();
+    Ok(Json(RoomDetail { room, mode, online }))
 }
 
 #[derive(Deserialize, ToSchema)]

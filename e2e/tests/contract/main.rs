@@ -15,6 +15,7 @@ mod keying;
 mod live_path;
 mod moderation;
 mod pipeline;
+mod presence;
 mod rebuild;
 mod retries;
 mod security;

@@ -168,6 +168,15 @@ pub fn mode_frame(mode: ModeData) -> Bytes {
     Bytes::from(buf)
 }
 
+/// `event: presence` without an `id:` (it is not an event of the log): the room's audience.
+pub fn presence_frame(online: crate::audience::Online) -> Bytes {
+    let mut buf = Vec::with_capacity(48);
+    let _ = write!(buf, "event: presence\ndata: ");
+    serde_json::to_writer(&mut buf, &online).expect("presence data serialises");
+    buf.extend_from_slice(b"\n\n");
+    Bytes::from(buf)
+}
+
 /// `event: reset`: the client must refetch, its position cannot be continued.
 pub fn reset_frame(reason: ResetReason) -> Bytes {
     let mut buf = Vec::with_capacity(64);

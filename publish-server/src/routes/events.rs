@@ -7,12 +7,12 @@
 //! falls a whole room buffer behind gets `event: reset` if it is still reading, and its connection is
 //! closed either way.
 
-use std::time::Duration;
+use std::{net::SocketAddr, time::Duration};
 
 use axum::{
     Extension,
     body::Body,
-    extract::State,
+    extract::{ConnectInfo, State},
     http::{HeaderMap, HeaderValue, StatusCode, header},
     response::Response,
 };
@@ -22,7 +22,7 @@ use serde::Deserialize;
 use shared::{
     cursor::Cursor,
     event::RoomMode,
-    http::{ApiError, ApiPath, ApiQuery, LAST_EVENT_ID},
+    http::{ApiError, ApiPath, ApiQuery, LAST_EVENT_ID, bearer},
     openapi::{BadRequest, NotFound, Unavailable},
     readmodel::{Message, Room},
 };
@@ -31,8 +31,10 @@ use utoipa_axum::{router::OpenApiRouter, routes};
 use uuid::Uuid;
 
 use crate::{
+    audience::Online,
     hub::{
-        DeleteData, EditData, ModeData, ReactionData, ResetReason, Start, mode_frame, reset_frame,
+        DeleteData, EditData, ModeData, ReactionData, ResetReason, Start, mode_frame,
+        presence_frame, reset_frame,
     },
     live::{ClientGuard, Live},
     serve::{CanTakeOver, ConnectionCut, TakeOver},
@@ -61,6 +63,7 @@ pub fn is_event_stream(method: &axum::http::Method, path: &str) -> bool {
     EditData,
     DeleteData,
     Room,
+    Online,
     ResetData
 )))]
 struct EventData;
@@ -112,6 +115,9 @@ async fn room_mode(state: &AppState, room: Uuid) -> Result<ModeData, ApiError> {
 #[derive(Deserialize)]
 struct ResumeQuery {
     last_event_id: Option<String>,
+    /// The session token, for `EventSource` (which cannot send headers): it makes the viewer a
+    /// user rather than an address in the room's audience.
+    token: Option<String>,
 }
 
 /// A room's events as Server-Sent Events.
@@ -137,7 +143,8 @@ struct ResumeQuery {
                 it), `event: <type>` and one `data: <json>` line. Event types and their data \
                 (schemas in the components): `message` (`Message`), `reaction` (`ReactionData`), \
                 `mode` (`ModeData`), `edit` (`EditData`), `delete` (`DeleteData`), `room` \
-                (`Room`: its settings changed), `reset` (`ResetData`: the cursor cannot be continued; \
+                (`Room`: its settings changed), `presence` (`Online`: the room's distinct viewers, \
+                sent on subscribing and then at most once a second when it changed), `reset` (`ResetData`: the cursor cannot be continued; \
                 refetch the history). A client that resumes with `Last-Event-ID` gets exactly the \
                 events it missed, in order, then the live ones."),
         BadRequest,
@@ -151,6 +158,7 @@ async fn events(
     ApiQuery(query): ApiQuery<ResumeQuery>,
     cut: Option<Extension<ConnectionCut>>,
     can_take_over: Option<Extension<CanTakeOver>>,
+    ConnectInfo(peer): ConnectInfo<SocketAddr>,
     headers: HeaderMap,
 ) -> Result<Response, ApiError> {
     let room_id: Uuid = room.parse().map_err(|_| ApiError::not_found("room"))?;
@@ -182,6 +190,10 @@ async fn events(
         cut.map(|Extension(ConnectionCut(token))| token),
     );
 
+    let token = bearer(&headers).or(query.token.as_deref());
+    let viewer = state.audience.viewer(token, peer.ip()).await;
+    let seat = state.audience.join(room_id, viewer);
+
     let mut head = BytesMut::new();
     head.extend_from_slice(format!("retry: {RETRY_MS}\n\n").as_bytes());
     if mode.mode == RoomMode::Throttled {
@@ -209,13 +221,15 @@ async fn events(
     for frame in backlog {
         head.extend_from_slice(&frame);
     }
+    // Last in the head, after what the client must act on first (a reset, missed events).
+    head.extend_from_slice(&presence_frame(state.audience.current(room_id).await));
 
     let live = Live {
         receiver: subscription.receiver,
         subscriber: subscription.subscriber,
         skip_through,
         keepalive: state.keepalive,
-        guard: ClientGuard::new(state.metrics.clone(), permit),
+        guard: ClientGuard::new(state.metrics.clone(), permit, seat),
     };
     let head = head.freeze();
     let shutdown = state.shutdown.clone();

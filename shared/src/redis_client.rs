@@ -1,5 +1,6 @@
-//! The one door to Redis, for everything chat-servers share through it (the hot-room store and
-//! idempotency records): one lazily made connection per process, every command under a deadline (a
+//! The one door to Redis, for everything the servers share through it (chat-server's hot-room store,
+//! idempotency records and slow mode; the audience counts of both): one lazily made connection per
+//! process, every command under a deadline (a
 //! hung Redis must answer as an error, never hang a request or the scheduler), and every key under
 //! `REDIS_KEY_PREFIX`.
 

@@ -1,0 +1,192 @@
+//! Audience counts (PRODUCT.md, "Audience"): `event: presence` and `online` count distinct viewers
+//! (a signed-in user once however many tabs they open, else a client address) across every
+//! publish-server, follow joins and leaves, and come at once to a new subscriber.
+
+use std::time::{Duration, Instant};
+
+use e2e::{SseClient, Stack, in_both_modes, stack::Mode};
+use reqwest::Method;
+use serde_json::Value;
+
+/// Within 2 % (HyperLogLog), and at least exact to one for small counts.
+fn close(got: u64, want: u64) -> bool {
+    let tolerance = (want as f64 * 0.02).ceil() as u64;
+    got.abs_diff(want) <= tolerance
+}
+
+/// Reads `stream` until a `presence` event says `want` viewers (within the bound), or panics after
+/// `within`. Returns how long it took.
+async fn presence_reaches(stream: &mut SseClient, want: u64, within: Duration) -> Duration {
+    let started = Instant::now();
+    let mut last = None;
+    loop {
+        let left = within.saturating_sub(started.elapsed());
+        match stream.next(left).await {
+            Some(event) if event.event == "presence" => {
+                let data = event.json();
+                assert_eq!(data["scope"], Value::Null, "a cluster-wide count: {data}");
+                let online = data["online"].as_u64().expect("online is a count");
+                if close(online, want) {
+                    return started.elapsed();
+                }
+                last = Some(online);
+            }
+            Some(_) => {}
+            None => panic!("presence did not reach {want} within {within:?} (last said {last:?})"),
+        }
+    }
+}
+
+async fn online_of(stack: &Stack, room: &str) -> (u64, u64) {
+    let (_, shown) = stack
+        .chat(0)
+        .call(Method::GET, &format!("/api/rooms/{room}"), None, None)
+        .await;
+    let (_, list) = stack
+        .chat(0)
+        .call(Method::GET, "/api/rooms", None, None)
+        .await;
+    let listed = list["rooms"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|r| r["id"] == room)
+        .expect("the room is listed")["online"]
+        .as_u64()
+        .expect("online in the list");
+    (
+        shown["online"].as_u64().expect("online in the room"),
+        listed,
+    )
+}
+
+async fn presence_counts_distinct_viewers_across_publish_servers_and_follows_leaves(mode: Mode) {
+    let mut stack = Stack::empty_in(mode).await;
+    stack.add_chat_server().await;
+    stack.add_default_publish_server().await;
+    if mode == Mode::Distributed {
+        stack.add_default_publish_server().await;
+    }
+    let places = stack.publishers.len();
+    let api = stack.chat(0).clone();
+    let owner = api.sign_in("owner").await;
+    let room = api.create_room(&owner, "stage").await["id"]
+        .as_str()
+        .unwrap()
+        .to_owned();
+    let url =
+        |place: usize, token: &str| format!("{}?token={token}", stack.events_url(place, &room));
+
+    // An anonymous watcher (one address viewer) gets the count at once, before anything else.
+    let mut watcher = SseClient::connect(&stack.events_url(0, &room), None).await;
+    let first = watcher
+        .next(Duration::from_secs(2))
+        .await
+        .expect("a first event");
+    assert_eq!(first.event, "presence", "{first:?}");
+
+    // 40 users spread over the places; the first also opens a tab on every place; a second
+    // anonymous stream comes from the same address.
+    let mut users = Vec::new();
+    for i in 0..40 {
+        users.push(api.sign_in(&format!("viewer-{i}")).await);
+    }
+    let mut streams = Vec::new();
+    for (i, user) in users.iter().enumerate() {
+        streams.push(SseClient::connect(&url(i % places, &user.token), None).await);
+    }
+    for place in 0..places {
+        streams.push(SseClient::connect(&url(place, &users[0].token), None).await);
+    }
+    let _same_address = SseClient::connect(&stack.events_url(places - 1, &room), None).await;
+    let viewers = 40 + 1;
+    presence_reaches(&mut watcher, viewers, Duration::from_secs(5)).await;
+    let (shown, listed) = online_of(&stack, &room).await;
+    assert!(
+        close(shown, viewers) && close(listed, viewers),
+        "{shown} {listed}"
+    );
+
+    // A new subscriber's first event is the current count.
+    let mut late = SseClient::connect(&url(places - 1, &owner.token), None).await;
+    let first = late
+        .next(Duration::from_secs(2))
+        .await
+        .expect("a first event");
+    assert_eq!(first.event, "presence");
+    let said = first.json()["online"].as_u64().unwrap();
+    assert!(close(said, viewers) || close(said, viewers + 1), "{said}");
+    drop(late);
+
+    // Half the users leave (the first keeps one tab of three): gone within 5 s.
+    streams.truncate(20);
+    let took = presence_reaches(&mut watcher, 20 + 1, Duration::from_secs(8)).await;
+    assert!(
+        took <= Duration::from_secs(5),
+        "leavers counted for {took:?}"
+    );
+    let (shown, _) = online_of(&stack, &room).await;
+    assert!(close(shown, 21), "{shown}");
+
+    if mode == Mode::Distributed {
+        // A publish-server that stops stops counting (its viewers were users 1, 3, 5, …, 19).
+        stack.publish_stops[1].cancel();
+        let took = presence_reaches(&mut watcher, 10 + 1, Duration::from_secs(12)).await;
+        assert!(
+            took <= Duration::from_secs(10),
+            "a stopped instance counted for {took:?}"
+        );
+    }
+}
+
+in_both_modes!(presence_counts_distinct_viewers_across_publish_servers_and_follows_leaves);
+
+/// Redis down: each publish-server tells its own count, labelled `"scope": "instance"`, and the
+/// cluster-wide count comes back when Redis does, without a restart.
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn with_redis_down_counts_are_per_instance_and_labelled_and_recover() {
+    let mut redis = e2e::redis_server::OwnRedis::start().await;
+    let mut stack = Stack::empty().await;
+    stack.hot.redis_url = Some(redis.url());
+    stack.add_chat_server().await;
+    stack.add_default_publish_server().await;
+    stack.add_default_publish_server().await;
+    let api = stack.chat(0).clone();
+    let owner = api.sign_in("owner").await;
+    let room = api.create_room(&owner, "fragile").await["id"]
+        .as_str()
+        .unwrap()
+        .to_owned();
+    let url = |place: usize, token: &str| format!("{}?token={token}", stack.events_url(place, &room));
+    let (ann, bob) = (api.sign_in("ann").await, api.sign_in("bob").await);
+    let mut watcher = SseClient::connect(&url(0, &ann.token), None).await;
+    let _bob = SseClient::connect(&url(1, &bob.token), None).await;
+    presence_reaches(&mut watcher, 2, Duration::from_secs(5)).await;
+
+    redis.kill().await;
+    let deadline = Instant::now() + Duration::from_secs(5);
+    let labelled = loop {
+        let left = deadline.saturating_duration_since(Instant::now());
+        let event = watcher.next(left).await.expect("a per-instance count");
+        if event.event == "presence" && event.json()["scope"] == "instance" {
+            break event.json();
+        }
+    };
+    assert_eq!(labelled["online"], 1, "ann alone on this instance: {labelled}");
+    let (_, shown) = api
+        .call(Method::GET, &format!("/api/rooms/{room}"), None, None)
+        .await;
+    assert_eq!(shown["online"], Value::Null, "unknown, not wrong: {shown}");
+
+    redis.restart().await;
+    let deadline = Instant::now() + Duration::from_secs(8);
+    loop {
+        let left = deadline.saturating_duration_since(Instant::now());
+        let event = watcher.next(left).await.expect("the cluster-wide count back");
+        let data = if event.event == "presence" { event.json() } else { continue };
+        // Until every instance has written again, a cluster-wide count may still be short.
+        if data["scope"].is_null() && data["online"] == 2 {
+            break;
+        }
+    }
+}
