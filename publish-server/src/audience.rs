@@ -147,7 +147,10 @@ impl Audience {
             },
         };
         // Told now: the next round announces only a change.
-        self.told.lock().expect("audience lock").insert(room, online);
+        self.told
+            .lock()
+            .expect("audience lock")
+            .insert(room, online);
         online
     }
 

@@ -157,7 +157,8 @@ async fn with_redis_down_counts_are_per_instance_and_labelled_and_recover() {
         .as_str()
         .unwrap()
         .to_owned();
-    let url = |place: usize, token: &str| format!("{}?token={token}", stack.events_url(place, &room));
+    let url =
+        |place: usize, token: &str| format!("{}?token={token}", stack.events_url(place, &room));
     let (ann, bob) = (api.sign_in("ann").await, api.sign_in("bob").await);
     let mut watcher = SseClient::connect(&url(0, &ann.token), None).await;
     let _bob = SseClient::connect(&url(1, &bob.token), None).await;
@@ -172,7 +173,10 @@ async fn with_redis_down_counts_are_per_instance_and_labelled_and_recover() {
             break event.json();
         }
     };
-    assert_eq!(labelled["online"], 1, "ann alone on this instance: {labelled}");
+    assert_eq!(
+        labelled["online"], 1,
+        "ann alone on this instance: {labelled}"
+    );
     let (_, shown) = api
         .call(Method::GET, &format!("/api/rooms/{room}"), None, None)
         .await;
@@ -182,8 +186,15 @@ async fn with_redis_down_counts_are_per_instance_and_labelled_and_recover() {
     let deadline = Instant::now() + Duration::from_secs(8);
     loop {
         let left = deadline.saturating_duration_since(Instant::now());
-        let event = watcher.next(left).await.expect("the cluster-wide count back");
-        let data = if event.event == "presence" { event.json() } else { continue };
+        let event = watcher
+            .next(left)
+            .await
+            .expect("the cluster-wide count back");
+        let data = if event.event == "presence" {
+            event.json()
+        } else {
+            continue;
+        };
         // Until every instance has written again, a cluster-wide count may still be short.
         if data["scope"].is_null() && data["online"] == 2 {
             break;
