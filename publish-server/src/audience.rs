@@ -24,7 +24,10 @@ use shared::{
 };
 use uuid::Uuid;
 
-use crate::hub::{Hub, presence_frame};
+use crate::{
+    hub::{Hub, presence_frame},
+    metrics::{AUDIENCE_BUCKETS, Metrics, SizeLabel},
+};
 
 /// How often counts are exchanged and told.
 const ROUND: Duration = Duration::from_secs(1);
@@ -166,14 +169,19 @@ impl Audience {
     }
 
     /// Every [`ROUND`]: exchanges counts and tells each room's subscribers when theirs changed.
-    pub async fn run(self: Arc<Self>, hub: Arc<Hub>, stop: CancellationToken) {
+    pub async fn run(
+        self: Arc<Self>,
+        hub: Arc<Hub>,
+        metrics: Arc<Metrics>,
+        stop: CancellationToken,
+    ) {
         let mut every = tokio::time::interval(ROUND);
         every.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
         let mut published = HashSet::new();
         loop {
             tokio::select! {
                 () = stop.cancelled() => break,
-                _ = every.tick() => published = self.round(&hub, published).await,
+                _ = every.tick() => published = self.round(&hub, &metrics, published).await,
             }
         }
         // Leaving: this instance's summaries stop counting now rather than when they expire.
@@ -187,7 +195,7 @@ impl Audience {
     }
 
     /// One round; `published` are the rooms this instance wrote a summary of last round.
-    async fn round(&self, hub: &Hub, published: HashSet<Uuid>) -> HashSet<Uuid> {
+    async fn round(&self, hub: &Hub, metrics: &Metrics, published: HashSet<Uuid>) -> HashSet<Uuid> {
         let here: Vec<(Uuid, Vec<String>)> = {
             let rooms = self.rooms.lock().expect("audience lock");
             rooms
@@ -222,6 +230,13 @@ impl Audience {
                 })
                 .collect(),
         };
+        for (bound, le) in AUDIENCE_BUCKETS {
+            let rooms = counts.iter().filter(|(_, o)| o.online <= bound).count();
+            metrics
+                .room_viewers
+                .get_or_create(&SizeLabel { le })
+                .set(rooms as i64);
+        }
         let mut told = self.told.lock().expect("audience lock");
         told.retain(|room, _| now.contains(room));
         for (room, online) in counts {

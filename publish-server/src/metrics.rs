@@ -11,6 +11,22 @@ pub struct ConsumerLabel {
     pub consumer: &'static str,
 }
 
+/// An upper bound of room audience sizes (`le`, as in a Prometheus histogram).
+#[derive(Debug, Clone, Hash, PartialEq, Eq, EncodeLabelSet)]
+pub struct SizeLabel {
+    pub le: &'static str,
+}
+
+/// The bounds of `room_viewers`.
+pub const AUDIENCE_BUCKETS: [(u64, &str); 6] = [
+    (1, "1"),
+    (10, "10"),
+    (100, "100"),
+    (1_000, "1000"),
+    (10_000, "10000"),
+    (u64::MAX, "+Inf"),
+];
+
 #[derive(Debug, Clone, Hash, PartialEq, Eq, EncodeLabelSet)]
 pub struct LagLabel {
     pub consumer: &'static str,
@@ -36,6 +52,9 @@ pub struct Metrics {
     pub sse_rooms: Gauge,
     /// Records not yet handled, by consumer and partition.
     pub consumer_lag: Family<LagLabel, Gauge>,
+    /// Rooms watched here, by how many watch them across the cluster (cumulative `le` buckets, as
+    /// a histogram, but of the last second's snapshot): no label per room.
+    pub room_viewers: Family<SizeLabel, Gauge>,
 }
 
 impl Default for Metrics {
@@ -95,8 +114,15 @@ impl Metrics {
             "Records at the end of a partition not yet handled, by consumer",
             consumer_lag.clone(),
         );
+        let room_viewers = Family::default();
+        registry.register(
+            "room_viewers",
+            "Rooms with viewers on this instance, by their audience across the cluster (le: at most)",
+            room_viewers.clone(),
+        );
         Self {
             registry: Registry::default(),
+            room_viewers,
             sse_rooms,
             consumer_lag,
             sse_clients,

@@ -111,7 +111,11 @@ impl ReadSide {
             let (hub, stop) = (state.hub.clone(), stop.clone());
             async move { hub.run_seeder(stop).await }
         });
-        let audience = tokio::spawn(state.audience.clone().run(state.hub.clone(), stop.clone()));
+        let audience = tokio::spawn(state.audience.clone().run(
+            state.hub.clone(),
+            state.metrics.clone(),
+            stop.clone(),
+        ));
         let lag = tokio::spawn(fanout::report_lag(
             state.log.clone(),
             state.hub.clone(),

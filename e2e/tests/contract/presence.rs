@@ -106,6 +106,13 @@ async fn presence_counts_distinct_viewers_across_publish_servers_and_follows_lea
         close(shown, viewers) && close(listed, viewers),
         "{shown} {listed}"
     );
+    // The metric counts rooms by audience size, with no label per room.
+    let metrics = e2e::Api::new(stack.publishers[0].clone());
+    assert_eq!(metrics.metric("hotchat_room_viewers{le=\"10\"}").await, 0.0);
+    assert_eq!(
+        metrics.metric("hotchat_room_viewers{le=\"100\"}").await,
+        1.0
+    );
 
     // A new subscriber's first event is the current count.
     let mut late = SseClient::connect(&url(places - 1, &owner.token), None).await;
