@@ -231,6 +231,10 @@ export function createApi(options: ApiOptions = {}) {
   const messagePath = (roomId: string, id: string) => `${room(roomId)}/messages/${encodeURIComponent(id)}`;
 
   return {
+    /** The session token, for what cannot send an `authorization` header (the event stream's `?token=`). */
+    token(): string | null {
+      return options.getToken?.() ?? null;
+    },
     async config(signal?: AbortSignal): Promise<ClientConfig> {
       return (await request<ClientConfig>('GET', '/api/config', { signal })).data;
     },

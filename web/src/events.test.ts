@@ -21,6 +21,15 @@ describe('cursors', () => {
     );
     expect(eventsUrl('', ROOM, 'garbage')).toBe(`/api/rooms/${ROOM}/events`);
   });
+
+  it('sends the session token in the query, with the cursor when resuming', () => {
+    expect(eventsUrl('', ROOM, null, 'tok')).toBe(`/api/rooms/${ROOM}/events?token=tok`);
+    expect(eventsUrl('http://e.test', ROOM, '1-7', 'a+b/c=')).toBe(
+      `http://e.test/api/rooms/${ROOM}/events?token=a%2Bb%2Fc%3D&last_event_id=1-7`,
+    );
+    expect(eventsUrl('', ROOM, '1-7', null)).toBe(`/api/rooms/${ROOM}/events?last_event_id=1-7`);
+    expect(eventsUrl('', ROOM, undefined, '')).toBe(`/api/rooms/${ROOM}/events`);
+  });
 });
 
 describe('RoomStream', () => {
@@ -38,6 +47,7 @@ describe('RoomStream', () => {
       onEdit: vi.fn(),
       onDelete: vi.fn(),
       onRoom: vi.fn(),
+      onPresence: vi.fn(),
       onReset: vi.fn(),
       onOpen: vi.fn(),
       onStatus: (s) => statuses.push(s),
@@ -45,12 +55,13 @@ describe('RoomStream', () => {
   });
   afterEach(() => vi.useRealTimers());
 
-  const start = (cursor?: string) => {
+  const start = (cursor?: string, getToken?: () => string | null) => {
     const stream = new RoomStream({
       baseUrl: 'http://events.test',
       roomId: ROOM,
       handlers,
       cursor,
+      getToken,
       createEventSource: (url) => new FakeEventSource(url),
       reconnectDelayMs: (attempt) => 1000 * 2 ** attempt,
     });
@@ -151,6 +162,35 @@ describe('RoomStream', () => {
     expect(FakeEventSource.instances).toHaveLength(3);
     FakeEventSource.latest().open();
     expect(statuses.at(-1)).toBe('live');
+  });
+
+  it('sends the current token on every new EventSource, with the cursor once it has one', () => {
+    let token = 'first';
+    start(undefined, () => token);
+    let es = FakeEventSource.latest();
+    expect(es.url).toBe(`http://events.test/api/rooms/${ROOM}/events?token=first`);
+    es.open();
+    es.emit('message', { id: 'm1' }, '2-40');
+    token = 'second';
+    es.fail(true);
+    vi.advanceTimersByTime(1000);
+    es = FakeEventSource.latest();
+    expect(FakeEventSource.instances).toHaveLength(2);
+    expect(es.url).toBe(`http://events.test/api/rooms/${ROOM}/events?token=second&last_event_id=2-40`);
+  });
+
+  it('reports presence, approximate when it covers one server, and it does not move the cursor', () => {
+    const stream = start();
+    const es = FakeEventSource.latest();
+    es.open();
+    es.emit('message', { id: 'm1' }, '0-3');
+    es.emit('presence', { online: 1234 });
+    expect(handlers.onPresence).toHaveBeenLastCalledWith({ online: 1234, approximate: false });
+    es.emit('presence', { online: 2, scope: 'instance' });
+    expect(handlers.onPresence).toHaveBeenLastCalledWith({ online: 2, approximate: true });
+    for (const bad of [{}, { online: null }, { online: '3' }, { online: -1 }, 'garbage']) es.emit('presence', bad);
+    expect(handlers.onPresence).toHaveBeenCalledTimes(2);
+    expect(stream.cursor).toBe('0-3');
   });
 
   it('resumes from a given cursor on its first connection', () => {

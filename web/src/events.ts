@@ -5,9 +5,22 @@
 // itself and sends the last `id:` it saw as `Last-Event-ID`. When it gives up (CLOSED: an HTTP error, a
 // wrong content type), a new EventSource is made after a backoff, with `?last_event_id=<cursor>`. Either
 // way the server replays what was missed or answers `event: reset`, and the caller refetches.
+//
+// `EventSource` cannot send headers, so the session token goes in the query (`?token=`): the server counts
+// a signed-in viewer once however many tabs they have open (`event: presence`).
 
 import { backoffDelayMs } from './api';
-import type { DeleteEvent, EditEvent, Message, ModeEvent, ReactionEvent, ResetEvent, Room, RoomMode } from './types';
+import type {
+  DeleteEvent,
+  EditEvent,
+  Message,
+  ModeEvent,
+  PresenceEvent,
+  ReactionEvent,
+  ResetEvent,
+  Room,
+  RoomMode,
+} from './types';
 
 export type ConnectionStatus = 'connecting' | 'live' | 'reconnecting' | 'closed';
 
@@ -16,10 +29,23 @@ export function isCursor(value: string | null | undefined): value is string {
   return typeof value === 'string' && /^\d+-\d+$/.test(value);
 }
 
-/** The events URL of a room under `base` ("" = this origin), resuming after `cursor` when given. */
-export function eventsUrl(base: string, roomId: string, cursor?: string | null): string {
+/**
+ * The events URL of a room under `base` ("" = this origin), sending the session `token` when given and
+ * resuming after `cursor` when given.
+ */
+export function eventsUrl(base: string, roomId: string, cursor?: string | null, token?: string | null): string {
   const url = `${base.replace(/\/+$/, '')}/api/rooms/${encodeURIComponent(roomId)}/events`;
-  return isCursor(cursor) ? `${url}?last_event_id=${encodeURIComponent(cursor)}` : url;
+  const query = new URLSearchParams();
+  if (token) query.set('token', token);
+  if (isCursor(cursor)) query.set('last_event_id', cursor);
+  const qs = query.toString();
+  return qs ? `${url}?${qs}` : url;
+}
+
+/** The room's audience: `approximate` when the count covers only the server we are connected to. */
+export interface Presence {
+  online: number;
+  approximate: boolean;
 }
 
 export interface RoomStreamHandlers {
@@ -33,6 +59,8 @@ export interface RoomStreamHandlers {
   onDelete?(deletion: DeleteEvent): void;
   /** The room's settings changed (e.g. slow mode). */
   onRoom?(room: Room): void;
+  /** How many distinct viewers the room has now (sent on subscribing, then when it changes). */
+  onPresence?(presence: Presence): void;
   /** The server cannot continue from our cursor: refetch the history. */
   onReset?(reason: string | undefined): void;
   onStatus?(status: ConnectionStatus): void;
@@ -59,6 +87,8 @@ export interface RoomStreamOptions {
   handlers: RoomStreamHandlers;
   /** Resume after this cursor on the first connection (e.g. kept from an earlier stream). */
   cursor?: string | null;
+  /** The session token, read for each new EventSource (sent as `?token=`); none: the server counts our address. */
+  getToken?: () => string | null;
   createEventSource?: EventSourceFactory;
   /** Delay before making a new EventSource after the browser gave up (attempt counts from 0). */
   reconnectDelayMs?: (attempt: number) => number;
@@ -121,7 +151,8 @@ export class RoomStream {
     this.timer = null;
     if (this.stopped) return;
     this.setStatus(this.opened ? 'reconnecting' : 'connecting');
-    const source = this.create(eventsUrl(this.options.baseUrl, this.options.roomId, this.lastCursor));
+    const token = this.options.getToken?.() ?? null;
+    const source = this.create(eventsUrl(this.options.baseUrl, this.options.roomId, this.lastCursor, token));
     this.source = source;
     const { handlers } = this.options;
 
@@ -173,6 +204,12 @@ export class RoomStream {
         Number.isFinite(m.fetch_interval_ms) && (m.fetch_interval_ms ?? 0) > 0 ? m.fetch_interval_ms! : 0,
       ),
     );
+    // No `id:` of its own: the browser's lastEventId is still the last event's, so the cursor stays.
+    listen<PresenceEvent>('presence', (p) => {
+      const online = p?.online;
+      if (typeof online !== 'number' || !Number.isFinite(online) || online < 0) return;
+      handlers.onPresence?.({ online: Math.floor(online), approximate: p.scope === 'instance' });
+    });
     listen<ResetEvent>(
       'reset',
       (r) => handlers.onReset?.(r?.reason),

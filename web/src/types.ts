@@ -19,6 +19,8 @@ export interface Room {
   owner?: User;
   /** Least seconds between two posts of one user (moderators exempt); 0 = off. */
   slow_mode_secs?: number;
+  /** Distinct viewers now; null when the server does not know (absent from servers before presence). */
+  online?: number | null;
 }
 
 export type RoomMode = 'normal' | 'throttled';
@@ -59,6 +61,12 @@ export interface ModeEvent {
   mode: RoomMode;
   /** The least time (ms) the server asks between history fetches; 0 or absent: no limit. */
   fetch_interval_ms?: number;
+}
+
+/** Data of the `presence` SSE event: `scope` "instance" when the count covers only the server we are connected to. */
+export interface PresenceEvent {
+  online: number;
+  scope?: string;
 }
 
 export interface ResetEvent {

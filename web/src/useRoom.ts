@@ -5,7 +5,7 @@
 import { useCallback, useEffect, useRef, useState } from 'react';
 
 import { ApiError, type Api } from './api';
-import { RoomStream, type ConnectionStatus } from './events';
+import { RoomStream, type ConnectionStatus, type Presence } from './events';
 import {
   addPending,
   applyDelete,
@@ -45,6 +45,8 @@ export interface RoomController {
   messages: MessageState;
   status: ConnectionStatus;
   mode: RoomMode;
+  /** The room's audience: from the last `presence` event, else the room's `online`; null when unknown. */
+  presence: Presence | null;
   /** A problem the user should see (load failure, message not sent, …). */
   error: string | null;
   /** A passing note, e.g. waiting out a rate limit. */
@@ -130,6 +132,7 @@ export function useRoom(api: Api, roomId: string, eventsBaseUrl: string, me: Use
   const [room, setRoom] = useState<RoomDetail | null>(null);
   const [status, setStatus] = useState<ConnectionStatus>('connecting');
   const [mode, setModeState] = useState<RoomMode>('normal');
+  const [livePresence, setLivePresence] = useState<Presence | null>(null);
   const [error, setError] = useState<string | null>(null);
   const [notice, setNotice] = useState<string | null>(null);
   const [loadingOlder, setLoadingOlder] = useState(false);
@@ -177,6 +180,7 @@ export function useRoom(api: Api, roomId: string, eventsBaseUrl: string, me: Use
     setError(null);
     setNotice(null);
     setModeState('normal');
+    setLivePresence(null);
     setLoadingOlder(false);
     setModerators([]);
     setBans(null);
@@ -245,6 +249,7 @@ export function useRoom(api: Api, roomId: string, eventsBaseUrl: string, me: Use
     const stream = new RoomStream({
       baseUrl: eventsBaseUrl,
       roomId,
+      getToken: () => api.token(),
       handlers: {
         onMessage: (m) => update((s) => receiveMessage(s, m, me.id)),
         onReaction: (r) => {
@@ -256,6 +261,7 @@ export function useRoom(api: Api, roomId: string, eventsBaseUrl: string, me: Use
         onDelete: (d) => update((s) => applyDelete(s, d.message_id)),
         // The event has no `mode` (that has its own event): keep ours.
         onRoom: (r) => setRoom((prev) => ({ ...prev, ...r, mode: ctx.mode })),
+        onPresence: setLivePresence,
         onReset: () => scheduler.request(),
         onStatus: setStatus,
         // The first page is fetched once the stream is open, so nothing falls between the two.
@@ -583,6 +589,10 @@ export function useRoom(api: Api, roomId: string, eventsBaseUrl: string, me: Use
       });
   }, [api, roomId, update]);
 
+  // Before the first event, the count the room's JSON carried (a number, or null when the server does not know).
+  const online = room?.online;
+  const presence = livePresence ?? (typeof online === 'number' ? { online, approximate: false } : null);
+
   const dismissError = useCallback(() => setError(null), []);
   const dismissInfo = useCallback(() => setInfo(null), []);
 
@@ -591,6 +601,7 @@ export function useRoom(api: Api, roomId: string, eventsBaseUrl: string, me: Use
     messages,
     status,
     mode,
+    presence,
     error,
     notice,
     loadingOlder,

@@ -3,6 +3,7 @@ import { useCallback, useEffect, useRef, useState, type FormEvent } from 'react'
 import { ApiError, type Api } from '../api';
 import { navigate, roomPath } from '../router';
 import type { Room, RoomMode } from '../types';
+import { watchingText } from './WatchingBadge';
 
 /** How often the list (and its hot badges) is refreshed while the page is visible. */
 const REFRESH_MS = 10_000;
@@ -129,6 +130,7 @@ export function RoomList({
                   🔥 Hot
                 </span>
               )}
+              {typeof room.online === 'number' && <span className="rooms__watching">{watchingText(room.online)}</span>}
             </li>
           ))}
         </ul>

@@ -35,7 +35,7 @@ function fakeServer() {
   const history: Message[] = [];
   const calls: { method: string; path: string }[] = [];
   const bodies: { method: string; path: string; body: unknown }[] = [];
-  const room = { owner: carol, slow_mode_secs: 0 };
+  const room: { owner: User; slow_mode_secs: number; online?: number | null } = { owner: carol, slow_mode_secs: 0 };
   const moderators: { user_id: string; since: string }[] = [];
   // Bans in force, newest first.
   const bans: Ban[] = [];
@@ -168,7 +168,8 @@ describe('RoomView', () => {
     server.history.push(message(bob, 'hi there', { '👍': 2 }), message(alice, 'hello bob'));
     renderRoom(server);
     expect(FakeEventSource.instances).toHaveLength(1);
-    expect(FakeEventSource.latest().url).toBe(`http://events.test/api/rooms/${ROOM}/events`);
+    // The session token goes in the query: EventSource cannot send an authorization header.
+    expect(FakeEventSource.latest().url).toBe(`http://events.test/api/rooms/${ROOM}/events?token=token`);
     expect(screen.getByText('Connecting…')).toBeTruthy();
     await openStream();
     await waitFor(() => expect(items()).toHaveLength(2));
@@ -249,6 +250,38 @@ describe('RoomView', () => {
     expect(screen.getByText(/This room is busy/)).toBeTruthy();
     act(() => es.emit('mode', { mode: 'normal' }, '1-2'));
     expect(screen.queryByText(/This room is busy/)).toBeNull();
+  });
+
+  it('shows the audience from the room’s JSON until a presence event, which then updates it', async () => {
+    const server = fakeServer();
+    server.room.online = 1234;
+    renderRoom(server);
+    const header = () => screen.getByRole('banner');
+    await waitFor(() => expect(within(header()).getByText('1,234 watching')).toBeTruthy());
+    const es = await openStream();
+    act(() => es.emit('presence', { online: 1 }));
+    expect(within(header()).getByText('1 watching')).toBeTruthy();
+    expect(within(header()).queryByText('1,234 watching')).toBeNull();
+    act(() => es.emit('presence', { online: 5 }));
+    expect(within(header()).getByText('5 watching').title).not.toContain('this server only');
+  });
+
+  it('marks a count from this server only as approximate', async () => {
+    const server = fakeServer();
+    renderRoom(server);
+    const es = await openStream();
+    act(() => es.emit('presence', { online: 2, scope: 'instance' }));
+    const badge = within(screen.getByRole('banner')).getByText('≥ 2 watching');
+    expect(badge.title).toBe('count from this server only');
+  });
+
+  it('shows no audience while the server does not know it', async () => {
+    const server = fakeServer();
+    server.room.online = null;
+    renderRoom(server);
+    await openStream();
+    await waitFor(() => expect(screen.getByRole('heading', { name: /lobby/ })).toBeTruthy());
+    expect(screen.queryByText(/watching/)).toBeNull();
   });
 
   it('reacts optimistically and takes the count from the event', async () => {

@@ -11,6 +11,7 @@ import { ConnectionBadge } from './ConnectionBadge';
 import { MessageList } from './MessageList';
 import { ModerationPanel } from './ModerationPanel';
 import { SlowModeControl } from './SlowModeControl';
+import { WatchingBadge } from './WatchingBadge';
 
 export function RoomView({
   api,
@@ -63,6 +64,7 @@ export function RoomView({
           {name || '…'}
         </h1>
         {hot && <span className="badge badge--hot">🔥 Hot</span>}
+        <WatchingBadge presence={room.presence} />
         <ConnectionBadge status={room.status} />
       </header>
       {room.role !== 'member' && room.room && (
