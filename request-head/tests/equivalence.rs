@@ -189,8 +189,10 @@ fn the_generator_makes_heads_the_parser_takes() {
 /// Known cases, one per reason to hand a head to hyper.
 #[test]
 fn heads_hyper_would_read_differently_are_not_taken() {
-    let cases: [&[u8]; 4] = [
+    let cases: [&[u8]; 5] = [
         b"GET /api/rooms/r/events HTTP/1.1\r\ncontent-length: 00\r\n\r\n",
+        // hyper folds equal lengths into one header (found by the fuzz target).
+        b"GET /api/rooms/r/events HTTP/1.1\r\nContent-Length: 0\r\ncontent-length: 0\r\n\r\n",
         b"GET /api/rooms/r/events HTTP/1.1\r\nTransfer-Encoding: identity\r\n\r\n",
         b"GET /api/rooms/r/events HTTP/1.1\r\nX: a\0b\r\n\r\n",
         b"GET http://x/api/rooms/r/events HTTP/1.1\r\nHost: y\r\n\r\nleftover",
