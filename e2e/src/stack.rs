@@ -194,6 +194,7 @@ impl Stack {
             ("SSE_RESUME_BUFFER", sse.resume_buffer.to_string()),
             ("SSE_MAX_CONNECTIONS", sse.max_connections.to_string()),
             ("SSE_SEND_BUFFER_BYTES", sse.send_buffer.to_string()),
+            ("HOT_SSE_BATCH_MS", millis(sse.batch)),
         ]
     }
 

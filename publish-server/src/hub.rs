@@ -26,13 +26,16 @@
 //! Rooms have a channel here only while they have subscribers; a room whose last subscriber left is
 //! released on the next event or sweep.
 
+mod batches;
 mod frames;
 mod resume;
 mod seeds;
 mod tallies;
 
+pub use batches::{Batch, Flushed};
 pub use frames::{
-    DeleteData, EditData, ModeData, ReactionData, frame, mode_frame, presence_frame, reset_frame,
+    CountsData, DeleteData, EditData, ModeData, ReactionData, frame, mode_frame, presence_frame,
+    reset_frame,
 };
 pub use resume::Buffered;
 
@@ -54,7 +57,7 @@ use shared::{
 use tokio::sync::broadcast;
 use uuid::Uuid;
 
-use self::{resume::PartitionLog, seeds::SeedQueue, tallies::Tallies};
+use self::{batches::Pending, resume::PartitionLog, seeds::SeedQueue, tallies::Tallies};
 
 /// One pre-serialised SSE frame, shared by every subscriber of a room.
 #[derive(Debug, Clone)]
@@ -64,6 +67,9 @@ pub struct Frame {
     /// The room's frame counter when it was sent (for the stall watchdog).
     pub seq: u64,
     pub bytes: Bytes,
+    /// For a throttled room's batch ([`batches`]): its frames one by one, for a subscriber that
+    /// must skip some of them.
+    pub batch: Option<Arc<Batch>>,
 }
 
 /// A subscriber's progress, watched by [`Hub::sweep`].
@@ -127,6 +133,9 @@ pub struct Subscription {
     pub backlog: Vec<Buffered>,
     pub start: Start,
     pub subscriber: Arc<Subscriber>,
+    /// Live frames at or before this offset are already in the backlog or from before the
+    /// subscription (a throttled room's batch that was waiting to go out).
+    pub skip_through: Option<i64>,
 }
 
 /// A kept event: its frame if it was sent live, else what is needed to build it (nobody listened
@@ -156,6 +165,8 @@ pub struct Hub {
     seeds: SeedQueue,
     room_capacity: usize,
     resume_capacity: usize,
+    /// Whether throttled rooms' frames are batched (`HOT_SSE_BATCH_MS` > 0).
+    coalesce: bool,
 }
 
 #[derive(Default)]
@@ -166,6 +177,10 @@ struct Inner {
     known: HashMap<Uuid, KnownRoom>,
     partitions: HashMap<i32, PartitionLog>,
     tallies: Tallies,
+    /// Rooms whose batch has frames waiting for the next [`Hub::flush`].
+    batching: Vec<Uuid>,
+    /// Batches sent before their time (their room cooled down), for the next flush to report.
+    early: Flushed,
 }
 
 struct Room {
@@ -173,18 +188,47 @@ struct Room {
     /// Frames sent so far.
     sent: u64,
     subscribers: Vec<Weak<Subscriber>>,
+    /// Frames of a throttled room waiting to go out together.
+    pending: Pending,
+}
+
+impl Room {
+    fn send(&mut self, offset: i64, bytes: Bytes, batch: Option<Arc<Batch>>) {
+        self.sent += 1;
+        // An error only means every receiver left.
+        let _ = self.sender.send(Frame {
+            offset,
+            seq: self.sent,
+            bytes,
+            batch,
+        });
+    }
+
+    /// Sends what the room's batch holds, as one frame.
+    fn send_batch(&mut self, flushed: &mut Flushed) {
+        if let Some((offset, bytes, batch)) = self.pending.take(flushed) {
+            self.send(offset, bytes, Some(batch));
+        }
+    }
 }
 
 impl Hub {
     /// `room_capacity`: how far behind a subscriber may fall; `resume_capacity`: events kept per
     /// partition for resuming clients. `read_model` seeds reaction counts, off the live path.
-    pub fn new(room_capacity: usize, resume_capacity: usize, read_model: ReadModel) -> Self {
+    /// `coalesce`: whether throttled rooms' frames wait for [`Hub::flush`] to go out together.
+    pub fn new(
+        room_capacity: usize,
+        resume_capacity: usize,
+        read_model: ReadModel,
+        coalesce: bool,
+    ) -> Self {
         Self {
             inner: Mutex::new(Inner::default()),
             read_model,
             seeds: SeedQueue::default(),
             room_capacity,
             resume_capacity,
+            coalesce,
         }
     }
 
@@ -222,6 +266,7 @@ impl Hub {
             sender: broadcast::channel(capacity).0,
             sent: 0,
             subscribers: Vec::new(),
+            pending: Pending::default(),
         });
         let subscriber = Arc::new(Subscriber {
             consumed: AtomicU64::new(channel.sent),
@@ -233,6 +278,7 @@ impl Hub {
             backlog,
             start,
             subscriber,
+            skip_through: channel.pending.last_offset(),
         }
     }
 
@@ -303,51 +349,106 @@ impl Hub {
             return;
         }
         let event = Arc::new(event);
-        let live = match inner.rooms.get_mut(&event.room_id) {
+        let room_id = event.room_id;
+        let throttled = self.coalesce && inner.throttled(room_id);
+        let Inner {
+            rooms,
+            tallies,
+            batching,
+            early,
+            ..
+        } = inner;
+        let payload = match rooms.get_mut(&room_id) {
             Some(room) if room.sender.receiver_count() > 0 => {
-                frames::event_frame(cursor, &event, count).map(|bytes| (room, bytes))
+                let folded = match (&event.body, count) {
+                    (EventBody::ReactionAdded { message_id, .. }, Some(_))
+                    | (EventBody::ReactionRemoved { message_id, .. }, Some(_))
+                        if throttled =>
+                    {
+                        tallies
+                            .counts(*message_id)
+                            .map(|counts| (*message_id, counts))
+                    }
+                    _ => None,
+                };
+                if let Some((message_id, counts)) = folded {
+                    // Told by the batch as the message's counts; a resume tells it one by one.
+                    let data = CountsData {
+                        message_id,
+                        counts: &counts,
+                    };
+                    let bytes = frame(cursor, "reaction", &data);
+                    if room.pending.fold(message_id, cursor.offset, bytes) {
+                        batching.push(room_id);
+                    }
+                    Payload::Event {
+                        event: event.clone(),
+                        count,
+                    }
+                } else if let Some(bytes) = frames::event_frame(cursor, &event, count) {
+                    if throttled {
+                        if room.pending.push(Some(cursor.offset), bytes.clone()) {
+                            batching.push(room_id);
+                        }
+                    } else {
+                        // What waited in the batch goes first (the room just cooled down).
+                        room.send_batch(early);
+                        room.send(cursor.offset, bytes.clone(), None);
+                    }
+                    Payload::Frame(bytes)
+                } else {
+                    Payload::Event {
+                        event: event.clone(),
+                        count,
+                    }
+                }
             }
-            Some(_) => {
-                inner.rooms.remove(&event.room_id);
-                None
+            room => {
+                if room.is_some() {
+                    rooms.remove(&room_id);
+                }
+                Payload::Event {
+                    event: event.clone(),
+                    count,
+                }
             }
-            None => None,
         };
-        let payload = match &live {
-            Some((_, bytes)) => Payload::Frame(bytes.clone()),
-            None => Payload::Event {
-                event: event.clone(),
-                count,
-            },
-        };
-        if let Some((room, bytes)) = live {
-            room.sent += 1;
-            // An error only means every receiver left.
-            let _ = room.sender.send(Frame {
-                offset: cursor.offset,
-                seq: room.sent,
-                bytes,
-            });
-        }
         inner
             .partition(cursor, self.resume_capacity)
-            .seen(cursor, Some((event.room_id, payload)));
+            .seen(cursor, Some((room_id, payload)));
     }
 
     /// Sends `bytes` (a frame that is not an event of the log, e.g. `presence`) to `room`'s
     /// current subscribers. It is not kept for resuming clients, and no client skips it.
-    pub fn announce(&self, room: Uuid, bytes: Bytes) {
+    pub fn announce(&self, room_id: Uuid, bytes: Bytes) {
         let mut inner = self.lock();
-        if let Some(room) = inner.rooms.get_mut(&room)
+        let throttled = self.coalesce && inner.throttled(room_id);
+        let Inner {
+            rooms, batching, ..
+        } = &mut *inner;
+        if let Some(room) = rooms.get_mut(&room_id)
             && room.sender.receiver_count() > 0
         {
-            room.sent += 1;
-            let _ = room.sender.send(Frame {
-                offset: i64::MAX,
-                seq: room.sent,
-                bytes,
-            });
+            if !throttled {
+                room.send(i64::MAX, bytes, None);
+            } else if room.pending.push(None, bytes) {
+                batching.push(room_id);
+            }
         }
+    }
+
+    /// Sends every throttled room's waiting frames, one frame per room. Run every
+    /// `HOT_SSE_BATCH_MS`: a subscriber of a throttled room gets one write per period at most.
+    pub fn flush(&self) -> Flushed {
+        let mut guard = self.lock();
+        let inner = &mut *guard;
+        let mut flushed = std::mem::take(&mut inner.early);
+        for room_id in std::mem::take(&mut inner.batching) {
+            if let Some(room) = inner.rooms.get_mut(&room_id) {
+                room.send_batch(&mut flushed);
+            }
+        }
+        flushed
     }
 
     /// Completes a pending tally with a seed read when the read model held everything before
@@ -403,6 +504,14 @@ impl Hub {
 }
 
 impl Inner {
+    /// Whether the log last said `room` is throttled.
+    fn throttled(&self, room: Uuid) -> bool {
+        self.known
+            .get(&room)
+            .and_then(|known| known.mode)
+            .is_some_and(|mode| mode.mode == RoomMode::Throttled)
+    }
+
     fn partition(&mut self, cursor: Cursor, capacity: usize) -> &mut PartitionLog {
         self.partitions
             .entry(cursor.partition)
@@ -461,7 +570,7 @@ mod tests {
         // Only seeds would touch the read model; these tests do not run the seeder.
         let dir = std::env::temp_dir().join(format!("hotchat-hub-test-{}", Uuid::now_v7()));
         let read_model = ReadModel::open_file(&dir.join("read.db")).await.unwrap();
-        Hub::new(16, 16, read_model)
+        Hub::new(16, 16, read_model, true)
     }
 
     fn user() -> User {
@@ -591,6 +700,105 @@ mod tests {
         hub.start_partition(0, 0);
         let resumed = hub.subscribe(room, Some(at(0, 0)), None);
         assert_eq!(resumed.start, Start::Reset(ResetReason::ForeignCursor));
+    }
+
+    fn mode(room: Uuid, mode: RoomMode) -> Envelope {
+        let body = EventBody::RoomModeChanged {
+            mode,
+            fetch_interval_ms: 100,
+        };
+        Envelope::new(room, user(), body)
+    }
+
+    #[tokio::test]
+    async fn a_throttled_room_sends_one_batch_per_flush_with_reactions_folded_into_counts() {
+        let hub = hub().await;
+        let (hot, cold) = (Uuid::now_v7(), Uuid::now_v7());
+        let mut live = hub.subscribe(hot, None, None).receiver;
+        let mut cold_live = hub.subscribe(cold, None, None).receiver;
+        hub.dispatch(at(0, 0), Some(mode(hot, RoomMode::Throttled)));
+        let (message, event) = posted(hot);
+        hub.dispatch(at(0, 1), Some(event));
+        let (alice, bob) = (user(), user());
+        hub.dispatch(at(0, 2), Some(reaction(hot, message, &alice)));
+        let (_, cold_event) = posted(cold);
+        hub.dispatch(at(0, 3), Some(cold_event));
+        hub.dispatch(at(0, 4), Some(reaction(hot, message, &bob)));
+        assert_eq!(
+            cold_live
+                .try_recv()
+                .expect("a cold room is not delayed")
+                .offset,
+            3
+        );
+        assert!(live.try_recv().is_err(), "the hot room's frames wait");
+
+        assert_eq!(
+            hub.flush(),
+            Flushed {
+                batches: 1,
+                folded: 1
+            }
+        );
+        let batch = live.try_recv().expect("one frame for the batch");
+        assert!(live.try_recv().is_err(), "and only one");
+        let text = text(&batch);
+        let ids: Vec<&str> = text.lines().filter(|l| l.starts_with("id: ")).collect();
+        assert_eq!(ids, ["id: 0-0", "id: 0-1", "id: 0-4"], "{text}");
+        assert!(
+            text.contains(&format!(
+                r#"event: reaction
+data: {{"message_id":"{message}","counts":{{"👍":2}}}}"#
+            )),
+            "{text}"
+        );
+        assert_eq!(batch.batch.as_ref().unwrap().events, 4);
+        assert_eq!(hub.flush(), Flushed::default(), "nothing waits");
+
+        // A resume is told every event one by one, as in a cold room.
+        let resumed = hub.subscribe(hot, Some(at(0, 1)), None);
+        let offsets: Vec<i64> = resumed.backlog.iter().map(|b| b.cursor.offset).collect();
+        assert_eq!(offsets, [2, 4]);
+    }
+
+    #[tokio::test]
+    async fn a_subscriber_skips_the_waiting_batch_and_a_room_that_cools_down_sends_it_first() {
+        let hub = hub().await;
+        let room = Uuid::now_v7();
+        let mut early = hub.subscribe(room, None, None).receiver;
+        hub.dispatch(at(0, 0), Some(mode(room, RoomMode::Throttled)));
+        let (_, event) = posted(room);
+        hub.dispatch(at(0, 1), Some(event));
+        let late = hub.subscribe(room, Some(at(0, 0)), None);
+        assert_eq!(
+            late.backlog
+                .iter()
+                .map(|b| b.cursor.offset)
+                .collect::<Vec<_>>(),
+            [1]
+        );
+        assert_eq!(
+            late.skip_through,
+            Some(1),
+            "the batch's events are in its backlog"
+        );
+        let mut late = late.receiver;
+        hub.dispatch(at(0, 2), Some(mode(room, RoomMode::Normal)));
+        let batch = early.try_recv().expect("the waiting batch goes first");
+        assert_eq!(batch.batch.as_ref().unwrap().events, 2);
+        assert_eq!(early.try_recv().unwrap().offset, 2, "then the cold frame");
+        assert!(
+            late.try_recv()
+                .unwrap()
+                .batch
+                .unwrap()
+                .starts_at_or_before(1)
+        );
+        assert_eq!(hub.flush().batches, 1, "sent already, reported now");
+        assert!(early.try_recv().is_err(), "and not sent again");
+        let (_, event) = posted(room);
+        hub.dispatch(at(0, 3), Some(event));
+        assert_eq!(early.try_recv().unwrap().offset, 3, "cold again: at once");
     }
 
     #[tokio::test]

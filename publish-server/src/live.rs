@@ -162,12 +162,32 @@ impl Live {
             Err(RecvError::Closed) => return Next::Closed,
         };
         let mut last_seq = first.seq;
-        let mut taken = 0u64;
+        let (mut taken, mut batched, mut batched_events) = (0u64, false, 0u64);
+        let skip_through = self.skip_through;
         let mut push = |frame: Frame, batch: &mut Vec<Bytes>| {
             last_seq = frame.seq;
-            if self.skip_through.is_none_or(|seen| frame.offset > seen) {
-                batch.push(frame.bytes);
-                taken += 1;
+            match (frame.batch, skip_through) {
+                // Part of this batch is from before the subscription: only the rest is sent.
+                (Some(parts), Some(seen)) if parts.starts_at_or_before(seen) => {
+                    for (offset, bytes) in &parts.parts {
+                        if offset.is_none_or(|offset| offset > seen) {
+                            batch.push(bytes.clone());
+                            taken += u64::from(offset.is_some());
+                        }
+                    }
+                }
+                (Some(parts), _) => {
+                    batch.push(frame.bytes);
+                    taken += parts.events;
+                    batched = true;
+                    batched_events += parts.events;
+                }
+                (None, seen) => {
+                    if seen.is_none_or(|seen| frame.offset > seen) {
+                        batch.push(frame.bytes);
+                        taken += 1;
+                    }
+                }
             }
         };
         push(first, batch);
@@ -179,7 +199,12 @@ impl Live {
             }
         }
         self.subscriber.consumed(last_seq);
-        self.guard.metrics.events_delivered.inc_by(taken);
+        let metrics = &self.guard.metrics;
+        metrics.events_delivered.inc_by(taken);
+        if batched {
+            metrics.throttled_writes.inc();
+            metrics.throttled_deliveries.inc_by(batched_events);
+        }
         Next::Frames
     }
 }

@@ -44,6 +44,13 @@ pub struct Metrics {
     pub sse_writes: Counter,
     /// Connections cut off because they fell too far behind.
     pub clients_cut_off: Counter,
+    /// Writes that carried a throttled room's batch, and the events of the log they told:
+    /// `throttled_deliveries / throttled_writes` is the deliveries per write in throttled rooms.
+    pub throttled_writes: Counter,
+    pub throttled_deliveries: Counter,
+    /// Reaction frames of throttled rooms not sent because a later one on the same message, in the
+    /// same batch, told its counts.
+    pub reactions_folded: Counter,
     /// Records that were not hotchat events, by consumer (`fanout`, `projector`).
     pub records_skipped: Family<ConsumerLabel, Counter>,
     /// Events written to the read model for the first time.
@@ -90,6 +97,24 @@ impl Metrics {
             "SSE connections cut off for falling too far behind",
             clients_cut_off.clone(),
         );
+        let throttled_writes = Counter::default();
+        registry.register(
+            "sse_throttled_writes",
+            "Chunks written to SSE connections that carried a throttled room's batch",
+            throttled_writes.clone(),
+        );
+        let throttled_deliveries = Counter::default();
+        registry.register(
+            "sse_throttled_deliveries",
+            "Events told by throttled rooms' batches, counted per connection",
+            throttled_deliveries.clone(),
+        );
+        let reactions_folded = Counter::default();
+        registry.register(
+            "sse_reactions_folded",
+            "Reaction frames of throttled rooms replaced by a later count of the same message",
+            reactions_folded.clone(),
+        );
         let records_skipped = Family::default();
         registry.register(
             "records_skipped",
@@ -129,6 +154,9 @@ impl Metrics {
             events_delivered,
             sse_writes,
             clients_cut_off,
+            throttled_writes,
+            throttled_deliveries,
+            reactions_folded,
             records_skipped,
             events_projected,
         }

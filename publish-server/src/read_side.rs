@@ -28,6 +28,8 @@ pub const DEFAULT_PROJECTOR_GROUP: &str = "hotchat-projector";
 
 pub struct ReadSide {
     state: AppState,
+    /// `HOT_SSE_BATCH_MS`: how often throttled rooms' batches go out (zero: never batched).
+    batch_every: Duration,
     fanout: Fanout,
     projector: Projector,
 }
@@ -47,6 +49,7 @@ impl ReadSide {
             sse.room_buffer,
             sse.resume_buffer,
             read_model.clone(),
+            !sse.batch.is_zero(),
         ));
         let fanout = Fanout::start(&log, sse.resume_buffer, &hub, &metrics).await?;
         let projector =
@@ -64,6 +67,7 @@ impl ReadSide {
         };
         Ok(Self {
             state,
+            batch_every: sse.batch,
             fanout,
             projector,
         })
@@ -116,6 +120,12 @@ impl ReadSide {
             state.metrics.clone(),
             stop.clone(),
         ));
+        let batches = tokio::spawn(send_batches(
+            state.hub.clone(),
+            self.batch_every,
+            state.metrics.clone(),
+            stop.clone(),
+        ));
         let lag = tokio::spawn(fanout::report_lag(
             state.log.clone(),
             state.hub.clone(),
@@ -131,12 +141,37 @@ impl ReadSide {
             ("reaction seeder", seeder),
             ("lag report", lag),
             ("audience", audience),
+            ("batches", batches),
         ];
         for (name, task) in tasks {
             match tokio::time::timeout(Duration::from_secs(3), task).await {
                 Ok(Ok(())) => {}
                 Ok(Err(e)) => tracing::error!(task = name, error = %e, "task panicked"),
                 Err(_) => tracing::warn!(task = name, "task did not stop within 3 s"),
+            }
+        }
+    }
+}
+
+/// Sends throttled rooms' batches every `every` until `stop` (nothing to do when batching is off).
+async fn send_batches(
+    hub: Arc<Hub>,
+    every: Duration,
+    metrics: Arc<Metrics>,
+    stop: CancellationToken,
+) {
+    if every.is_zero() {
+        return;
+    }
+    let mut ticks = tokio::time::interval(every);
+    // A late tick is not made up for: a batch holds whatever arrived meanwhile.
+    ticks.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+    loop {
+        tokio::select! {
+            () = stop.cancelled() => return,
+            _ = ticks.tick() => {
+                let flushed = hub.flush();
+                metrics.reactions_folded.inc_by(flushed.folded);
             }
         }
     }

@@ -162,6 +162,15 @@ pub struct SseSettings {
         value_parser = at_least(4096usize)
     )]
     pub send_buffer: usize,
+    /// Milliseconds a throttled room's frames wait to go out together, as one write per connection
+    /// with its reactions folded into counts (0: never batched). Cold rooms are never delayed.
+    #[arg(
+        long = "hot-sse-batch-ms",
+        env = "HOT_SSE_BATCH_MS",
+        default_value = "100",
+        value_parser = settings::millis
+    )]
+    pub batch: Duration,
 }
 
 impl Default for SseSettings {

@@ -42,7 +42,13 @@ async fn both_servers_publish_an_openapi_3_1_document_of_what_they_serve(mode: M
         .filter_map(|p| p["name"].as_str())
         .collect();
     assert!(names.contains(&"Last-Event-ID") && names.contains(&"last_event_id"));
-    for schema in ["Message", "ReactionData", "ModeData", "ResetData"] {
+    for schema in [
+        "Message",
+        "ReactionData",
+        "CountsData",
+        "ModeData",
+        "ResetData",
+    ] {
         assert!(
             publisher["components"]["schemas"][schema].is_object(),
             "the data of each event type is documented: {schema}"

@@ -11,6 +11,7 @@ mod embedded;
 mod faults;
 mod fetch;
 mod hot;
+mod hot_push;
 mod keying;
 mod live_path;
 mod moderation;

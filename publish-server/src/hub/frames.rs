@@ -1,6 +1,6 @@
 //! SSE frames: each event is serialised once, here, and the same bytes go to every subscriber.
 
-use std::io::Write;
+use std::{collections::BTreeMap, io::Write};
 
 use bytes::Bytes;
 use chrono::{DateTime, Utc};
@@ -146,6 +146,16 @@ pub struct ReactionData<'a> {
     /// How many users now react to the message with this emoji, when this instance knows it.
     #[serde(skip_serializing_if = "Option::is_none")]
     count: Option<usize>,
+}
+
+/// `event: reaction` data in a throttled room: the reactions on one message within a batch, folded
+/// into the message's complete counts (emojis with none are left out). It replaces the counts the
+/// client has; who reacted is not told.
+#[derive(Serialize, utoipa::ToSchema)]
+pub struct CountsData<'a> {
+    pub message_id: Uuid,
+    #[schema(value_type = std::collections::BTreeMap<String, usize>)]
+    pub counts: &'a BTreeMap<String, usize>,
 }
 
 /// `id: <cursor>\nevent: <event>\ndata: <json>\n\n`. Compact JSON never contains a raw newline, so

@@ -9,7 +9,7 @@
 //! seed plus operations is exactly the log. Until then counts are unknown and left out, never
 //! guessed.
 
-use std::collections::{HashMap, HashSet, VecDeque};
+use std::collections::{BTreeMap, HashMap, HashSet, VecDeque};
 
 use uuid::Uuid;
 
@@ -139,6 +139,19 @@ impl Tallies {
                 }
             }
         }
+    }
+
+    /// Every emoji's count on `message` (those with none left out), when known exactly.
+    pub fn counts(&self, message: Uuid) -> Option<BTreeMap<String, usize>> {
+        let Some(Tally::Exact(sets)) = self.by_message.get(&message) else {
+            return None;
+        };
+        let counted = sets.iter().filter(|(_, users)| !users.is_empty());
+        Some(
+            counted
+                .map(|(emoji, users)| (emoji.clone(), users.len()))
+                .collect(),
+        )
     }
 
     /// Completes `message`'s pending tally with `reactions`, read when the read model held every

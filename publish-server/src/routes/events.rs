@@ -33,7 +33,7 @@ use uuid::Uuid;
 use crate::{
     audience::Online,
     hub::{
-        DeleteData, EditData, ModeData, ReactionData, ResetReason, Start, mode_frame,
+        CountsData, DeleteData, EditData, ModeData, ReactionData, ResetReason, Start, mode_frame,
         presence_frame, reset_frame,
     },
     live::{ClientGuard, Live},
@@ -59,6 +59,7 @@ pub fn is_event_stream(method: &axum::http::Method, path: &str) -> bool {
 #[openapi(components(schemas(
     Message,
     ReactionData,
+    CountsData,
     ModeData,
     EditData,
     DeleteData,
@@ -141,12 +142,15 @@ struct ResumeQuery {
         (status = 200, content_type = "text/event-stream", body = String,
             description = "An endless `text/event-stream`. Frames are `id: <cursor>` (resume with \
                 it), `event: <type>` and one `data: <json>` line. Event types and their data \
-                (schemas in the components): `message` (`Message`), `reaction` (`ReactionData`), \
+                (schemas in the components): `message` (`Message`), `reaction` (`ReactionData`; \
+                in a throttled room, `CountsData`: a batch's reactions on one message folded \
+                into its counts), \
                 `mode` (`ModeData`), `edit` (`EditData`), `delete` (`DeleteData`), `room` \
                 (`Room`: its settings changed), `presence` (`Online`: the room's distinct viewers, \
                 sent on subscribing and then at most once a second when it changed), `reset` (`ResetData`: the cursor cannot be continued; \
                 refetch the history). A client that resumes with `Last-Event-ID` gets exactly the \
-                events it missed, in order, then the live ones."),
+                events it missed, in order, then the live ones. While a room is throttled its \
+                frames come in batches, at most one write per `HOT_SSE_BATCH_MS`."),
         BadRequest,
         NotFound,
         Unavailable,
@@ -199,13 +203,14 @@ async fn events(
     if mode.mode == RoomMode::Throttled {
         head.extend_from_slice(&mode_frame(mode));
     }
-    let mut skip_through = None;
+    // A throttled room's waiting batch: its events are in the backlog, or from before this client.
+    let mut skip_through = subscription.skip_through;
     match subscription.start {
         Start::Live | Start::Resumed => {}
         Start::Reset(reason) => head.extend_from_slice(&reset_frame(reason)),
         Start::Ahead { partition, offset } => match state.log.bounds(partition).await {
             // This instance is behind the one the client came from: skip what the client has seen.
-            Ok((_, end)) if offset < end => skip_through = Some(offset),
+            Ok((_, end)) if offset < end => skip_through = skip_through.max(Some(offset)),
             Ok(_) => head.extend_from_slice(&reset_frame(ResetReason::Unknown)),
             Err(e) => {
                 tracing::warn!(error = %e, "cannot check a cursor against the log's end; resetting the client");

@@ -1,0 +1,162 @@
+//! Coalesced delivery in throttled rooms.
+//!
+//! A hot room's events would wake every subscriber once per event: at 100 messages and 1,000
+//! reactions a second to thousands of viewers, that is most of the push side's work. While the log
+//! says a room is throttled, its frames wait in the room's [`Pending`] batch instead, and every
+//! `HOT_SSE_BATCH_MS` ([`super::Hub::flush`]) the batch goes to the room's channel as *one* frame:
+//! each subscriber is woken once and writes it with one system call. Reactions on one message within
+//! a batch fold into one `event: reaction` with the message's complete counts, placed where the last
+//! of them was, so the `id:`s in a batch still rise and a client resuming after any of them misses
+//! nothing. The resume buffer keeps every event one by one, as in a cold room.
+
+use std::{collections::HashMap, sync::Arc};
+
+use bytes::{Bytes, BytesMut};
+use uuid::Uuid;
+
+/// A throttled room's frames, sent together.
+#[derive(Debug)]
+pub struct Batch {
+    /// Each frame with its offset in the partition (`None`: not an event of the log, e.g. presence).
+    pub parts: Vec<(Option<i64>, Bytes)>,
+    /// Events of the log the batch tells, folded reactions included.
+    pub events: u64,
+}
+
+impl Batch {
+    /// Whether the batch holds an event at or before `offset`.
+    pub fn starts_at_or_before(&self, offset: i64) -> bool {
+        self.parts
+            .iter()
+            .find_map(|(at, _)| *at)
+            .is_some_and(|first| first <= offset)
+    }
+}
+
+/// What batches went out.
+#[derive(Debug, Default, Clone, Copy, PartialEq, Eq)]
+pub struct Flushed {
+    pub batches: u64,
+    /// Reaction frames that were not sent because a later one on the same message replaced them.
+    pub folded: u64,
+}
+
+/// Frames waiting for the next batch.
+#[derive(Default)]
+pub struct Pending {
+    /// `None` marks a folded reaction frame that a later one replaced.
+    parts: Vec<(Option<i64>, Option<Bytes>)>,
+    /// Where each message's folded reactions are in `parts`.
+    counts_at: HashMap<Uuid, usize>,
+    events: u64,
+    folded: u64,
+    /// The offset of the last event waiting.
+    last: Option<i64>,
+}
+
+impl Pending {
+    /// Adds a frame (an event's at `offset`, or one that is not an event). True when the batch was
+    /// empty: the room must be flushed.
+    pub fn push(&mut self, offset: Option<i64>, bytes: Bytes) -> bool {
+        let first = self.parts.is_empty();
+        if offset.is_some() {
+            self.events += 1;
+            self.last = offset;
+        }
+        self.parts.push((offset, Some(bytes)));
+        first
+    }
+
+    /// Adds a reaction on `message` as its counts frame, replacing the one the batch already has.
+    pub fn fold(&mut self, message: Uuid, offset: i64, bytes: Bytes) -> bool {
+        if let Some(&earlier) = self.counts_at.get(&message) {
+            self.parts[earlier].1 = None;
+            self.folded += 1;
+        }
+        self.counts_at.insert(message, self.parts.len());
+        self.push(Some(offset), bytes)
+    }
+
+    /// The offset of the last event waiting, if any.
+    pub fn last_offset(&self) -> Option<i64> {
+        self.last
+    }
+
+    /// Empties the batch into one frame: its last event's offset (`i64::MAX` if it holds none, as
+    /// for any frame no client skips), its bytes, and its parts.
+    pub fn take(&mut self, flushed: &mut Flushed) -> Option<(i64, Bytes, Arc<Batch>)> {
+        if self.parts.is_empty() {
+            return None;
+        }
+        let parts: Vec<(Option<i64>, Bytes)> = self
+            .parts
+            .drain(..)
+            .filter_map(|(offset, bytes)| Some((offset, bytes?)))
+            .collect();
+        let mut bytes = BytesMut::with_capacity(parts.iter().map(|(_, b)| b.len()).sum());
+        for (_, part) in &parts {
+            bytes.extend_from_slice(part);
+        }
+        let offset = self.last.take().unwrap_or(i64::MAX);
+        flushed.batches += 1;
+        flushed.folded += std::mem::take(&mut self.folded);
+        self.counts_at.clear();
+        let batch = Batch {
+            parts,
+            events: std::mem::take(&mut self.events),
+        };
+        Some((offset, bytes.freeze(), Arc::new(batch)))
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn text(bytes: &Bytes) -> &str {
+        std::str::from_utf8(bytes).unwrap()
+    }
+
+    #[test]
+    fn a_batch_keeps_order_and_folds_reactions_per_message_where_the_last_one_was() {
+        let (a, b) = (Uuid::now_v7(), Uuid::now_v7());
+        let mut pending = Pending::default();
+        assert!(pending.push(Some(1), Bytes::from_static(b"m1;")));
+        assert!(!pending.fold(a, 2, Bytes::from_static(b"a2;")));
+        pending.fold(b, 3, Bytes::from_static(b"b3;"));
+        pending.push(None, Bytes::from_static(b"presence;"));
+        pending.fold(a, 4, Bytes::from_static(b"a4;"));
+        pending.push(Some(5), Bytes::from_static(b"m5;"));
+        assert_eq!(pending.last_offset(), Some(5));
+
+        let mut flushed = Flushed::default();
+        let (offset, bytes, batch) = pending.take(&mut flushed).expect("a batch");
+        assert_eq!(text(&bytes), "m1;b3;presence;a4;m5;");
+        assert_eq!(offset, 5);
+        assert_eq!(batch.events, 5, "every event is told, the folded one too");
+        let offsets: Vec<_> = batch.parts.iter().map(|(o, _)| *o).collect();
+        assert_eq!(offsets, [Some(1), Some(3), None, Some(4), Some(5)]);
+        assert_eq!(
+            flushed,
+            Flushed {
+                batches: 1,
+                folded: 1
+            }
+        );
+
+        assert!(pending.take(&mut flushed).is_none(), "nothing is left");
+        assert_eq!(pending.last_offset(), None);
+        assert!(
+            pending.fold(a, 6, Bytes::from_static(b"a6;")),
+            "a new batch starts"
+        );
+    }
+
+    #[test]
+    fn a_batch_of_frames_that_are_not_events_is_skipped_by_nobody() {
+        let mut pending = Pending::default();
+        pending.push(None, Bytes::from_static(b"presence;"));
+        let (offset, _, batch) = pending.take(&mut Flushed::default()).unwrap();
+        assert_eq!((offset, batch.events), (i64::MAX, 0));
+    }
+}
