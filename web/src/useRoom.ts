@@ -253,7 +253,8 @@ export function useRoom(api: Api, roomId: string, eventsBaseUrl: string, me: Use
       handlers: {
         onMessage: (m) => update((s) => receiveMessage(s, m, me.id)),
         onReaction: (r) => {
-          if (r.user.id === me.id) memory.set(r.message_id, r.emoji, r.op === 'added');
+          // Complete counts name nobody: only our own events tell the memory what is ours.
+          if (!('counts' in r) && r.user.id === me.id) memory.set(r.message_id, r.emoji, r.op === 'added');
           update((s) => applyReaction(s, r, me.id));
         },
         onMode: applyMode,
