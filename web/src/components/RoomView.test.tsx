@@ -203,6 +203,19 @@ describe('RoomView', () => {
     expect(screen.getByRole('button', { name: 'React 🎉 1' })).toBeTruthy();
   });
 
+  it('shows a throttled room’s complete counts in place of the message’s reactions', async () => {
+    const server = fakeServer();
+    const m = message(bob, 'busy', { '👍': 2, '😂': 1 });
+    server.history.push(m);
+    renderRoom(server);
+    const es = await openStream();
+    await waitFor(() => expect(items()).toHaveLength(1));
+    await deliver(() => es.emit('reaction', { message_id: m.id, counts: { '👍': 12, '🎉': 3 } }, '0-5'));
+    expect(screen.getByRole('button', { name: 'React 👍 12' })).toBeTruthy();
+    expect(screen.getByRole('button', { name: 'React 🎉 3' })).toBeTruthy();
+    expect(screen.queryByRole('button', { name: /React 😂 \d/ })).toBeNull();
+  });
+
   it('sends with Enter, shows the message at once, and shows it once after both copies arrive', async () => {
     const server = fakeServer();
     renderRoom(server);
