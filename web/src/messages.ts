@@ -1,9 +1,9 @@
 // A room's message list as pure functions: merging history pages and live events, deduplicated by id,
 // kept oldest → newest, with optimistic (pending) messages reconciled against the server's copy and
-// optimistic reactions settled by the live `reaction` events (or, in a throttled room, overwritten by the
-// message's complete counts). Edits and deletes may arrive before the
-// message they name (or while a page that still has the old copy is in flight): they are remembered, so
-// that a later or staler copy never brings back an old text or a deleted message.
+// optimistic reactions settled by the live `reaction` events (in a throttled room, counts may come as a
+// message's complete map instead). Edits and deletes may arrive before the message they name (or while a
+// page that still has the old copy is in flight): they are remembered, so that a later or staler copy
+// never brings back an old text or a deleted message.
 //
 // Every function returns a new state and never mutates its input, so React can compare by reference.
 
