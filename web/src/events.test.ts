@@ -94,6 +94,21 @@ describe('RoomStream', () => {
     expect(handlers.onMode).toHaveBeenLastCalledWith('normal', 0);
   });
 
+  it('parses both reaction shapes, keeping only whole positive counts of the counts shape', () => {
+    const stream = start();
+    const es = FakeEventSource.latest();
+    es.open();
+    const one = { message_id: 'm1', emoji: '👍', user: { id: 'u1', name: 'bob' }, op: 'added' };
+    es.emit('reaction', one, '0-1');
+    expect(handlers.onReaction).toHaveBeenLastCalledWith(one);
+    es.emit('reaction', { message_id: 'm1', counts: { '👍': 12, '🎉': 3, '😂': 0, '❤️': 'x', '🔥': 2.5 } }, '0-2');
+    expect(handlers.onReaction).toHaveBeenLastCalledWith({ message_id: 'm1', counts: { '👍': 12, '🎉': 3, '🔥': 2 } });
+    // Data that is neither shape's object is skipped, but moves the cursor.
+    es.emit('reaction', 'null', '0-3');
+    expect(handlers.onReaction).toHaveBeenCalledTimes(2);
+    expect(stream.cursor).toBe('0-3');
+  });
+
   it('parses edit, delete and room events, which move the cursor like the others', () => {
     const stream = start();
     const es = FakeEventSource.latest();

@@ -13,10 +13,11 @@ import { backoffDelayMs } from './api';
 import type {
   DeleteEvent,
   EditEvent,
+  LiveReaction,
   Message,
   ModeEvent,
   PresenceEvent,
-  ReactionEvent,
+  ReactionCountsEvent,
   ResetEvent,
   Room,
   RoomMode,
@@ -48,9 +49,25 @@ export interface Presence {
   approximate: boolean;
 }
 
+/**
+ * A `reaction` event's data as one of its two shapes: with `counts` (an object), the counts shape with
+ * only whole positive counts kept (an emoji with none left is absent anyway); otherwise as it came.
+ */
+export function parseReaction(data: unknown): LiveReaction | null {
+  if (typeof data !== 'object' || data === null) return null;
+  const { message_id, counts } = data as Partial<ReactionCountsEvent>;
+  if (typeof counts !== 'object' || counts === null || Array.isArray(counts)) return data as LiveReaction;
+  const kept: Record<string, number> = {};
+  for (const [emoji, n] of Object.entries(counts)) {
+    if (typeof n === 'number' && Number.isFinite(n) && n >= 1) kept[emoji] = Math.floor(n);
+  }
+  return { message_id: message_id as string, counts: kept };
+}
+
 export interface RoomStreamHandlers {
   onMessage?(message: Message): void;
-  onReaction?(reaction: ReactionEvent): void;
+  /** One user's reaction, or (throttled rooms) a message's complete counts. */
+  onReaction?(reaction: LiveReaction): void;
   /** The room's mode changed; `fetchIntervalMs` is the least time the server asks between fetches. */
   onMode?(mode: RoomMode, fetchIntervalMs: number): void;
   /** A message's text changed (its reactions did not). */
@@ -194,7 +211,10 @@ export class RoomStream {
       });
     };
     listen<Message>('message', (m) => handlers.onMessage?.(m));
-    listen<ReactionEvent>('reaction', (r) => handlers.onReaction?.(r));
+    listen<unknown>('reaction', (data) => {
+      const reaction = parseReaction(data);
+      if (reaction) handlers.onReaction?.(reaction);
+    });
     listen<EditEvent>('edit', (e) => handlers.onEdit?.(e));
     listen<DeleteEvent>('delete', (d) => handlers.onDelete?.(d));
     listen<Room>('room', (r) => handlers.onRoom?.(r));

@@ -260,6 +260,66 @@ describe('reactions', () => {
     expect(s.items[0].mine).toEqual([]);
   });
 
+  it('replaces the whole map with a counts event, and ignores one for a message it does not hold', () => {
+    let s = applyReaction(base(), reaction(msg(1).id, '🎉', bob, 'added', 1));
+    const rev = s.rev;
+    s = applyReaction(s, { message_id: msg(1).id, counts: { '👍': 12, '😂': 3 } });
+    expect(s.items[0].reactions).toEqual({ '👍': 12, '😂': 3 });
+    // A live change: a page fetched before it does not bring back the old counts.
+    expect(s.rev).toBe(rev + 1);
+    expect(s.items[0].rev).toBe(s.rev);
+    s = applyReaction(s, { message_id: msg(1).id, counts: {} });
+    expect(s.items[0].reactions).toEqual({});
+    expect(applyReaction(s, { message_id: 'unknown', counts: { '👍': 1 } })).toBe(s);
+  });
+
+  it('keeps a pending click pressed through a counts event, showing the server’s count', () => {
+    let s = reactOptimistically(base(), msg(1).id, '❤️', 'added');
+    // The batch was cut before the server saw the click: no ❤️ in it yet.
+    s = applyReaction(s, { message_id: msg(1).id, counts: { '👍': 4 } }, alice.id);
+    expect(s.items[0].reactions).toEqual({ '👍': 4 });
+    expect(s.items[0].mine).toEqual(['❤️']);
+    expect(s.items[0].pendingReactions?.['❤️']).toBeDefined();
+    // The next batch has it.
+    s = applyReaction(s, { message_id: msg(1).id, counts: { '👍': 4, '❤️': 1 } }, alice.id);
+    expect(s.items[0].reactions).toEqual({ '👍': 4, '❤️': 1 });
+    // No own event comes (it was folded): the settle timer ends the click on the server's count.
+    s = settleReaction(s, msg(1).id, '❤️', 'unchanged');
+    expect(s.items[0].reactions).toEqual({ '👍': 4, '❤️': 1 });
+    expect(s.items[0].mine).toEqual(['❤️']);
+    expect(s.items[0].pendingReactions).toBeUndefined();
+  });
+
+  it('rolls a failed click back to the server’s count once a counts event came', () => {
+    let s = reactOptimistically(base(), msg(1).id, '👍', 'added');
+    s = applyReaction(s, { message_id: msg(1).id, counts: { '👍': 7 } }, alice.id);
+    expect(s.items[0].reactions['👍']).toBe(7);
+    expect(s.items[0].mine).toEqual(['👍']);
+    s = settleReaction(s, msg(1).id, '👍', 'failed');
+    expect(s.items[0].reactions['👍']).toBe(7);
+    expect(s.items[0].mine).toEqual([]);
+  });
+
+  it('lets its own event settle a click after a counts event', () => {
+    let s = reactOptimistically(base(), msg(1).id, '👍', 'added');
+    s = applyReaction(s, { message_id: msg(1).id, counts: { '👍': 2 } }, alice.id);
+    s = applyReaction(s, reaction(msg(1).id, '👍', alice, 'added', 2), alice.id);
+    expect(s.items[0]).toMatchObject({ reactions: { '👍': 2 }, mine: ['👍'] });
+    expect(s.items[0].pendingReactions).toBeUndefined();
+  });
+
+  it('takes an emoji with no reactions left in a counts event as not ours, unless a click on it is pending', () => {
+    let s = applyPage(emptyState(), [msg(1, { reactions: { '👍': 1, '🎉': 1 } })], {
+      kind: 'latest',
+      limit: 3,
+      fetchRev: 0,
+      mineOf: () => ['👍', '🎉'],
+    });
+    s = reactOptimistically(s, msg(1).id, '❤️', 'added');
+    s = applyReaction(s, { message_id: msg(1).id, counts: { '🎉': 1 } }, alice.id);
+    expect(s.items[0].mine).toEqual(['🎉', '❤️']);
+  });
+
   it('does not let a live message event wipe counts', () => {
     let s = applyReaction(base(), reaction(msg(1).id, '👍', bob, 'added', 2));
     s = receiveMessage(s, msg(1));

@@ -1,19 +1,20 @@
 // A room's message list as pure functions: merging history pages and live events, deduplicated by id,
 // kept oldest → newest, with optimistic (pending) messages reconciled against the server's copy and
-// optimistic reactions settled by the live `reaction` events. Edits and deletes may arrive before the
-// message they name (or while a page that still has the old copy is in flight): they are remembered, so
-// that a later or staler copy never brings back an old text or a deleted message.
+// optimistic reactions settled by the live `reaction` events (in a throttled room, counts may come as a
+// message's complete map instead). Edits and deletes may arrive before the message they name (or while a
+// page that still has the old copy is in flight): they are remembered, so that a later or staler copy
+// never brings back an old text or a deleted message.
 //
 // Every function returns a new state and never mutates its input, so React can compare by reference.
 
-import type { EditEvent, Message, ReactionEvent, User } from './types';
+import type { EditEvent, LiveReaction, Message, ReactionCountsEvent, ReactionEvent, User } from './types';
 
 export type DeliveryStatus = 'sent' | 'pending' | 'failed';
 
 /** A reaction click whose outcome we have not seen yet. */
 export interface PendingReaction {
   op: 'added' | 'removed';
-  /** Count and membership before the click, to roll back to. */
+  /** Count and membership before the click, to roll back to (the count: the server's, once a counts event came). */
   prevCount: number;
   prevMine: boolean;
 }
@@ -369,8 +370,12 @@ function countAfter(m: ChatMessage, event: ReactionEvent, own: boolean): number 
   return Math.max(0, shown + (event.op === 'added' ? 1 : -1));
 }
 
-/** A live `reaction` event: its count is authoritative; our own events settle our clicks. */
-export function applyReaction(state: MessageState, event: ReactionEvent, myUserId?: string): MessageState {
+/** A live `reaction` event, of either shape: its count is authoritative; our own events settle our clicks. */
+export function applyReaction(state: MessageState, event: LiveReaction, myUserId?: string): MessageState {
+  return 'counts' in event ? applyCounts(state, event) : applyOne(state, event, myUserId);
+}
+
+function applyOne(state: MessageState, event: ReactionEvent, myUserId?: string): MessageState {
   const rev = state.rev + 1;
   const next = mapMessage(
     state,
@@ -387,6 +392,43 @@ export function applyReaction(state: MessageState, event: ReactionEvent, myUserI
     },
   );
   return next === state ? state : { ...next, rev };
+}
+
+/**
+ * A message's complete counts (a throttled room's batch folded its reactions): they replace the map.
+ *
+ * The event names no user, so it cannot tell whether it includes a click of ours still pending (the
+ * batch may have been cut before the server saw it). Such a click keeps its optimistic `mine` and stays
+ * pending, so a failed request still rolls `mine` back; it is settled as before by its own event, its
+ * failure, or the settle timer, which are all bounded. What it rolls back to is now the server's count,
+ * not the one from before the click: that is the newest count we know, and the one shown meanwhile.
+ * An emoji we took for ours that has no reactions left, with no click pending, is not ours.
+ */
+function applyCounts(state: MessageState, event: ReactionCountsEvent): MessageState {
+  const rev = state.rev + 1;
+  const next = mapMessage(
+    state,
+    (m) => m.id === event.message_id && m.status === 'sent',
+    (m) => ({
+      ...m,
+      reactions: { ...event.counts },
+      mine: m.mine.filter((e) => (event.counts[e] ?? 0) > 0 || m.pendingReactions?.[e] !== undefined),
+      pendingReactions: rebased(m.pendingReactions, event.counts),
+      rev,
+    }),
+  );
+  return next === state ? state : { ...next, rev };
+}
+
+/** Pending clicks rolling back to `counts` (the server's) instead of the counts from before the clicks. */
+function rebased(
+  pending: Record<string, PendingReaction> | undefined,
+  counts: Record<string, number>,
+): Record<string, PendingReaction> | undefined {
+  if (!pending) return pending;
+  const next: Record<string, PendingReaction> = {};
+  for (const [emoji, click] of Object.entries(pending)) next[emoji] = { ...click, prevCount: counts[emoji] ?? 0 };
+  return next;
 }
 
 /** A click on a reaction: shown at once (count ±1, pressed or not) until its event arrives. */

@@ -47,7 +47,7 @@ export interface MessagePage {
   mode: RoomMode;
 }
 
-/** Data of the `reaction` SSE event. */
+/** Data of the `reaction` SSE event: one user's reaction added or removed. */
 export interface ReactionEvent {
   message_id: string;
   emoji: string;
@@ -56,6 +56,19 @@ export interface ReactionEvent {
   /** The emoji's new count; absent when the server does not know it exactly (apply `op` instead). */
   count?: number;
 }
+
+/**
+ * Data of the `reaction` SSE event when a throttled room folded a batch's reactions on one message into one:
+ * the message's complete counts (emojis with none left are absent), replacing its whole `reactions` map.
+ * It names no user.
+ */
+export interface ReactionCountsEvent {
+  message_id: string;
+  counts: Record<string, number>;
+}
+
+/** Either shape of the `reaction` SSE event. */
+export type LiveReaction = ReactionEvent | ReactionCountsEvent;
 
 export interface ModeEvent {
   mode: RoomMode;

@@ -6,6 +6,7 @@ import { useCallback, useEffect, useRef, useState } from 'react';
 
 import { ApiError, type Api } from './api';
 import { RoomStream, type ConnectionStatus, type Presence } from './events';
+import { ChangeQueue, type Change } from './liveQueue';
 import {
   addPending,
   applyDelete,
@@ -151,14 +152,25 @@ export function useRoom(api: Api, roomId: string, eventsBaseUrl: string, me: Use
   roleRef.current = role;
   const live = useRef<Live | null>(null);
   const reactionClicks = useRef(new Map<string, number>());
+  // The open room's live message events not applied yet (see liveQueue.ts).
+  const liveQueue = useRef<ChangeQueue<MessageState> | null>(null);
 
-  const update = useCallback((change: (s: MessageState) => MessageState) => {
+  const commit = useCallback((change: Change<MessageState>) => {
     setMessages((prev) => {
       const next = change(prev);
       stateRef.current = next;
       return next;
     });
   }, []);
+
+  /** A change now, after the live events received before it (in the same update): their order is kept. */
+  const update = useCallback(
+    (change: Change<MessageState>) => {
+      const queued = liveQueue.current?.take();
+      commit(queued ? (s) => change(queued(s)) : change);
+    },
+    [commit],
+  );
 
   useEffect(() => {
     const abort = new AbortController();
@@ -174,6 +186,8 @@ export function useRoom(api: Api, roomId: string, eventsBaseUrl: string, me: Use
       olderTimer: null,
     };
     live.current = ctx;
+    const queue = new ChangeQueue<MessageState>(commit);
+    liveQueue.current = queue;
     stateRef.current = emptyState();
     setMessages(stateRef.current);
     setRoom(null);
@@ -196,6 +210,8 @@ export function useRoom(api: Api, roomId: string, eventsBaseUrl: string, me: Use
     };
 
     const fetchLatest = async () => {
+      // Events received before the fetch starts are older than its page: apply them, so its rev counts them.
+      queue.flush();
       const fetchRev = stateRef.current.rev;
       try {
         const page = await api.fetchMessages(roomId, {
@@ -251,14 +267,16 @@ export function useRoom(api: Api, roomId: string, eventsBaseUrl: string, me: Use
       roomId,
       getToken: () => api.token(),
       handlers: {
-        onMessage: (m) => update((s) => receiveMessage(s, m, me.id)),
+        // Message events are queued, to be applied together once per frame (see liveQueue.ts).
+        onMessage: (m) => queue.push((s) => receiveMessage(s, m, me.id)),
         onReaction: (r) => {
-          if (r.user.id === me.id) memory.set(r.message_id, r.emoji, r.op === 'added');
-          update((s) => applyReaction(s, r, me.id));
+          // Complete counts name nobody: only our own events tell the memory what is ours.
+          if (!('counts' in r) && r.user.id === me.id) memory.set(r.message_id, r.emoji, r.op === 'added');
+          queue.push((s) => applyReaction(s, r, me.id));
         },
         onMode: applyMode,
-        onEdit: (e) => update((s) => applyEdit(s, e)),
-        onDelete: (d) => update((s) => applyDelete(s, d.message_id)),
+        onEdit: (e) => queue.push((s) => applyEdit(s, e)),
+        onDelete: (d) => queue.push((s) => applyDelete(s, d.message_id)),
         // The event has no `mode` (that has its own event): keep ours.
         onRoom: (r) => setRoom((prev) => ({ ...prev, ...r, mode: ctx.mode })),
         onPresence: setLivePresence,
@@ -277,13 +295,16 @@ export function useRoom(api: Api, roomId: string, eventsBaseUrl: string, me: Use
 
     return () => {
       abort.abort();
+      // Events of the room being left are not applied to the next one's list.
+      queue.dispose();
+      if (liveQueue.current === queue) liveQueue.current = null;
       clearTimeout(fallback);
       if (ctx.olderTimer) clearTimeout(ctx.olderTimer);
       scheduler.dispose();
       stream.close();
       if (live.current === ctx) live.current = null;
     };
-  }, [api, roomId, eventsBaseUrl, me.id, update]);
+  }, [api, roomId, eventsBaseUrl, me.id, commit, update]);
 
   // A ban the server told us of lapses at its `until`.
   useEffect(() => {
@@ -540,6 +561,8 @@ export function useRoom(api: Api, roomId: string, eventsBaseUrl: string, me: Use
 
   const loadOlder = useCallback(() => {
     const ctx = live.current;
+    // As for the latest page: events received before the fetch are older than the page.
+    liveQueue.current?.flush();
     const state = stateRef.current;
     if (!ctx || ctx.olderInFlight || ctx.olderTimer || !state.loaded || !state.hasOlder) return;
     const before = oldestId(state);

@@ -150,6 +150,17 @@ async function openStream() {
   return es;
 }
 
+/** Resolves after the next frame, when the room has applied the live events queued so far (see liveQueue.ts). */
+const nextFrame = () => new Promise<void>((resolve) => requestAnimationFrame(() => setTimeout(resolve, 0)));
+
+/** Emits live events (all of them as one network chunk) and lets the room apply them. */
+async function deliver(emit: () => void) {
+  await act(async () => {
+    emit();
+    await nextFrame();
+  });
+}
+
 const items = () => within(screen.getByRole('list', { name: 'Messages' })).queryAllByRole('listitem');
 
 describe('RoomView', () => {
@@ -186,10 +197,23 @@ describe('RoomView', () => {
     renderRoom(server);
     const es = await openStream();
     await waitFor(() => expect(items()).toHaveLength(1));
-    act(() => es.emit('message', message(bob, 'second'), '0-1'));
+    await deliver(() => es.emit('message', message(bob, 'second'), '0-1'));
     expect(items()).toHaveLength(2);
-    act(() => es.emit('reaction', { message_id: first.id, emoji: '🎉', user: bob, op: 'added', count: 1 }, '0-2'));
+    await deliver(() => es.emit('reaction', { message_id: first.id, emoji: '🎉', user: bob, op: 'added', count: 1 }, '0-2'));
     expect(screen.getByRole('button', { name: 'React 🎉 1' })).toBeTruthy();
+  });
+
+  it('shows a throttled room’s complete counts in place of the message’s reactions', async () => {
+    const server = fakeServer();
+    const m = message(bob, 'busy', { '👍': 2, '😂': 1 });
+    server.history.push(m);
+    renderRoom(server);
+    const es = await openStream();
+    await waitFor(() => expect(items()).toHaveLength(1));
+    await deliver(() => es.emit('reaction', { message_id: m.id, counts: { '👍': 12, '🎉': 3 } }, '0-5'));
+    expect(screen.getByRole('button', { name: 'React 👍 12' })).toBeTruthy();
+    expect(screen.getByRole('button', { name: 'React 🎉 3' })).toBeTruthy();
+    expect(screen.queryByRole('button', { name: /React 😂 \d/ })).toBeNull();
   });
 
   it('sends with Enter, shows the message at once, and shows it once after both copies arrive', async () => {
@@ -297,7 +321,7 @@ describe('RoomView', () => {
     await waitFor(() =>
       expect(server.calls).toContainEqual({ method: 'PUT', path: `/api/rooms/${ROOM}/messages/${m.id}/reactions/%F0%9F%91%8D` }),
     );
-    act(() => es.emit('reaction', { message_id: m.id, emoji: '👍', user: alice, op: 'added', count: 3 }, '0-9'));
+    await deliver(() => es.emit('reaction', { message_id: m.id, emoji: '👍', user: alice, op: 'added', count: 3 }, '0-9'));
     expect(screen.getByRole('button', { name: 'React 👍 3' }).getAttribute('aria-pressed')).toBe('true');
     // A second click removes it.
     fireEvent.click(screen.getByRole('button', { name: 'React 👍 3' }));
@@ -403,7 +427,7 @@ describe('RoomView moderation', () => {
     expect(server.bodies).toContainEqual({ method: 'PATCH', path: `/api/rooms/${ROOM}/messages/${mine.id}`, body: { text: 'hello' } });
 
     const bobs = server.history[0];
-    act(() => es.emit('edit', { ...bobs, text: 'bob meant this', edited_at: '2025-01-01T10:00:05Z', reactions: undefined }, '0-20'));
+    await deliver(() => es.emit('edit', { ...bobs, text: 'bob meant this', edited_at: '2025-01-01T10:00:05Z', reactions: undefined }, '0-20'));
     expect(item('bob meant this').textContent).toContain('(edited)');
     expect(items()).toHaveLength(2);
   });
@@ -417,7 +441,7 @@ describe('RoomView moderation', () => {
     fireEvent.click(screen.getByRole('menuitem', { name: 'Delete' }));
     await waitFor(() => expect(items()).toHaveLength(2));
     expect(server.calls).toContainEqual({ method: 'DELETE', path: `/api/rooms/${ROOM}/messages/${server.history[1].id}` });
-    act(() => es.emit('delete', { message_id: server.history[0].id, by: alice }, '0-21'));
+    await deliver(() => es.emit('delete', { message_id: server.history[0].id, by: alice }, '0-21'));
     expect(items().map((li) => li.querySelector('.msg__text')?.textContent)).toEqual(['ok']);
   });
 
@@ -479,7 +503,7 @@ describe('RoomView moderation', () => {
     fireEvent.change(editor, { target: { value: 'changed my mind' } });
     fireEvent.click(screen.getByRole('button', { name: 'Save' }));
     await waitFor(() => expect(server.calls.some((c) => c.method === 'PATCH')).toBe(true));
-    act(() => es.emit('delete', { message_id: server.history[0].id, by: carol }, '0-50'));
+    await deliver(() => es.emit('delete', { message_id: server.history[0].id, by: carol }, '0-50'));
     expect(items()).toHaveLength(0);
     expect((await screen.findByRole('alert')).textContent).toContain('This message was deleted.');
   });
@@ -709,7 +733,7 @@ describe('RoomView moderation', () => {
     // The delete lands on the server first: the click's PUT answers 404, and the event follows.
     await server.fetch(`/api/rooms/${ROOM}/messages/${target.id}`, { method: 'DELETE' });
     fireEvent.click(within(item('going away')).getByRole('button', { name: 'React 👍' }));
-    act(() => es.emit('delete', { message_id: target.id, by: carol }, '0-40'));
+    await deliver(() => es.emit('delete', { message_id: target.id, by: carol }, '0-40'));
     await act(async () => {
       await outcomes[0];
     });
