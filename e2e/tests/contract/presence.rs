@@ -4,9 +4,16 @@
 
 use std::time::{Duration, Instant};
 
-use e2e::{SseClient, Stack, in_both_modes, stack::Mode};
+use e2e::{SseClient, Stack, in_both_modes, process::ServerProcess, stack::Mode};
+use futures::StreamExt;
 use reqwest::Method;
 use serde_json::Value;
+use shared::{
+    event::User,
+    tokens::{TokenVerifier, VerifierConfig},
+};
+use tokio::{io::AsyncWriteExt, net::TcpStream};
+use uuid::Uuid;
 
 /// Within 2 % (HyperLogLog), and at least exact to one for small counts.
 fn close(got: u64, want: u64) -> bool {
@@ -147,6 +154,98 @@ async fn presence_counts_distinct_viewers_across_publish_servers_and_follows_lea
 }
 
 in_both_modes!(presence_counts_distinct_viewers_across_publish_servers_and_follows_leaves);
+
+/// Opens a stream of `room` on `addr` as the holder of `token`, and leaves it unread.
+async fn viewer(addr: &str, room: &str, token: &str) -> TcpStream {
+    let mut stream = TcpStream::connect(addr).await.expect("connect");
+    let head = format!("GET /api/rooms/{room}/events?token={token} HTTP/1.1\r\nHost: x\r\n\r\n");
+    stream.write_all(head.as_bytes()).await.expect("request");
+    stream
+}
+
+/// The bound at scale: 10,000 signed-in viewers over two publish-server processes (HyperLogLog in
+/// Redis), then half of them leaving.
+#[tokio::test]
+async fn ten_thousand_viewers_over_two_publish_servers_are_counted_within_two_percent() {
+    const VIEWERS: usize = 10_000;
+    let mut stack = Stack::empty().await;
+    stack.add_chat_server().await;
+    let api = stack.chat(0).clone();
+    let owner = api.sign_in("owner").await;
+    let room = api.create_room(&owner, "stadium").await["id"]
+        .as_str()
+        .unwrap()
+        .to_owned();
+    let env = [
+        ("AUTH_SECRET", stack.secret.clone()),
+        ("REDIS_URL", stack.hot.redis_url.clone().unwrap()),
+        ("REDIS_KEY_PREFIX", stack.hot.key_prefix.clone()),
+        ("SSE_MAX_CONNECTIONS", "20000".to_owned()),
+        ("MAX_CONNECTIONS", "20000".to_owned()),
+    ];
+    let places = [
+        ServerProcess::publish_server(&stack, &env).await,
+        ServerProcess::publish_server(&stack, &env).await,
+    ];
+    let addrs: Vec<String> = places
+        .iter()
+        .map(|p| p.base.trim_start_matches("http://").to_owned())
+        .collect();
+    let issuer = TokenVerifier::new(VerifierConfig {
+        secret: stack.secret.as_bytes(),
+        previous_secret: None,
+        ttl: Duration::from_secs(3600),
+        jwks: None,
+        issuer: None,
+        audience: None,
+    })
+    .unwrap();
+    let now = chrono::Utc::now();
+    let tokens: Vec<String> = (0..VIEWERS)
+        .map(|i| {
+            let user = User {
+                id: Uuid::now_v7(),
+                name: format!("fan-{i}"),
+            };
+            issuer.issue(&user, now)
+        })
+        .collect();
+    let mut watcher = SseClient::connect(
+        &format!("http://{}/api/rooms/{room}/events", addrs[0]),
+        None,
+    )
+    .await;
+    let mut streams: Vec<TcpStream> = futures::stream::iter(tokens.iter().enumerate())
+        .map(|(i, token)| viewer(&addrs[i % 2], &room, token))
+        .buffered(256)
+        .collect()
+        .await;
+
+    // The watcher is one more viewer (an address).
+    presence_reaches(&mut watcher, VIEWERS as u64 + 1, Duration::from_secs(30)).await;
+    let (shown, listed) = online_of(&stack, &room).await;
+    assert!(
+        close(shown, VIEWERS as u64 + 1) && close(listed, VIEWERS as u64 + 1),
+        "{shown} {listed}"
+    );
+
+    eprintln!(
+        "{} viewers: online {shown} in the room, {listed} in the list",
+        VIEWERS + 1
+    );
+    streams.truncate(VIEWERS / 2);
+    let took = presence_reaches(
+        &mut watcher,
+        VIEWERS as u64 / 2 + 1,
+        Duration::from_secs(15),
+    )
+    .await;
+    assert!(
+        took <= Duration::from_secs(5),
+        "leavers counted for {took:?}"
+    );
+    drop(streams);
+}
 
 /// Redis down: each publish-server tells its own count, labelled `"scope": "instance"`, and the
 /// cluster-wide count comes back when Redis does, without a restart.
