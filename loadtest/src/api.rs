@@ -79,6 +79,34 @@ impl Api {
         Ok(message.id)
     }
 
+    /// Adds (`add`) or removes `token`'s `emoji` on a message.
+    pub async fn react(
+        &self,
+        token: &str,
+        room: &str,
+        message: &str,
+        emoji: &str,
+        add: bool,
+    ) -> anyhow::Result<()> {
+        let url = self.url(&format!(
+            "/api/rooms/{room}/messages/{message}/reactions/{emoji}"
+        ));
+        let request = if add {
+            self.client.put(url)
+        } else {
+            self.client.delete(url)
+        };
+        let response = request
+            .bearer_auth(token)
+            .send()
+            .await
+            .context("sending a reaction")?;
+        if !response.status().is_success() {
+            bail!("a reaction answered {}", response.status());
+        }
+        Ok(())
+    }
+
     /// How many messages the history API returns for `room` (a page of up to 200).
     pub async fn message_count(&self, room: &str) -> anyhow::Result<usize> {
         let page: Value = self

@@ -124,6 +124,9 @@ pub struct FanoutResult {
     pub spec: FanoutSpec,
     pub rss_baseline: Option<u64>,
     pub phases: Vec<PhaseResult>,
+    /// The same hot room, unthrottled and throttled ([`crate::hot_push`]).
+    #[serde(default)]
+    pub hot_push: Option<crate::hot_push::HotPushResult>,
 }
 
 /// Where the harness points.
@@ -136,7 +139,7 @@ pub struct Targets {
 }
 
 /// What subscribers share.
-struct Shared {
+pub(crate) struct Shared {
     clock: Instant,
     /// The phase deliveries count for (0 = warm-up, not reported).
     phase: AtomicUsize,
@@ -147,16 +150,56 @@ struct Shared {
     ended: AtomicU64,
 }
 
+impl Shared {
+    /// Counters for `phases` phases (and the warm-up, phase 0).
+    pub(crate) fn new(phases: usize) -> Arc<Self> {
+        let phases = phases + 1;
+        Arc::new(Shared {
+            clock: Instant::now(),
+            phase: AtomicUsize::new(0),
+            received: (0..phases).map(|_| AtomicU64::new(0)).collect(),
+            latencies: (0..phases).map(|_| Mutex::new(Vec::new())).collect(),
+            resets: AtomicU64::new(0),
+            ended: AtomicU64::new(0),
+        })
+    }
+
+    /// Starts counting for `phase`; returns the streams ended and resets so far.
+    pub(crate) fn start_phase(&self, phase: usize) -> (u64, u64) {
+        self.phase.store(phase, Ordering::SeqCst);
+        (
+            self.ended.load(Ordering::Relaxed),
+            self.resets.load(Ordering::Relaxed),
+        )
+    }
+
+    /// Deliveries counted for `phase` so far.
+    pub(crate) fn received(&self, phase: usize) -> u64 {
+        self.received[phase].load(Ordering::Relaxed)
+    }
+
+    /// The post → SSE latency of `phase`'s deliveries.
+    pub(crate) fn latency(&self, phase: usize) -> Latency {
+        self.latencies[phase]
+            .lock()
+            .map(|samples| {
+                let mut micros: Vec<u64> = samples.iter().map(|&us| u64::from(us)).collect();
+                Latency::from_micros(&mut micros)
+            })
+            .unwrap_or_default()
+    }
+
+    /// Streams ended and resets since `since` (from [`Shared::start_phase`]).
+    pub(crate) fn endings_since(&self, since: (u64, u64)) -> (u64, u64) {
+        (
+            self.ended.load(Ordering::Relaxed) - since.0,
+            self.resets.load(Ordering::Relaxed) - since.1,
+        )
+    }
+}
+
 pub async fn run(targets: &Targets, spec: &FanoutSpec) -> anyhow::Result<FanoutResult> {
-    let phases = spec.phases.len() + 1;
-    let shared = Arc::new(Shared {
-        clock: Instant::now(),
-        phase: AtomicUsize::new(0),
-        received: (0..phases).map(|_| AtomicU64::new(0)).collect(),
-        latencies: (0..phases).map(|_| Mutex::new(Vec::new())).collect(),
-        resets: AtomicU64::new(0),
-        ended: AtomicU64::new(0),
-    });
+    let shared = Shared::new(spec.phases.len());
     let publisher = Publisher::new(&targets.chat, spec.rooms).await?;
     let (stop, stopped) = watch::channel(false);
     let mut subscribers: Vec<JoinHandle<()>> = Vec::new();
@@ -250,13 +293,7 @@ pub async fn run(targets: &Targets, spec: &FanoutSpec) -> anyhow::Result<FanoutR
         let received = shared.received[phase_index].load(Ordering::Relaxed);
         let rss_after_traffic = sample_rss(targets.publish_pid);
 
-        let latency = shared.latencies[phase_index]
-            .lock()
-            .map(|samples| {
-                let mut micros: Vec<u64> = samples.iter().map(|&us| u64::from(us)).collect();
-                Latency::from_micros(&mut micros)
-            })
-            .unwrap_or_default();
+        let latency = shared.latency(phase_index);
         let cpu = match (before.proc, after.proc) {
             (Some(a), Some(b)) => Some(b.cpu_seconds - a.cpu_seconds),
             _ => None,
@@ -329,6 +366,7 @@ pub async fn run(targets: &Targets, spec: &FanoutSpec) -> anyhow::Result<FanoutR
         spec: spec.clone(),
         rss_baseline,
         phases: results,
+        hot_push: None,
     })
 }
 
@@ -346,15 +384,15 @@ fn per_connection(before: Option<u64>, after: Option<u64>, connections: usize) -
 }
 
 /// The publish-server's counters at one moment.
-struct ServerReading {
-    proc: Option<ProcSample>,
-    broker: Option<ProcSample>,
-    delivered: f64,
-    writes: f64,
+pub(crate) struct ServerReading {
+    pub(crate) proc: Option<ProcSample>,
+    pub(crate) broker: Option<ProcSample>,
+    pub(crate) delivered: f64,
+    pub(crate) writes: f64,
 }
 
 impl ServerReading {
-    async fn take(targets: &Targets) -> Self {
+    pub(crate) async fn take(targets: &Targets) -> Self {
         let text = targets.publish.metrics().await;
         let sum = |series| {
             text.as_ref()
@@ -375,7 +413,7 @@ impl ServerReading {
 }
 
 /// Opens an event stream of `room`; returns the socket and the body bytes read with the head.
-async fn open(addr: SocketAddr, room: &str) -> anyhow::Result<(TcpStream, Vec<u8>)> {
+pub(crate) async fn open(addr: SocketAddr, room: &str) -> anyhow::Result<(TcpStream, Vec<u8>)> {
     let mut stream = TcpStream::connect(addr)
         .await
         .with_context(|| format!("connecting to {addr}"))?;
@@ -385,7 +423,7 @@ async fn open(addr: SocketAddr, room: &str) -> anyhow::Result<(TcpStream, Vec<u8
 }
 
 /// Reads one stream until the harness stops, counting deliveries and their latencies.
-async fn subscribe(
+pub(crate) async fn subscribe(
     mut stream: TcpStream,
     first: Vec<u8>,
     shared: Arc<Shared>,
@@ -444,22 +482,22 @@ async fn subscribe(
 }
 
 /// Posts stamped messages through the chat-server.
-struct Publisher {
+pub(crate) struct Publisher {
     api: Api,
-    tokens: Vec<String>,
-    rooms: Vec<String>,
+    pub(crate) tokens: Vec<String>,
+    pub(crate) rooms: Vec<String>,
 }
 
 /// What one publishing run did.
-struct Published {
-    posted: u64,
-    failures: u64,
-    expected: u64,
-    latency: Latency,
+pub(crate) struct Published {
+    pub(crate) posted: u64,
+    pub(crate) failures: u64,
+    pub(crate) expected: u64,
+    pub(crate) latency: Latency,
 }
 
 impl Publisher {
-    async fn new(api: &Api, rooms: usize) -> anyhow::Result<Self> {
+    pub(crate) async fn new(api: &Api, rooms: usize) -> anyhow::Result<Self> {
         let mut tokens = Vec::new();
         for i in 0..PUBLISHERS {
             tokens.push(api.sign_in(&format!("publisher-{i}")).await?);
@@ -477,7 +515,7 @@ impl Publisher {
 
     /// Posts `rate` messages a second for `secs` seconds, round-robin over the rooms (or the first
     /// `rooms` of them).
-    async fn publish(
+    pub(crate) async fn publish(
         &self,
         shared: &Arc<Shared>,
         rate: f64,

@@ -9,6 +9,7 @@ use serde::{Deserialize, Serialize};
 use crate::{
     fanout::{FanoutResult, PhaseResult},
     fetch::FetchReport,
+    hot_push::HotPushResult,
     plan::PlanResult,
     saturation::Saturation,
 };
@@ -500,6 +501,56 @@ fn fanout_table(md: &mut String, fanout: &FanoutResult) {
         );
     }
     md.push('\n');
+    if let Some(hot) = &fanout.hot_push {
+        hot_push_table(md, hot);
+    }
+}
+
+fn hot_push_table(md: &mut String, hot: &HotPushResult) {
+    let spec = &hot.spec;
+    let _ = writeln!(
+        md,
+        "## Hot room push
+
+One room, {} subscribers, {:.0} messages and {:.0} reactions a second          for {:.0} s, through the chat-server; first in a room that stays normal, then in one made          hot by history fetches (its frames batched every `HOT_SSE_BATCH_MS`, reactions folded          into counts). Deliveries = events handed to connections          (`hotchat_sse_events_delivered_total`; a batch counts each event it tells, folded reactions          included), per publish-server CPU-second and per write. Latency: the messages' post → SSE.\n",
+        thousands(spec.subscribers as f64),
+        spec.rate,
+        spec.reactions,
+        spec.secs,
+    );
+    md.push_str(
+        "| room | messages | reactions | messages received/expected | deliveries | writes | CPU s | broker CPU s | deliveries/CPU-s | deliveries/write | post→SSE p50 | p99 | resets |\n\
+         |---|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|\n",
+    );
+    for p in &hot.phases {
+        let _ = writeln!(
+            md,
+            "| {} | {} | {} | {}/{} | {} | {} | {} | {} | {} | {:.1} | {:.1} ms | {:.1} ms | {} |",
+            p.name,
+            thousands(p.messages_posted as f64),
+            thousands(p.reactions_sent as f64),
+            thousands(p.messages_received as f64),
+            thousands(p.messages_expected as f64),
+            thousands(p.deliveries_server),
+            thousands(p.writes_server),
+            p.server_cpu_seconds
+                .map_or_else(|| "–".to_owned(), |c| format!("{c:.2}")),
+            p.broker_cpu_seconds
+                .map_or_else(|| "–".to_owned(), |c| format!("{c:.2}")),
+            thousands(p.deliveries_per_cpu_second.unwrap_or(0.0)),
+            p.deliveries_per_write(),
+            p.latency.p50_ms,
+            p.latency.p99_ms,
+            p.resets,
+        );
+    }
+    if let Some(ratio) = hot.cpu_ratio() {
+        let _ = writeln!(
+            md,
+            "\nThrottled against unthrottled: **{ratio:.1}×** the deliveries per publish-server CPU-second."
+        );
+    }
+    md.push('\n');
 }
 
 /// 12345.6 → "12,346".
@@ -572,6 +623,7 @@ mod tests {
             },
             rss_baseline: None,
             phases,
+            hot_push: None,
         }
     }
 

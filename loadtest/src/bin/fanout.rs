@@ -8,6 +8,7 @@ use clap::Parser;
 use loadtest::{
     api::Api,
     fanout::{self, FanoutSpec, PhaseSpec, Targets},
+    hot_push::{self, HotPushSpec},
 };
 
 #[derive(Parser)]
@@ -16,6 +17,10 @@ struct Args {
     /// chat-server the messages are posted through.
     #[arg(long)]
     chat: String,
+    /// chat-server with hot-room detection on (same topic): it makes the hot-push room hot. Without
+    /// it the hot-room push benchmark is left out.
+    #[arg(long)]
+    chat_on: Option<String>,
     /// publish-server address (host:port) the subscribers connect to.
     #[arg(long)]
     publish: SocketAddr,
@@ -70,7 +75,16 @@ async fn main() -> anyhow::Result<()> {
         publish_pid: args.publish_pid,
         broker_pid: args.broker_pid,
     };
-    let result = fanout::run(&targets, &spec).await?;
+    let mut result = fanout::run(&targets, &spec).await?;
+    if let Some(chat_on) = &args.chat_on {
+        let spec = HotPushSpec {
+            subscribers: 1_000,
+            rate: 300.0,
+            reactions: 1_000.0,
+            secs: if args.full { 20.0 } else { 8.0 },
+        };
+        result.hot_push = Some(hot_push::run(&targets, &Api::new(chat_on)?, &spec).await?);
+    }
     let path = args.out.join("fanout.json");
     std::fs::write(&path, serde_json::to_vec_pretty(&result)?)
         .with_context(|| format!("writing {}", path.display()))?;
