@@ -510,12 +510,16 @@ fn hot_push_table(md: &mut String, hot: &HotPushResult) {
     let spec = &hot.spec;
     let _ = writeln!(
         md,
-        "## Hot room push
-
-One room, {} subscribers, {:.0} messages and {:.0} reactions a second          for {:.0} s, through the chat-server; first in a room that stays normal, then in one made          hot by history fetches (its frames batched every `HOT_SSE_BATCH_MS`, reactions folded          into counts). Deliveries = events handed to connections          (`hotchat_sse_events_delivered_total`; a batch counts each event it tells, folded reactions          included), per publish-server CPU-second and per write. Latency: the messages' post → SSE.\n",
+        "## Hot room push\n\nOne room, {} subscribers, {:.0} messages and {} reactions a \
+         second for {:.0} s, through the chat-server; first in a room that stays normal, then in \
+         one made hot by history fetches (its frames batched every `HOT_SSE_BATCH_MS`, reactions \
+         folded into counts). Deliveries = events handed to connections \
+         (`hotchat_sse_events_delivered_total`; a batch counts each event it tells, folded \
+         reactions included), per publish-server CPU-second and per write. Latency: the \
+         messages' post → SSE.\n",
         thousands(spec.subscribers as f64),
         spec.rate,
-        spec.reactions,
+        thousands(spec.reactions),
         spec.secs,
     );
     md.push_str(
