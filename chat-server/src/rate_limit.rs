@@ -16,11 +16,11 @@ use std::{
 
 use axum::{
     extract::ConnectInfo,
-    http::{HeaderMap, Request, StatusCode},
+    http::{Request, StatusCode},
     response::IntoResponse,
 };
 use governor::middleware::NoOpMiddleware;
-use shared::settings;
+use shared::{http::client_ip, settings};
 use tower_governor::{
     GovernorError, GovernorLayer,
     governor::{GovernorConfig, GovernorConfigBuilder},
@@ -68,22 +68,6 @@ pub fn too_many_requests(secs: u64, message: impl Into<String>) -> ApiError {
 /// Seconds to tell a client to wait: `wait` rounded up, at least 1.
 pub fn retry_secs(wait: Duration) -> u64 {
     wait.as_secs_f64().ceil().max(1.0) as u64
-}
-
-/// Whom an anonymous request is charged to: its peer address, or the first `X-Forwarded-For`
-/// address when `TRUST_FORWARDED_FOR` says a proxy of ours sets it (anyone can send that header).
-pub fn client_ip(
-    headers: &HeaderMap,
-    peer: Option<SocketAddr>,
-    trust_forwarded_for: bool,
-) -> Option<IpAddr> {
-    let forwarded = trust_forwarded_for
-        .then(|| headers.get("x-forwarded-for"))
-        .flatten()
-        .and_then(|h| h.to_str().ok())
-        .and_then(|h| h.split(',').next())
-        .and_then(|ip| ip.trim().parse().ok());
-    forwarded.or(peer.map(|peer| peer.ip()))
 }
 
 /// tower-governor's key: the client address of [`client_ip`].
@@ -162,30 +146,7 @@ pub fn housekeeping(limit: &SessionLimit) {
 
 #[cfg(test)]
 mod tests {
-    use axum::http::HeaderValue;
-
     use super::*;
-
-    #[test]
-    fn forwarded_for_counts_only_when_trusted() {
-        let peer = SocketAddr::from(([10, 0, 0, 1], 4000));
-        let mut headers = HeaderMap::new();
-        headers.insert(
-            "x-forwarded-for",
-            HeaderValue::from_static("203.0.113.7, 10.0.0.2"),
-        );
-        assert_eq!(
-            client_ip(&headers, Some(peer), false),
-            Some(peer.ip()),
-            "an untrusted header is ignored"
-        );
-        assert_eq!(
-            client_ip(&headers, Some(peer), true),
-            Some(IpAddr::from([203, 0, 113, 7]))
-        );
-        headers.insert("x-forwarded-for", HeaderValue::from_static("not-an-ip"));
-        assert_eq!(client_ip(&headers, Some(peer), true), Some(peer.ip()));
-    }
 
     #[test]
     fn the_governor_refusal_is_the_api_429() {

@@ -67,7 +67,12 @@ impl Application {
         let read_side = if log.is_private() {
             let read_metrics = Arc::new(metrics.register_sse());
             // The only process serving streams: its own count is the whole audience.
-            let audience = Audience::new(redis.clone(), true, Some(tokens.clone()));
+            let audience = Audience::new(
+                redis.clone(),
+                true,
+                Some(tokens.clone()),
+                settings.hot.trust_forwarded_for,
+            );
             Some(
                 ReadSide::build(
                     log.clone(),

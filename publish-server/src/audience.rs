@@ -10,7 +10,7 @@
 
 use std::{
     collections::{HashMap, HashSet},
-    net::IpAddr,
+    net::SocketAddr,
     sync::{
         Arc, Mutex,
         atomic::{AtomicBool, Ordering},
@@ -18,9 +18,11 @@ use std::{
     time::Duration,
 };
 
+use axum::http::HeaderMap;
 use serde::Serialize;
 use shared::{
-    presence, redis_client::RedisClient, shutdown::CancellationToken, tokens::TokenVerifier,
+    http::client_ip, presence, redis_client::RedisClient, shutdown::CancellationToken,
+    tokens::TokenVerifier,
 };
 use uuid::Uuid;
 
@@ -51,6 +53,9 @@ pub struct Audience {
     /// Without Redis, whether this instance is the only one (the embedded mode).
     alone: bool,
     tokens: Option<Arc<TokenVerifier>>,
+    /// `TRUST_FORWARDED_FOR`: an anonymous viewer is the first `X-Forwarded-For` address (behind
+    /// the operator's own proxy, where every peer address is the proxy's).
+    trust_forwarded_for: bool,
     /// Viewers per room on this instance, each with its number of open streams.
     rooms: Mutex<HashMap<Uuid, Viewers>>,
     /// What each room's subscribers were told last.
@@ -89,25 +94,34 @@ impl Audience {
         redis: Option<Arc<RedisClient>>,
         alone: bool,
         tokens: Option<Arc<TokenVerifier>>,
+        trust_forwarded_for: bool,
     ) -> Self {
         Self {
             instance: Uuid::now_v7(),
             redis,
             alone,
             tokens,
+            trust_forwarded_for,
             rooms: Mutex::default(),
             told: Mutex::default(),
             redis_ok: AtomicBool::new(true),
         }
     }
 
-    /// Who a stream request comes from: the user of its token if it verifies, else `addr`.
-    pub async fn viewer(&self, token: Option<&str>, addr: IpAddr) -> Arc<str> {
+    /// Who a stream request comes from: the user of its token if it verifies, else its client
+    /// address.
+    pub async fn viewer(
+        &self,
+        token: Option<&str>,
+        headers: &HeaderMap,
+        peer: SocketAddr,
+    ) -> Arc<str> {
         if let (Some(token), Some(tokens)) = (token, &self.tokens)
             && let Ok(user) = tokens.verify(token).await
         {
             return Arc::from(format!("u:{}", user.id));
         }
+        let addr = client_ip(headers, Some(peer), self.trust_forwarded_for).unwrap_or(peer.ip());
         Arc::from(format!("a:{addr}"))
     }
 

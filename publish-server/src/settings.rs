@@ -62,6 +62,15 @@ pub struct Cli {
         default_value = "hotchat"
     )]
     pub redis_key_prefix: String,
+    /// Tell anonymous viewers apart by the first `X-Forwarded-For` address instead of the peer
+    /// address (only behind your own reverse proxy, which must replace the header).
+    #[arg(
+        long = "trust-forwarded-for",
+        env = "TRUST_FORWARDED_FOR",
+        default_value_t = false,
+        action = clap::ArgAction::Set
+    )]
+    pub trust_forwarded_for: bool,
     #[command(flatten)]
     pub data_dir: DataDir,
     #[command(flatten)]
@@ -103,6 +112,8 @@ pub struct Settings {
     pub auth: Option<ViewerAuth>,
     /// `REDIS_URL` and `REDIS_KEY_PREFIX`: where audience counts meet.
     pub redis: Option<(String, String)>,
+    /// `TRUST_FORWARDED_FOR` (default false): anonymous viewers by `X-Forwarded-For`.
+    pub trust_forwarded_for: bool,
     /// `RUST_LOG`, `LOG_FORMAT`: for `main` to set up logging.
     pub log: LogSettings,
 }
@@ -222,6 +233,7 @@ impl Settings {
                 operator: cli.operator_tokens,
             }),
             redis: cli.redis_url.map(|url| (url, cli.redis_key_prefix)),
+            trust_forwarded_for: cli.trust_forwarded_for,
             log: cli.log,
         })
     }

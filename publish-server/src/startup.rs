@@ -56,7 +56,12 @@ impl Application {
             &settings.sse,
             &settings.projector_group,
             Arc::new(Metrics::default()),
-            Arc::new(Audience::new(redis, false, tokens)),
+            Arc::new(Audience::new(
+                redis,
+                false,
+                tokens,
+                settings.trust_forwarded_for,
+            )),
         )
         .await?;
         let listener = TcpListener::bind(settings.addr)

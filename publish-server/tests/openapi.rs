@@ -37,7 +37,7 @@ async fn every_served_route_is_documented_and_every_documented_route_is_served()
         &SseSettings::default(),
         "openapi-test",
         Arc::new(Metrics::default()),
-        Arc::new(Audience::new(None, true, None)),
+        Arc::new(Audience::new(None, true, None, false)),
     )
     .await
     .unwrap();

@@ -4,6 +4,8 @@
 //! 4xx messages explain what to fix. 5xx messages say which dependency failed, never internals; the
 //! cause is logged once, here, where it is turned into a response.
 
+use std::net::{IpAddr, SocketAddr};
+
 use axum::{
     Json,
     extract::{
@@ -219,6 +221,22 @@ fn query_rejection(rejection: QueryRejection) -> ApiError {
     ApiError::new(rejection.status(), "invalid_query", rejection.body_text())
 }
 
+/// Whom an anonymous request is charged to: its peer address, or the first `X-Forwarded-For`
+/// address when `TRUST_FORWARDED_FOR` says a proxy of ours sets it (anyone can send that header).
+pub fn client_ip(
+    headers: &HeaderMap,
+    peer: Option<SocketAddr>,
+    trust_forwarded_for: bool,
+) -> Option<IpAddr> {
+    let forwarded = trust_forwarded_for
+        .then(|| headers.get("x-forwarded-for"))
+        .flatten()
+        .and_then(|h| h.to_str().ok())
+        .and_then(|h| h.split(',').next())
+        .and_then(|ip| ip.trim().parse().ok());
+    forwarded.or(peer.map(|peer| peer.ip()))
+}
+
 /// The bearer token of a request, if its `Authorization` header has one. The scheme's name is
 /// case-insensitive (RFC 9110 §11.1): `bearer` and `BEARER` are `Bearer` too.
 pub fn bearer(headers: &HeaderMap) -> Option<&str> {
@@ -269,6 +287,30 @@ pub static LAST_EVENT_ID: axum::http::HeaderName =
 mod tests {
     use super::*;
     use axum::http::HeaderMap;
+
+    #[test]
+    fn forwarded_for_counts_only_when_trusted() {
+        let peer = SocketAddr::from(([10, 0, 0, 1], 4000));
+        let mut headers = HeaderMap::new();
+        headers.insert(
+            "x-forwarded-for",
+            axum::http::HeaderValue::from_static("203.0.113.7, 10.0.0.2"),
+        );
+        assert_eq!(
+            client_ip(&headers, Some(peer), false),
+            Some(peer.ip()),
+            "an untrusted header is ignored"
+        );
+        assert_eq!(
+            client_ip(&headers, Some(peer), true),
+            Some(IpAddr::from([203, 0, 113, 7]))
+        );
+        headers.insert(
+            "x-forwarded-for",
+            axum::http::HeaderValue::from_static("not-an-ip"),
+        );
+        assert_eq!(client_ip(&headers, Some(peer), true), Some(peer.ip()));
+    }
 
     fn with(value: &str) -> HeaderMap {
         let mut headers = HeaderMap::new();

@@ -12,7 +12,7 @@ use axum::{
 use serde::{Deserialize, Serialize};
 use shared::{
     event::{Envelope, EventBody, RoomMode, User},
-    http::{ApiPath, ApiQuery, ROOM_MODE},
+    http::{ApiPath, ApiQuery, ROOM_MODE, client_ip},
     openapi::{
         BadRequest, Forbidden, IdempotencyHeader, InvalidBody, KeyedBody, NotFound, RateLimited,
         Unauthorized, Unavailable,
@@ -30,7 +30,7 @@ use crate::{
     idempotency::{Fingerprint, IdempotencyKey, Keyed},
     metrics::ModeLabel,
     moderation::{PostedHere, forbidden, runs_room},
-    rate_limit::{client_ip, retry_secs, too_many_requests},
+    rate_limit::{retry_secs, too_many_requests},
     state::AppState,
     validate,
 };

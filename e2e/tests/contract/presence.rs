@@ -157,10 +157,58 @@ in_both_modes!(presence_counts_distinct_viewers_across_publish_servers_and_follo
 
 /// Opens a stream of `room` on `addr` as the holder of `token`, and leaves it unread.
 async fn viewer(addr: &str, room: &str, token: &str) -> TcpStream {
+    raw_stream(addr, &format!("/api/rooms/{room}/events?token={token}"), "").await
+}
+
+/// Sends a stream request for `path` with `headers` (each ending in CRLF), and leaves it unread.
+async fn raw_stream(addr: &str, path: &str, headers: &str) -> TcpStream {
     let mut stream = TcpStream::connect(addr).await.expect("connect");
-    let head = format!("GET /api/rooms/{room}/events?token={token} HTTP/1.1\r\nHost: x\r\n\r\n");
+    let head = format!("GET {path} HTTP/1.1\r\nHost: x\r\n{headers}\r\n");
     stream.write_all(head.as_bytes()).await.expect("request");
     stream
+}
+
+/// Behind the operator's proxy every peer address is the proxy's: with `TRUST_FORWARDED_FOR`,
+/// anonymous viewers are told apart by the address it forwards; without it, the header is ignored
+/// (anyone can send it).
+#[tokio::test]
+async fn anonymous_viewers_are_told_apart_by_forwarded_for_only_when_trusted() {
+    let mut stack = Stack::empty().await;
+    stack.add_chat_server().await;
+    let api = stack.chat(0).clone();
+    let owner = api.sign_in("owner").await;
+    let room = api.create_room(&owner, "behind a proxy").await["id"]
+        .as_str()
+        .unwrap()
+        .to_owned();
+    // Each publish-server counts under a Redis prefix of its own: only its own viewers.
+    for (trusted, want) in [(true, 3), (false, 1)] {
+        let env = [
+            ("TRUST_FORWARDED_FOR", trusted.to_string()),
+            ("REDIS_URL", stack.hot.redis_url.clone().unwrap()),
+            (
+                "REDIS_KEY_PREFIX",
+                format!("{}:{trusted}", stack.hot.key_prefix),
+            ),
+        ];
+        let place = ServerProcess::publish_server(&stack, &env).await;
+        let addr = place.base.trim_start_matches("http://");
+        let path = format!("/api/rooms/{room}/events");
+        let mut watcher = SseClient::connect(&format!("{}{path}", place.base), None).await;
+        let mut streams = Vec::new();
+        for forwarded in ["203.0.113.1", "203.0.113.2", "203.0.113.2, 10.0.0.9"] {
+            let header = format!("X-Forwarded-For: {forwarded}\r\n");
+            streams.push(raw_stream(addr, &path, &header).await);
+        }
+        presence_reaches(&mut watcher, want, Duration::from_secs(5)).await;
+        // And it stays there: no later count says otherwise.
+        let settled = watcher.next(Duration::from_millis(2500)).await;
+        assert!(
+            settled.as_ref().is_none_or(|e| e.event != "presence"),
+            "trusted: {trusted}: {settled:?}"
+        );
+        drop(streams);
+    }
 }
 
 /// The bound at scale: 10,000 signed-in viewers over two publish-server processes (HyperLogLog in

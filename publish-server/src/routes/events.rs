@@ -195,7 +195,7 @@ async fn events(
     );
 
     let token = bearer(&headers).or(query.token.as_deref());
-    let viewer = state.audience.viewer(token, peer.ip()).await;
+    let viewer = state.audience.viewer(token, &headers, peer).await;
     let seat = state.audience.join(room_id, viewer);
 
     let mut head = BytesMut::new();
