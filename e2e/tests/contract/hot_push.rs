@@ -39,8 +39,12 @@ struct Reader {
 }
 
 impl Reader {
-    async fn open(http: &reqwest::Client, url: &str) -> Self {
-        let response = http.get(url).send().await.expect("subscribe");
+    async fn open(http: &reqwest::Client, url: &str, last_event_id: Option<&str>) -> Self {
+        let mut request = http.get(url);
+        if let Some(id) = last_event_id {
+            request = request.header("Last-Event-ID", id);
+        }
+        let response = request.send().await.expect("subscribe");
         assert_eq!(response.status(), 200);
         let (tx, rx) = tokio::sync::watch::channel(Vec::new());
         let task = tokio::spawn(async move {
@@ -175,6 +179,11 @@ fn p99(mut latencies: Vec<Duration>) -> Duration {
     latencies[(latencies.len() * 99).div_ceil(100) - 1]
 }
 
+/// A reaction told on its own (not folded into counts).
+fn one_by_one(event: &SseEvent) -> bool {
+    event.event == "reaction" && event.data.contains("\"op\"")
+}
+
 /// The message ids a subscriber got, in order, and each message's final reaction counts.
 fn replay(events: &[SseEvent]) -> (Vec<Uuid>, HashMap<Uuid, BTreeMap<String, u64>>) {
     let (mut messages, mut counts) = (Vec::new(), HashMap::<Uuid, BTreeMap<String, u64>>::new());
@@ -236,7 +245,7 @@ async fn a_hot_room_is_pushed_in_batches_with_every_message_and_the_final_counts
     let url = stack.events_url(0, &hot);
     let mut readers = Vec::with_capacity(SUBSCRIBERS);
     for _ in 0..SUBSCRIBERS {
-        readers.push(Reader::open(&http, &url).await);
+        readers.push(Reader::open(&http, &url, None).await);
     }
     eventually(
         Duration::from_secs(10),
@@ -251,8 +260,22 @@ async fn a_hot_room_is_pushed_in_batches_with_every_message_and_the_final_counts
         .expect("a producer on the stack's topic");
     log.prepare_writer().expect("the producer connects");
     let load = tokio::spawn(write_load(log, hot_id));
+    // One subscriber drops its connection halfway and resumes with the last id it got.
+    let resumer = tokio::spawn({
+        let (http, url, gone) = (http.clone(), url.clone(), readers.pop().unwrap());
+        async move {
+            tokio::time::sleep(LOAD / 2).await;
+            gone.task.abort();
+            let before = gone.events().await;
+            let last = before.last().and_then(|e| e.id.clone()).unwrap();
+            // Away long enough to miss about 100 messages and 1,000 reactions.
+            tokio::time::sleep(Duration::from_secs(1)).await;
+            (before, Reader::open(&http, &url, Some(&last)).await)
+        }
+    });
     let beside = cold_latencies(&api, &cold, &mut cold_stream, COLD_POSTS).await;
     let (messages, reactions) = load.await.unwrap();
+    let (resumed_from, resumed) = resumer.await.unwrap();
 
     let last = format!("\"text\":\"hot {}\"", messages.len() - 1);
     eventually(
@@ -287,8 +310,28 @@ async fn a_hot_room_is_pushed_in_batches_with_every_message_and_the_final_counts
         let (got, _) = replay(&events);
         assert_eq!(got, messages, "every message, once, in order");
         folded_any |= events.iter().any(|e| e.data.contains("\"counts\""));
+        assert!(
+            !events.iter().any(one_by_one),
+            "no reaction is sent one by one in the throttled room"
+        );
     }
     assert!(folded_any, "reactions were folded into counts");
+    // The resumed subscriber: what it got before and after, as if it had never left.
+    eventually(
+        Duration::from_secs(10),
+        "the resumed stream's end",
+        || async {
+            let mut events = resumed_from.clone();
+            events.extend(resumed.events().await);
+            (replay(&events) == (messages.clone(), expected.clone())).then_some(())
+        },
+    )
+    .await;
+    let missed = resumed.events().await;
+    assert!(
+        !missed.iter().any(one_by_one),
+        "the missed part is told as live, reactions folded"
+    );
     let per_write = publisher.metric(deliveries).await / publisher.metric(writes).await;
     assert!(
         per_write >= 5.0,

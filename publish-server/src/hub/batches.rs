@@ -7,12 +7,22 @@
 //! each subscriber is woken once and writes it with one system call. Reactions on one message within
 //! a batch fold into one `event: reaction` with the message's complete counts, placed where the last
 //! of them was, so the `id:`s in a batch still rise and a client resuming after any of them misses
-//! nothing. The resume buffer keeps every event one by one, as in a cold room.
+//! nothing. The resume buffer keeps every event one by one; a client that resumes while the room is
+//! throttled gets its missed events told the same way ([`fold_backlog`]).
 
-use std::{collections::HashMap, sync::Arc};
+use std::{
+    collections::{BTreeMap, HashMap},
+    sync::Arc,
+};
 
 use bytes::{Bytes, BytesMut};
 use uuid::Uuid;
+
+use super::{
+    Payload,
+    frames::{CountsData, frame},
+    resume::Buffered,
+};
 
 /// A throttled room's frames, sent together.
 #[derive(Debug)]
@@ -109,8 +119,56 @@ impl Pending {
     }
 }
 
+/// A throttled room's resume backlog as it would have been told live: each message's reactions
+/// folded into one counts frame where the last of them was. `counts` gives a message's counts now,
+/// which are its counts after its last reaction in the backlog, since a backlog runs to the last
+/// event read. Reactions whose counts are unknown stay one by one.
+pub fn fold_backlog(
+    backlog: Vec<Buffered>,
+    counts: impl Fn(Uuid) -> Option<BTreeMap<String, usize>>,
+) -> Vec<Buffered> {
+    let mut last = HashMap::new();
+    for (i, buffered) in backlog.iter().enumerate() {
+        if let Some(message) = buffered.reaction_on {
+            last.insert(message, i);
+        }
+    }
+    if last.is_empty() {
+        return backlog;
+    }
+    let counts: HashMap<Uuid, BTreeMap<String, usize>> = last
+        .keys()
+        .filter_map(|&message| Some((message, counts(message)?)))
+        .collect();
+    backlog
+        .into_iter()
+        .enumerate()
+        .filter_map(|(i, buffered)| {
+            let Some(message) = buffered.reaction_on else {
+                return Some(buffered);
+            };
+            let Some(counts) = counts.get(&message) else {
+                return Some(buffered);
+            };
+            (last.get(&message) == Some(&i)).then(|| {
+                let data = CountsData {
+                    message_id: message,
+                    counts,
+                };
+                Buffered {
+                    cursor: buffered.cursor,
+                    payload: Payload::Frame(frame(buffered.cursor, "reaction", &data)),
+                    reaction_on: None,
+                }
+            })
+        })
+        .collect()
+}
+
 #[cfg(test)]
 mod tests {
+    use shared::cursor::Cursor;
+
     use super::*;
 
     fn text(bytes: &Bytes) -> &str {
@@ -158,5 +216,40 @@ mod tests {
         pending.push(None, Bytes::from_static(b"presence;"));
         let (offset, _, batch) = pending.take(&mut Flushed::default()).unwrap();
         assert_eq!((offset, batch.events), (i64::MAX, 0));
+    }
+
+    #[test]
+    fn a_resume_backlog_folds_each_messages_reactions_where_the_last_one_was() {
+        let (a, b) = (Uuid::now_v7(), Uuid::now_v7());
+        let at = |offset| Cursor {
+            partition: 0,
+            offset,
+        };
+        let kept = |offset, reaction_on| Buffered {
+            cursor: at(offset),
+            payload: Payload::Frame(Bytes::from(format!("{offset};"))),
+            reaction_on,
+        };
+        let backlog = vec![
+            kept(1, Some(a)),
+            kept(2, None),
+            kept(3, Some(b)),
+            kept(4, Some(a)),
+            kept(5, Some(b)),
+        ];
+        // b's counts are unknown: its reactions stay one by one.
+        let counts = |message| (message == a).then(|| BTreeMap::from([("👍".to_owned(), 2)]));
+        let folded = fold_backlog(backlog, counts);
+        let offsets: Vec<i64> = folded.iter().map(|b| b.cursor.offset).collect();
+        assert_eq!(offsets, [2, 3, 4, 5]);
+        let Payload::Frame(bytes) = &folded[2].payload else {
+            panic!("a frame");
+        };
+        assert_eq!(
+            text(bytes),
+            format!(
+                "id: 0-4\nevent: reaction\ndata: {{\"message_id\":\"{a}\",\"counts\":{{\"👍\":2}}}}\n\n"
+            )
+        );
     }
 }

@@ -17,7 +17,13 @@ use super::{Payload, ResetReason, Start};
 pub struct Buffered {
     pub cursor: Cursor,
     pub payload: Payload,
+    /// For a reaction whose count was known: its message, so that a resume in a throttled room
+    /// can fold it into the message's counts.
+    pub reaction_on: Option<Uuid>,
 }
+
+/// An event to keep: its room, what to send, and for a reaction with a known count its message.
+pub type Kept = (Uuid, Payload, Option<Uuid>);
 
 /// The recent events of one partition.
 pub struct PartitionLog {
@@ -53,15 +59,16 @@ impl PartitionLog {
     }
 
     /// Notes a record at `cursor`, keeping it for resumes when `kept` is given.
-    pub fn seen(&mut self, cursor: Cursor, kept: Option<(Uuid, Payload)>) {
+    pub fn seen(&mut self, cursor: Cursor, kept: Option<Kept>) {
         self.last = Some(cursor.offset);
-        let Some((room, payload)) = kept else {
+        let Some((room, payload, reaction_on)) = kept else {
             return;
         };
-        self.by_room
-            .entry(room)
-            .or_default()
-            .push_back(Buffered { cursor, payload });
+        self.by_room.entry(room).or_default().push_back(Buffered {
+            cursor,
+            payload,
+            reaction_on,
+        });
         self.order.push_back((cursor.offset, room));
         while self.order.len() > self.capacity {
             let Some((offset, room)) = self.order.pop_front() else {
@@ -154,7 +161,7 @@ mod tests {
                 partition: 0,
                 offset: *offset,
             };
-            log.seen(cursor, Some((*room, Payload::Frame(Bytes::new()))));
+            log.seen(cursor, Some((*room, Payload::Frame(Bytes::new()), None)));
         }
         log
     }
