@@ -16,6 +16,7 @@ pub mod api;
 pub mod chart;
 pub mod fanout;
 pub mod fetch;
+pub mod floor;
 pub mod hot_push;
 pub mod plan;
 pub mod procstat;

@@ -9,6 +9,7 @@ use serde::{Deserialize, Serialize};
 use crate::{
     fanout::{FanoutResult, PhaseResult},
     fetch::FetchReport,
+    floor::FloorResult,
     hot_push::HotPushResult,
     plan::PlanResult,
     saturation::Saturation,
@@ -67,6 +68,9 @@ pub struct Report {
     pub stack: BTreeMap<String, String>,
     pub fetch: Option<FetchReport>,
     pub fanout: Option<FanoutResult>,
+    /// The kernel's floor for fan-out, measured in the same run (`floor.json`).
+    #[serde(default)]
+    pub floor: Option<Vec<FloorResult>>,
     pub verdicts: Vec<Verdict>,
 }
 
@@ -83,8 +87,12 @@ impl Report {
         stack: BTreeMap<String, String>,
         fetch: Option<FetchReport>,
         fanout: Option<FanoutResult>,
+        floor: Option<Vec<FloorResult>>,
     ) -> Self {
-        let verdicts = verdicts(fetch.as_ref(), fanout.as_ref());
+        let mut verdicts = verdicts(fetch.as_ref(), fanout.as_ref());
+        if let (Some(fanout), Some(floor)) = (&fanout, &floor) {
+            verdicts.push(floor_verdict(fanout, floor));
+        }
         Self {
             date: date.unwrap_or_else(|| {
                 chrono::Utc::now().to_rfc3339_opts(chrono::SecondsFormat::Secs, true)
@@ -94,8 +102,39 @@ impl Report {
             stack,
             fetch,
             fanout,
+            floor,
             verdicts,
         }
+    }
+}
+
+/// Fan-out when every client keeps up, against the floor at the same number of connections: the
+/// first phase with that many subscribers (phases 1 and 2, whose clients all keep up).
+pub fn floor_verdict(fanout: &FanoutResult, floor: &[FloorResult]) -> Verdict {
+    let mut parts = Vec::new();
+    let mut met = Some(true);
+    for f in floor {
+        let Some(p) = phase_with(fanout, f.connections) else {
+            continue;
+        };
+        let ours = p.deliveries_per_cpu_second.unwrap_or(0.0);
+        let ratio = ours / f.deliveries_per_cpu_second;
+        parts.push(format!(
+            "{} subscribers: {} against the floor's {} deliveries/CPU-s = {:.0} %",
+            thousands(f.connections as f64),
+            thousands(ours),
+            thousands(f.deliveries_per_cpu_second),
+            ratio * 100.0
+        ));
+        met = met.map(|m| m && ratio >= 0.6);
+    }
+    if parts.is_empty() {
+        met = None;
+    }
+    Verdict {
+        target: "Fan-out ≥ 60 % of the kernel's floor (one write(2) per delivery), at 1,000 and 10,000 subscribers".to_owned(),
+        measured: if parts.is_empty() { "not measured".to_owned() } else { parts.join("; ") },
+        met,
     }
 }
 

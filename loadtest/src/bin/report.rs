@@ -24,10 +24,11 @@ fn main() -> anyhow::Result<()> {
     let args = Args::parse();
     let fetch = read_json(&args.dir.join("fetch.json"))?;
     let fanout = read_json(&args.dir.join("fanout.json"))?;
+    let floor = read_json(&args.dir.join("floor.json"))?;
     let stack = std::fs::read_to_string(args.dir.join("stack.env"))
         .map(|text| report::parse_env(&text))
         .unwrap_or_default();
-    let report = report::Report::new(args.started, args.command, stack, fetch, fanout);
+    let report = report::Report::new(args.started, args.command, stack, fetch, fanout, floor);
 
     write(
         &args.dir.join("report.json"),
