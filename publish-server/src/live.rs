@@ -185,7 +185,8 @@ impl Live {
                 (None, seen) => {
                     if seen.is_none_or(|seen| frame.offset > seen) {
                         batch.push(frame.bytes);
-                        taken += 1;
+                        // An announcement (presence) is not an event of the log.
+                        taken += u64::from(frame.offset != i64::MAX);
                     }
                 }
             }

@@ -37,7 +37,8 @@ pub struct Metrics {
     registry: Registry,
     /// Open SSE connections.
     pub sse_clients: Gauge,
-    /// Frames handed to SSE connections.
+    /// Events of the log handed to SSE connections (a throttled room's batch counts each event it
+    /// tells; presence announcements are not counted).
     pub events_delivered: Counter,
     /// Chunks written to SSE connections (one system call each when the socket has room):
     /// `events_delivered / sse_writes` is how well writes are batched.
@@ -82,7 +83,7 @@ impl Metrics {
         let events_delivered = Counter::default();
         registry.register(
             "sse_events_delivered",
-            "Frames handed to SSE connections",
+            "Events of the log handed to SSE connections",
             events_delivered.clone(),
         );
         let sse_writes = Counter::default();
