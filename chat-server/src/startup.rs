@@ -136,8 +136,7 @@ impl Application {
             log,
             metrics,
         };
-        let listener = TcpListener::bind(settings.addr)
-            .await
+        let listener = shared::http::listen(settings.addr)
             .with_context(|| format!("binding {}", settings.addr))?;
         let router = routes::router(
             state.clone(),

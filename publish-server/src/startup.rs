@@ -64,8 +64,7 @@ impl Application {
             )),
         )
         .await?;
-        let listener = TcpListener::bind(settings.addr)
-            .await
+        let listener = shared::http::listen(settings.addr)
             .with_context(|| format!("binding {}", settings.addr))?;
         let router = routes::router(read_side.state().clone(), &settings.cors_origins);
         Ok(Self {

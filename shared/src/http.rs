@@ -221,6 +221,22 @@ fn query_rejection(rejection: QueryRejection) -> ApiError {
     ApiError::new(rejection.status(), "invalid_query", rejection.body_text())
 }
 
+/// Connections the kernel queues for `accept` (it caps this at `net.core.somaxconn`).
+pub const LISTEN_BACKLOG: u32 = 4096;
+
+/// Listens on `addr` with a [`LISTEN_BACKLOG`]-deep accept queue. std and mio ask for 128, which a
+/// reconnect storm overflows at once (its clients then wait for SYN retries, a second or more).
+pub fn listen(addr: SocketAddr) -> std::io::Result<tokio::net::TcpListener> {
+    let socket = if addr.is_ipv4() {
+        tokio::net::TcpSocket::new_v4()?
+    } else {
+        tokio::net::TcpSocket::new_v6()?
+    };
+    socket.set_reuseaddr(true)?;
+    socket.bind(addr)?;
+    socket.listen(LISTEN_BACKLOG)
+}
+
 /// Whom an anonymous request is charged to: its peer address, or the first `X-Forwarded-For`
 /// address when `TRUST_FORWARDED_FOR` says a proxy of ours sets it (anyone can send that header).
 pub fn client_ip(
