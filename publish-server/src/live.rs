@@ -10,9 +10,12 @@ use std::{sync::Arc, time::Duration};
 
 use bytes::{Bytes, BytesMut};
 use shared::shutdown::CancellationToken;
-use tokio::sync::{
-    OwnedSemaphorePermit,
-    broadcast::{self, error::RecvError},
+use tokio::{
+    sync::{
+        OwnedSemaphorePermit,
+        broadcast::{self, error::RecvError},
+    },
+    time::Instant,
 };
 
 use crate::{
@@ -83,6 +86,13 @@ impl Live {
         shutdown: CancellationToken,
     ) {
         let mut batch = vec![head];
+        // Made once, not per write: each new one would register with the token under its lock.
+        let cancelled = shutdown.cancelled();
+        tokio::pin!(cancelled);
+        // The keep-alive timer is not moved on every write (a timer-wheel update each time): it
+        // fires a period after it was set, and goes back to sleep until a period after the last
+        // write if there was one since.
+        let mut last_write = Instant::now();
         let idle = tokio::time::sleep(self.keepalive);
         tokio::pin!(idle);
         loop {
@@ -90,19 +100,18 @@ impl Live {
                 tokio::select! {
                     biased;
                     // Mid-chunk: the body cannot be ended properly, only dropped.
-                    () = shutdown.cancelled() => return,
+                    () = &mut cancelled => return,
                     written = out.write_chunk(&batch) => if written.is_err() { return },
                 }
                 self.guard.metrics.sse_writes.inc();
                 batch.clear();
                 // A burst can grow the batch to MAX_COALESCED; an idle stream keeps a small one.
                 batch.shrink_to(4);
-                idle.as_mut()
-                    .reset(tokio::time::Instant::now() + self.keepalive);
+                last_write = Instant::now();
             }
             tokio::select! {
                 biased;
-                () = shutdown.cancelled() => break,
+                () = &mut cancelled => break,
                 () = out.closed() => return,
                 received = self.receiver.recv() => match self.take(received, &mut batch) {
                     Next::Frames => {}
@@ -112,7 +121,16 @@ impl Live {
                     }
                     Next::Closed => break,
                 },
-                () = &mut idle => batch.push(Bytes::from_static(KEEPALIVE)),
+                () = &mut idle => {
+                    let due = last_write + self.keepalive;
+                    let now = Instant::now();
+                    if now >= due {
+                        batch.push(Bytes::from_static(KEEPALIVE));
+                        idle.as_mut().reset(now + self.keepalive);
+                    } else {
+                        idle.as_mut().reset(due);
+                    }
+                }
             }
         }
         let _ = out.finish().await;

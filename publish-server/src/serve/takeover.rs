@@ -77,13 +77,26 @@ impl ChunkedStream {
         if len == 0 {
             return Ok(());
         }
-        let size = format!("{len:x}\r\n");
-        let mut slices = Vec::with_capacity(parts.len() + 2);
-        slices.push(IoSlice::new(size.as_bytes()));
-        slices.extend(parts.iter().map(|p| IoSlice::new(p)));
-        slices.push(IoSlice::new(b"\r\n"));
+        let mut size_buffer = [0u8; 18];
+        let size = chunk_size(len, &mut size_buffer);
         let total = size.len() + len + 2;
-        let written = match self.socket.try_write_vectored(&slices) {
+        // The usual write (a few frames) needs no allocation: its slices fit on the stack.
+        let attempt = if parts.len() <= INLINE_PARTS {
+            let mut slices = [IoSlice::new(&[]); INLINE_PARTS + 2];
+            slices[0] = IoSlice::new(size);
+            for (slice, part) in slices[1..].iter_mut().zip(parts) {
+                *slice = IoSlice::new(part);
+            }
+            slices[parts.len() + 1] = IoSlice::new(b"\r\n");
+            self.socket.try_write_vectored(&slices[..parts.len() + 2])
+        } else {
+            let mut slices = Vec::with_capacity(parts.len() + 2);
+            slices.push(IoSlice::new(size));
+            slices.extend(parts.iter().map(|p| IoSlice::new(p)));
+            slices.push(IoSlice::new(b"\r\n"));
+            self.socket.try_write_vectored(&slices)
+        };
+        let written = match attempt {
             Ok(n) => n,
             Err(e) if e.kind() == io::ErrorKind::WouldBlock => 0,
             Err(e) => return Err(e),
@@ -94,7 +107,7 @@ impl ChunkedStream {
         // The client is behind: keep the rest — the shared frames themselves, not a copy, so a
         // thousand clients behind cost no more memory than one — and wait for room.
         let mut rest: Vec<Bytes> = Vec::with_capacity(parts.len() + 2);
-        rest.push(Bytes::from(size.into_bytes()));
+        rest.push(Bytes::copy_from_slice(size));
         rest.extend(parts.iter().cloned());
         rest.push(Bytes::from_static(b"\r\n"));
         consume(&mut rest, written);
@@ -133,6 +146,25 @@ impl ChunkedStream {
     pub async fn finish(mut self) -> io::Result<()> {
         self.socket.write_all(b"0\r\n\r\n").await?;
         self.socket.shutdown().await
+    }
+}
+
+/// Parts of a chunk written from slices on the stack.
+const INLINE_PARTS: usize = 8;
+
+/// The line that starts a chunk of `len` bytes (`<hex>\r\n`), written into `buffer`.
+fn chunk_size(len: usize, buffer: &mut [u8; 18]) -> &[u8] {
+    const DIGITS: &[u8; 16] = b"0123456789abcdef";
+    let mut start = buffer.len() - 2;
+    buffer[start..].copy_from_slice(b"\r\n");
+    let mut rest = len;
+    loop {
+        start -= 1;
+        buffer[start] = DIGITS[rest & 15];
+        rest >>= 4;
+        if rest == 0 {
+            return &buffer[start..];
+        }
     }
 }
 
@@ -346,6 +378,17 @@ impl AsyncWrite for Rewind {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn a_chunk_starts_with_its_size_in_hex() {
+        let mut buffer = [0u8; 18];
+        assert_eq!(chunk_size(0, &mut buffer), b"0\r\n");
+        assert_eq!(chunk_size(300, &mut buffer), b"12c\r\n");
+        assert_eq!(
+            chunk_size(usize::MAX, &mut buffer),
+            format!("{:x}\r\n", usize::MAX).as_bytes()
+        );
+    }
 
     #[tokio::test]
     async fn an_answer_too_big_to_buffer_is_a_500_with_the_error_body() {
