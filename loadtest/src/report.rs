@@ -108,6 +108,15 @@ impl Report {
     }
 }
 
+/// Deliveries per CPU-second of `p`'s fan-out work alone: its CPU minus what its messages cost the
+/// publish-server with nobody subscribed (the "no subscribers" phase: consumer, projector, hub).
+fn net_of_fixed_cost(fanout: &FanoutResult, p: &PhaseResult) -> Option<f64> {
+    let idle = fanout.phases.iter().find(|q| q.subscribers == 0)?;
+    let per_message = idle.server_cpu_seconds? / idle.messages_posted.max(1) as f64;
+    let work = p.server_cpu_seconds? - per_message * p.messages_posted as f64;
+    (work > 0.0).then(|| p.deliveries_server / work)
+}
+
 /// Fan-out when every client keeps up, against the floor at the same number of connections: the
 /// first phase with that many subscribers (phases 1 and 2, whose clients all keep up).
 pub fn floor_verdict(fanout: &FanoutResult, floor: &[FloorResult]) -> Verdict {
@@ -119,13 +128,21 @@ pub fn floor_verdict(fanout: &FanoutResult, floor: &[FloorResult]) -> Verdict {
         };
         let ours = p.deliveries_per_cpu_second.unwrap_or(0.0);
         let ratio = ours / f.deliveries_per_cpu_second;
-        parts.push(format!(
+        let mut part = format!(
             "{} subscribers: {} against the floor's {} deliveries/CPU-s = {:.0} %",
             thousands(f.connections as f64),
             thousands(ours),
             thousands(f.deliveries_per_cpu_second),
             ratio * 100.0
-        ));
+        );
+        if let Some(net) = net_of_fixed_cost(fanout, p) {
+            part.push_str(&format!(
+                " ({} = {:.0} % net of the CPU the same messages cost without subscribers)",
+                thousands(net),
+                net / f.deliveries_per_cpu_second * 100.0
+            ));
+        }
+        parts.push(part);
         met = met.map(|m| m && ratio >= 0.6);
     }
     if parts.is_empty() {

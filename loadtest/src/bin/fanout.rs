@@ -45,6 +45,15 @@ async fn main() -> anyhow::Result<()> {
         // 10 s at phase 1's rate: a broker JVM started for the run compiles its hot paths meanwhile.
         warmup_messages: 1_000,
         phases: vec![
+            // The publish-server's fixed cost at phase 1's rate (consumer, projector, hub): what
+            // the deliveries of phase 1 cost on top of it is its fan-out work.
+            PhaseSpec {
+                name: "no subscribers".to_owned(),
+                subscribers: 0,
+                rate: 100.0,
+                posted_rooms: None,
+                secs,
+            },
             PhaseSpec {
                 name: "1,000 subscribers".to_owned(),
                 subscribers: 1_000,
