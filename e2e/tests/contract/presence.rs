@@ -292,6 +292,20 @@ async fn ten_thousand_viewers_over_two_publish_servers_are_counted_within_two_pe
         took <= Duration::from_secs(5),
         "leavers counted for {took:?}"
     );
+
+    // A publish-server that dies (SIGKILL: nothing cleaned up) stops counting within 10 s: the
+    // watcher's place keeps its half of the viewers left.
+    places[1].signal("-KILL");
+    let took = presence_reaches(
+        &mut watcher,
+        VIEWERS as u64 / 4 + 1,
+        Duration::from_secs(20),
+    )
+    .await;
+    assert!(
+        took <= Duration::from_secs(10),
+        "a dead publish-server counted for {took:?}"
+    );
     drop(streams);
 }
 
