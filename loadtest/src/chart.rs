@@ -224,3 +224,86 @@ fn short_number(value: f64) -> String {
 fn draw_error<E: std::fmt::Debug>(e: E) -> anyhow::Error {
     anyhow!("drawing the chart: {e:?}")
 }
+
+/// One line of the fan-out chart: deliveries per CPU-second at each number of subscribers.
+pub struct FanoutLine {
+    pub label: String,
+    pub points: Vec<(usize, f64)>,
+}
+
+/// Deliveries per CPU-second against subscribers (log scale), one line each: the kernel's floor
+/// beside the publish-server.
+pub fn draw_fanout(path: &Path, title: &str, lines: &[FanoutLine]) -> anyhow::Result<()> {
+    register_font("sans-serif", FontStyle::Normal, dejavu::sans::regular())
+        .map_err(|_| anyhow!("the built-in font does not load"))?;
+    register_font("sans-serif", FontStyle::Bold, dejavu::sans::bold())
+        .map_err(|_| anyhow!("the built-in font does not load"))?;
+    const COLORS: [RGBColor; 3] = [
+        RGBColor(90, 90, 90),
+        RGBColor(214, 39, 40),
+        RGBColor(31, 119, 180),
+    ];
+    let root = BitMapBackend::new(path, (900, 560)).into_drawing_area();
+    root.fill(&WHITE).map_err(draw_error)?;
+    let points: Vec<(f64, f64)> = lines
+        .iter()
+        .flat_map(|l| l.points.iter())
+        .map(|&(n, y)| ((n as f64).log10(), y))
+        .collect();
+    let x_min = points.iter().map(|p| p.0).fold(f64::INFINITY, f64::min) - 0.3;
+    let x_max = points.iter().map(|p| p.0).fold(f64::NEG_INFINITY, f64::max) + 0.3;
+    let y_max = points.iter().map(|p| p.1).fold(1.0, f64::max) * 1.2;
+    let mut chart = ChartBuilder::on(&root)
+        .caption(title, ("sans-serif", 18))
+        .margin(16)
+        .x_label_area_size(44)
+        .y_label_area_size(70)
+        .build_cartesian_2d(x_min..x_max, 0.0..y_max)
+        .map_err(draw_error)?;
+    chart
+        .configure_mesh()
+        .x_desc("subscribers (log scale)")
+        .y_desc("deliveries per CPU-second")
+        .label_style(("sans-serif", 13))
+        .axis_desc_style(("sans-serif", 14))
+        .x_labels(12)
+        .x_label_formatter(&|x| {
+            if (x - x.round()).abs() < 0.01 {
+                short_number(10f64.powf(x.round()))
+            } else {
+                String::new()
+            }
+        })
+        .y_label_formatter(&|y| short_number(*y))
+        .draw()
+        .map_err(draw_error)?;
+    for (line, color) in lines.iter().zip(COLORS.iter().cycle()) {
+        let xy: Vec<(f64, f64)> = line
+            .points
+            .iter()
+            .map(|&(n, y)| ((n as f64).log10(), y))
+            .collect();
+        let color = *color;
+        chart
+            .draw_series(LineSeries::new(xy.clone(), color.stroke_width(2)))
+            .map_err(draw_error)?
+            .label(line.label.clone())
+            .legend(move |(x, y)| {
+                PathElement::new(vec![(x, y), (x + 20, y)], color.stroke_width(2))
+            });
+        chart
+            .draw_series(xy.iter().map(|&p| Circle::new(p, 4, color.filled())))
+            .map_err(draw_error)?;
+    }
+    chart
+        .configure_series_labels()
+        .background_style(WHITE.mix(0.85))
+        .border_style(BLACK.mix(0.3))
+        .label_font(("sans-serif", 13))
+        .position(SeriesLabelPosition::UpperRight)
+        .draw()
+        .map_err(draw_error)?;
+    root.present()
+        .with_context(|| format!("writing {}", path.display()))?;
+    Ok(())
+}

@@ -108,6 +108,37 @@ impl Report {
     }
 }
 
+/// The fan-out chart's lines: the floor, and the publish-server (as measured, and net of its fixed
+/// cost) at the floor's numbers of connections.
+pub fn floor_lines(fanout: &FanoutResult, floor: &[FloorResult]) -> Vec<crate::chart::FanoutLine> {
+    let at = |f: &FloorResult| phase_with(fanout, f.connections).map(|p| (f.connections, p));
+    vec![
+        crate::chart::FanoutLine {
+            label: "floor: one write(2) per delivery, nothing else".to_owned(),
+            points: floor
+                .iter()
+                .map(|f| (f.connections, f.deliveries_per_cpu_second))
+                .collect(),
+        },
+        crate::chart::FanoutLine {
+            label: "hotchat publish-server".to_owned(),
+            points: floor
+                .iter()
+                .filter_map(at)
+                .filter_map(|(n, p)| Some((n, p.deliveries_per_cpu_second?)))
+                .collect(),
+        },
+        crate::chart::FanoutLine {
+            label: "hotchat, net of its cost without subscribers".to_owned(),
+            points: floor
+                .iter()
+                .filter_map(at)
+                .filter_map(|(n, p)| Some((n, net_of_fixed_cost(fanout, p)?)))
+                .collect(),
+        },
+    ]
+}
+
 /// Deliveries per CPU-second of `p`'s fan-out work alone: its CPU minus what its messages cost the
 /// publish-server with nobody subscribed (the "no subscribers" phase: consumer, projector, hub).
 fn net_of_fixed_cost(fanout: &FanoutResult, p: &PhaseResult) -> Option<f64> {

@@ -38,6 +38,16 @@ fn main() -> anyhow::Result<()> {
         &args.dir.join("report.md"),
         report::markdown(&report).as_bytes(),
     )?;
+    if let (Some(fanout), Some(floor)) = (&report.fanout, &report.floor) {
+        chart::draw_fanout(
+            &args.dir.join("fanout.png"),
+            &format!(
+                "SSE fan-out, every client keeping up: deliveries per CPU-second ({} cores, {})",
+                report.machine.cores, report.date
+            ),
+            &report::floor_lines(fanout, floor),
+        )?;
+    }
     if let Some(fetch) = &report.fetch {
         chart::draw(
             &args.dir.join("chart.png"),
