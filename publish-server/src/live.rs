@@ -143,20 +143,34 @@ impl Live {
         shutdown: CancellationToken,
     ) -> impl futures::Stream<Item = Bytes> + Send {
         use futures::StreamExt;
-        let live = futures::stream::unfold(Some(self), |live| async move {
-            let mut live = live?;
+        // As on a taken-over connection, the keep-alive timer is one per stream, not one per
+        // frame received.
+        let idle = Box::pin(tokio::time::sleep(self.keepalive));
+        let start = Some((self, idle, Instant::now()));
+        let live = futures::stream::unfold(start, |state| async move {
+            let (mut live, mut idle, mut last_write) = state?;
             loop {
-                let received =
-                    match tokio::time::timeout(live.keepalive, live.receiver.recv()).await {
-                        Err(_) => return Some((Bytes::from_static(KEEPALIVE), Some(live))),
-                        Ok(received) => received,
-                    };
+                let received = tokio::select! {
+                    biased;
+                    received = live.receiver.recv() => received,
+                    () = &mut idle => {
+                        let (due, now) = (last_write + live.keepalive, Instant::now());
+                        if now < due {
+                            idle.as_mut().reset(due);
+                            continue;
+                        }
+                        idle.as_mut().reset(now + live.keepalive);
+                        let keepalive = Bytes::from_static(KEEPALIVE);
+                        return Some((keepalive, Some((live, idle, now))));
+                    }
+                };
                 let mut batch = Vec::new();
                 return match live.take(received, &mut batch) {
                     Next::Frames if batch.is_empty() => continue,
                     Next::Frames => {
                         live.guard.metrics.sse_writes.inc();
-                        Some((concat(batch), Some(live)))
+                        last_write = Instant::now();
+                        Some((concat(batch), Some((live, idle, last_write))))
                     }
                     Next::Lagged(last) => Some((last, None)),
                     Next::Closed => None,

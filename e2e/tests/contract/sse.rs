@@ -173,7 +173,10 @@ async fn an_idle_stream_gets_a_keepalive_within_fifteen_seconds_and_proxy_safe_h
 
 in_both_modes!(a_stream_behaves_the_same_on_a_new_and_on_a_reused_connection);
 async fn a_stream_behaves_the_same_on_a_new_and_on_a_reused_connection(mode: Mode) {
-    let stack = Stack::single(mode).await;
+    let mut stack = Stack::empty_in(mode).await;
+    stack.sse.keepalive = Duration::from_secs(1);
+    stack.add_chat_server().await;
+    stack.add_default_publish_server().await;
     let (alice, room) = room(&stack).await;
     let origin = "http://allowed.example";
     let url = stack.events_url(0, &room);
@@ -230,6 +233,24 @@ async fn a_stream_behaves_the_same_on_a_new_and_on_a_reused_connection(mode: Mod
         ids.push(events.into_iter().map(|e| e.id).collect::<Vec<_>>());
     }
     assert_eq!(ids[0], ids[1], "both streams carry the same cursors");
+    // Keep-alives, one a period (1 s here), on both paths: about three in three seconds.
+    let window = Duration::from_secs(3);
+    let counts = futures::future::join_all(streams.iter_mut().map(|stream| async move {
+        let (before, deadline) = (stream.comments, tokio::time::Instant::now() + window);
+        while let Some(left) = deadline.checked_duration_since(tokio::time::Instant::now()) {
+            if stream.until_comment(left).await.is_none() {
+                break;
+            }
+        }
+        stream.comments - before
+    }))
+    .await;
+    for comments in counts {
+        assert!(
+            (2..=5).contains(&comments),
+            "{comments} keep-alives in {window:?}"
+        );
+    }
 
     // A refusal on a new connection is an ordinary JSON error, CORS headers included.
     let unknown = stack.events_url(0, &uuid::Uuid::now_v7().to_string());
