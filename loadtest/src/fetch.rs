@@ -9,7 +9,9 @@
 //!    of the same hot cluster with the default per-client limit: all users are one client, so
 //!    nearly every answer is an intended 429 (what refusing costs).
 //! 4. **writers** — posts and reactions (each a broker round trip with `acks=all`).
-//! 5. **mix** — hot readers and writers (3 : 1) plus the cold background, throttling on.
+//! 5. **posts** — posts only: acknowledged posts a second on one chat-server, the write path's
+//!    own saturation point.
+//! 6. **mix** — hot readers and writers (3 : 1) plus the cold background, throttling on.
 
 use std::time::Duration;
 
@@ -75,6 +77,9 @@ pub struct FetchReport {
     /// limit, at the users of the throttled readers' quoted step.
     pub anonymous: StepResult,
     pub writers: PlanResult,
+    /// Posts only (absent from runs before it existed).
+    #[serde(default)]
+    pub posts: Option<PlanResult>,
     pub mix: PlanResult,
     /// How long the warm-up took to make the room hot.
     pub hot_after_secs: f64,
@@ -177,6 +182,22 @@ pub async fn run(servers: Servers, config: FetchConfig) -> anyhow::Result<FetchR
     })
     .await?;
 
+    eprintln!("posts");
+    let posts_target = target.clone();
+    let posts = run_plan(&PlanSpec {
+        name: "posts".to_owned(),
+        title: "Posts only, each acknowledged by the broker (the write path)".to_owned(),
+        server: off.clone(),
+        users: config.writer_users.clone(),
+        background_users: 0,
+        step_secs: config.step_secs,
+        focus: vec![POST.to_owned()],
+        scenarios: Box::new(move |users| {
+            Ok(vec![scenarios::posters(&posts_target).set_weight(users)?])
+        }),
+    })
+    .await?;
+
     eprintln!("mix");
     let mix_target = target.clone();
     let mix = run_plan(&PlanSpec {
@@ -205,6 +226,7 @@ pub async fn run(servers: Servers, config: FetchConfig) -> anyhow::Result<FetchR
         readers_on,
         anonymous,
         writers,
+        posts: Some(posts),
         mix,
         hot_after_secs,
     })

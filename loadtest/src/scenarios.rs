@@ -9,6 +9,7 @@
 //! - **writers**: sign in once, then post messages to random cold rooms (4 of 5 iterations) and add
 //!   a reaction to a random seeded message of a cold room (1 of 5; a message must be in the read
 //!   model before it takes reactions, and a just-posted one may not be yet).
+//! - **posters**: the writers' posts alone (the write path's throughput in posts a second).
 //!
 //! Every request names itself (`hot room`, `cold room`, `post message`, `react`, `sign in`): the
 //! plans read their metrics by these names.
@@ -96,18 +97,10 @@ pub fn anonymous_readers(target: &Arc<Target>) -> Scenario {
 }
 
 pub fn writers(target: &Arc<Target>) -> Result<Scenario, GooseError> {
-    let rooms = target.clone();
     let messages = target.clone();
     Ok(scenario!("writers")
         .register_transaction(transaction!(sign_in).set_on_start())
-        .register_transaction(
-            Transaction::new(Arc::new(move |user| {
-                let room = random_cold_room(&rooms);
-                Box::pin(async move { post_message(user, room).await })
-            }))
-            .set_name(POST)
-            .set_weight(4)?,
-        )
+        .register_transaction(posting(target).set_weight(4)?)
         .register_transaction(
             Transaction::new(Arc::new(move |user| {
                 let message = random_cold_message(&messages);
@@ -115,6 +108,23 @@ pub fn writers(target: &Arc<Target>) -> Result<Scenario, GooseError> {
             }))
             .set_name(REACT),
         ))
+}
+
+/// Signed-in users posting messages to random cold rooms in a closed loop: the write path alone.
+pub fn posters(target: &Arc<Target>) -> Scenario {
+    scenario!("posters")
+        .register_transaction(transaction!(sign_in).set_on_start())
+        .register_transaction(posting(target))
+}
+
+/// A post to a random cold room.
+fn posting(target: &Arc<Target>) -> Transaction {
+    let rooms = target.clone();
+    Transaction::new(Arc::new(move |user| {
+        let room = random_cold_room(&rooms);
+        Box::pin(async move { post_message(user, room).await })
+    }))
+    .set_name(POST)
 }
 
 fn hot_path(target: &Target) -> String {
