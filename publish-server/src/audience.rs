@@ -259,6 +259,7 @@ impl Audience {
                 hub.announce(room, presence_frame(online));
             }
         }
+        hub.write_due();
         now
     }
 

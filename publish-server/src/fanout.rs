@@ -96,6 +96,7 @@ impl Fanout {
                     for record in records {
                         deliver(&hub, &metrics, record);
                     }
+                    hub.write_due();
                 }
                 Err(e) => {
                     // The clients reconnect by themselves; back off so an outage does not spin.

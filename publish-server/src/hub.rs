@@ -58,6 +58,7 @@ use tokio::sync::broadcast;
 use uuid::Uuid;
 
 use self::{batches::Pending, resume::PartitionLog, seeds::SeedQueue, tallies::Tallies};
+use crate::live::Writers;
 
 /// One pre-serialised SSE frame, shared by every subscriber of a room.
 #[derive(Debug, Clone)]
@@ -136,6 +137,8 @@ pub struct Subscription {
     /// Live frames at or before this offset are already in the backlog or from before the
     /// subscription (a throttled room's batch that was waiting to go out).
     pub skip_through: Option<i64>,
+    /// The room's connections written to by its senders.
+    pub writers: Arc<Writers>,
 }
 
 /// A kept event: its frame if it was sent live, else what is needed to build it (nobody listened
@@ -181,6 +184,8 @@ struct Inner {
     batching: Vec<Uuid>,
     /// Batches sent before their time (their room cooled down), for the next flush to report.
     early: Flushed,
+    /// Rooms sent frames that their writers have not passed over yet ([`Hub::write_due`]).
+    due: Vec<Arc<Writers>>,
 }
 
 struct Room {
@@ -190,10 +195,20 @@ struct Room {
     subscribers: Vec<Weak<Subscriber>>,
     /// Frames of a throttled room waiting to go out together.
     pending: Pending,
+    /// Its taken-over connections that keep up, written to in passes by whoever sends.
+    writers: Arc<Writers>,
 }
 
 impl Room {
-    fn send(&mut self, offset: i64, bytes: Bytes, batch: Option<Arc<Batch>>) {
+    /// Sends a frame to the room's channel and puts the room on `due`, the rooms whose writers
+    /// the sender passes over once it is done sending.
+    fn send(
+        &mut self,
+        offset: i64,
+        bytes: Bytes,
+        batch: Option<Arc<Batch>>,
+        due: &mut Vec<Arc<Writers>>,
+    ) {
         self.sent += 1;
         // An error only means every receiver left.
         let _ = self.sender.send(Frame {
@@ -202,12 +217,15 @@ impl Room {
             bytes,
             batch,
         });
+        if !self.writers.due.swap(true, Ordering::Relaxed) {
+            due.push(self.writers.clone());
+        }
     }
 
     /// Sends what the room's batch holds, as one frame.
-    fn send_batch(&mut self, flushed: &mut Flushed) {
+    fn send_batch(&mut self, flushed: &mut Flushed, due: &mut Vec<Arc<Writers>>) {
         if let Some((offset, bytes, batch)) = self.pending.take(flushed) {
-            self.send(offset, bytes, Some(batch));
+            self.send(offset, bytes, Some(batch), due);
         }
     }
 }
@@ -271,6 +289,7 @@ impl Hub {
             sent: 0,
             subscribers: Vec::new(),
             pending: Pending::default(),
+            writers: Arc::default(),
         });
         let subscriber = Arc::new(Subscriber {
             consumed: AtomicU64::new(channel.sent),
@@ -283,6 +302,7 @@ impl Hub {
             start,
             subscriber,
             skip_through: channel.pending.last_offset(),
+            writers: channel.writers.clone(),
         }
     }
 
@@ -360,6 +380,7 @@ impl Hub {
             tallies,
             batching,
             early,
+            due,
             ..
         } = inner;
         let payload = match rooms.get_mut(&room_id) {
@@ -396,8 +417,8 @@ impl Hub {
                         }
                     } else {
                         // What waited in the batch goes first (the room just cooled down).
-                        room.send_batch(early);
-                        room.send(cursor.offset, bytes.clone(), None);
+                        room.send_batch(early, due);
+                        room.send(cursor.offset, bytes.clone(), None, due);
                     }
                     Payload::Frame(bytes)
                 } else {
@@ -433,13 +454,16 @@ impl Hub {
         let mut inner = self.lock();
         let throttled = self.coalesce && inner.throttled(room_id);
         let Inner {
-            rooms, batching, ..
+            rooms,
+            batching,
+            due,
+            ..
         } = &mut *inner;
         if let Some(room) = rooms.get_mut(&room_id)
             && room.sender.receiver_count() > 0
         {
             if !throttled {
-                room.send(i64::MAX, bytes, None);
+                room.send(i64::MAX, bytes, None, due);
             } else if room.pending.push(None, bytes) {
                 batching.push(room_id);
             }
@@ -454,10 +478,37 @@ impl Hub {
         let mut flushed = std::mem::take(&mut inner.early);
         for room_id in std::mem::take(&mut inner.batching) {
             if let Some(room) = inner.rooms.get_mut(&room_id) {
-                room.send_batch(&mut flushed);
+                room.send_batch(&mut flushed, &mut inner.due);
             }
         }
         flushed
+    }
+
+    /// Writes the frames sent since the last call to the taken-over connections that keep up, one
+    /// pass per room, smallest rooms first (a viral room does not hold up everyone else's frames).
+    /// Whoever sends frames calls this when it is done sending, outside the hub's lock.
+    pub fn write_due(&self) {
+        let mut due = {
+            let mut inner = self.lock();
+            for writers in &inner.due {
+                writers.due.store(false, Ordering::Relaxed);
+            }
+            std::mem::take(&mut inner.due)
+        };
+        due.sort_by_key(|writers| writers.size());
+        for writers in due {
+            writers.pass();
+        }
+    }
+
+    /// Every room's writers (for keep-alives).
+    pub fn writers(&self) -> Vec<Arc<Writers>> {
+        let inner = self.lock();
+        inner
+            .rooms
+            .values()
+            .map(|room| room.writers.clone())
+            .collect()
     }
 
     /// Completes a pending tally with a seed read when the read model held everything before

@@ -1,10 +1,16 @@
 //! The live part of one event stream, and the two ways it reaches a client.
 //!
-//! Normally the connection is taken over ([`Live::write_to`]): the frames waiting when the client is
-//! ready go out as one chunk in one system call, straight from the shared frame buffers, and an idle
-//! stream costs a task, a socket and a channel position — no per-connection buffers. When the stream
-//! is requested on a connection hyper already serves (a browser reusing a keep-alive connection),
-//! it becomes a response body instead ([`Live::into_body`]), with the same batching.
+//! Normally the connection is taken over ([`Live::write_to`]) and joins its room's [`Writers`]:
+//! whoever sends frames to the room writes them to every member that keeps up, one chunk per member
+//! in one pass, straight from the shared frame buffers. An idle or keeping-up stream costs a socket,
+//! a channel position and a task that sleeps until the client leaves or its socket fills; nothing is
+//! woken per frame. When the stream is requested on a connection hyper already serves (a browser
+//! reusing a keep-alive connection), it becomes a response body instead ([`Live::into_body`]), read
+//! by a task of its own, with the same batching.
+
+mod writers;
+
+pub use writers::Writers;
 
 use std::{sync::Arc, time::Duration};
 
@@ -13,7 +19,10 @@ use shared::shutdown::CancellationToken;
 use tokio::{
     sync::{
         OwnedSemaphorePermit,
-        broadcast::{self, error::RecvError},
+        broadcast::{
+            self,
+            error::{RecvError, TryRecvError},
+        },
     },
     time::Instant,
 };
@@ -24,6 +33,8 @@ use crate::{
     metrics::Metrics,
     serve::ChunkedStream,
 };
+
+use self::writers::{End, Handoff, Member, Parked};
 
 /// Most queued frames written in one chunk.
 const MAX_COALESCED: usize = 64;
@@ -55,13 +66,21 @@ impl Drop for ClientGuard {
     }
 }
 
-/// The live part of one stream.
-pub struct Live {
+/// A subscriber's position in its room's frames.
+pub struct Reader {
     pub receiver: broadcast::Receiver<Frame>,
     pub subscriber: Arc<Subscriber>,
     /// Frames at or before this offset were already seen by the client (resumed from a cursor
     /// ahead of this instance).
     pub skip_through: Option<i64>,
+    pub metrics: Arc<Metrics>,
+}
+
+/// The live part of one stream.
+pub struct Live {
+    pub reader: Reader,
+    /// The room's connections written to by its senders (taken-over connections join them).
+    pub writers: Arc<Writers>,
     pub keepalive: Duration,
     pub guard: ClientGuard,
 }
@@ -79,61 +98,83 @@ enum Next {
 impl Live {
     /// Writes `head` and then the live frames to a taken-over connection until the client leaves,
     /// falls too far behind, or `shutdown` (then the body is ended properly).
-    pub async fn write_to(
-        mut self,
-        mut out: ChunkedStream,
-        head: Bytes,
-        shutdown: CancellationToken,
-    ) {
-        let mut batch = vec![head];
-        // Made once, not per write: each new one would register with the token under its lock.
+    ///
+    /// The connection is a member of the room's writers whenever it has caught up; this task only
+    /// writes what a full socket left over (waiting for room), then joins again.
+    pub async fn write_to(self, out: ChunkedStream, head: Bytes, shutdown: CancellationToken) {
+        let Live {
+            mut reader,
+            writers,
+            keepalive: _,
+            guard: _guard,
+        } = self;
+        let socket = Arc::new(out);
+        let handoff = Arc::new(Handoff::default());
+        // Made once, not per wait: each new one would register with the token under its lock.
         let cancelled = shutdown.cancelled();
         tokio::pin!(cancelled);
-        // The keep-alive timer is not moved on every write (a timer-wheel update each time): it
-        // fires a period after it was set, and goes back to sleep until a period after the last
-        // write if there was one since.
+        let mut unsent = match socket.try_write_chunk(&[head]) {
+            Ok(rest) => rest,
+            Err(_) => return,
+        };
         let mut last_write = Instant::now();
-        let idle = tokio::time::sleep(self.keepalive);
-        tokio::pin!(idle);
         loop {
-            if !batch.is_empty() {
+            if let Some(rest) = unsent.take() {
                 tokio::select! {
                     biased;
                     // Mid-chunk: the body cannot be ended properly, only dropped.
                     () = &mut cancelled => return,
-                    written = out.write_chunk(&batch) => if written.is_err() { return },
+                    written = socket.write_rest(rest) => if written.is_err() { return },
                 }
-                self.guard.metrics.sse_writes.inc();
-                batch.clear();
-                // A burst can grow the batch to MAX_COALESCED; an idle stream keeps a small one.
-                batch.shrink_to(4);
                 last_write = Instant::now();
             }
-            tokio::select! {
-                biased;
-                () = &mut cancelled => break,
-                () = out.closed() => return,
-                received = self.receiver.recv() => match self.take(received, &mut batch) {
-                    Next::Frames => {}
-                    Next::Lagged(last) => {
-                        let _ = out.write_chunk(&[last]).await;
-                        return;
-                    }
-                    Next::Closed => break,
+            let member = Member {
+                reader,
+                socket: socket.clone(),
+                handoff: handoff.clone(),
+                last_write,
+            };
+            let parked = match writers.join(member) {
+                Err(parked) => parked,
+                Ok(membership) => tokio::select! {
+                    biased;
+                    () = &mut cancelled => match membership.leave() {
+                        Some(_member) => break,
+                        // Parked meanwhile: whatever it left is written first.
+                        None => match handoff.take() {
+                            Some(Parked::Behind(_, rest)) => {
+                                if socket.write_rest(rest).await.is_err() {
+                                    return;
+                                }
+                                break;
+                            }
+                            _ => return,
+                        },
+                    },
+                    () = socket.closed() => return,
+                    () = handoff.parked() => match handoff.take() {
+                        Some(parked) => parked,
+                        None => return,
+                    },
                 },
-                () = &mut idle => {
-                    let due = last_write + self.keepalive;
-                    let now = Instant::now();
-                    if now >= due {
-                        batch.push(Bytes::from_static(KEEPALIVE));
-                        idle.as_mut().reset(now + self.keepalive);
-                    } else {
-                        idle.as_mut().reset(due);
-                    }
+            };
+            match parked {
+                Parked::Behind(member, rest) => {
+                    reader = member.reader;
+                    last_write = member.last_write;
+                    unsent = Some(rest);
                 }
+                Parked::Over(End::Lagged(last)) => {
+                    let _ = socket.write_chunk(&[last]).await;
+                    return;
+                }
+                Parked::Over(End::Closed) => break,
+                Parked::Over(End::Failed) => return,
             }
         }
-        let _ = out.finish().await;
+        if let Ok(socket) = Arc::try_unwrap(socket) {
+            let _ = socket.finish().await;
+        }
     }
 
     /// The same stream as a response body: `head`, then chunks of live frames, until `shutdown`.
@@ -152,7 +193,7 @@ impl Live {
             loop {
                 let received = tokio::select! {
                     biased;
-                    received = live.receiver.recv() => received,
+                    received = live.reader.receiver.recv() => received,
                     () = &mut idle => {
                         let (due, now) = (last_write + live.keepalive, Instant::now());
                         if now < due {
@@ -165,10 +206,10 @@ impl Live {
                     }
                 };
                 let mut batch = Vec::new();
-                return match live.take(received, &mut batch) {
+                return match live.reader.take(received, &mut batch) {
                     Next::Frames if batch.is_empty() => continue,
                     Next::Frames => {
-                        live.guard.metrics.sse_writes.inc();
+                        live.reader.metrics.sse_writes.inc();
                         last_write = Instant::now();
                         Some((concat(batch), Some((live, idle, last_write))))
                     }
@@ -181,13 +222,27 @@ impl Live {
             .chain(live)
             .take_until(shutdown.cancelled_owned())
     }
+}
+
+impl Reader {
+    /// Adds what is queued (up to [`MAX_COALESCED`] frames) to `batch` without waiting; `None`
+    /// when nothing is.
+    fn ready(&mut self, batch: &mut Vec<Bytes>) -> Option<Next> {
+        let received = match self.receiver.try_recv() {
+            Ok(frame) => Ok(frame),
+            Err(TryRecvError::Empty) => return None,
+            Err(TryRecvError::Lagged(missed)) => Err(RecvError::Lagged(missed)),
+            Err(TryRecvError::Closed) => Err(RecvError::Closed),
+        };
+        Some(self.take(received, batch))
+    }
 
     /// Adds `received` and whatever else is already queued (up to [`MAX_COALESCED`]) to `batch`.
     fn take(&mut self, received: Result<Frame, RecvError>, batch: &mut Vec<Bytes>) -> Next {
         let first = match received {
             Ok(frame) => frame,
             Err(RecvError::Lagged(missed)) => {
-                self.guard.metrics.clients_cut_off.inc();
+                self.metrics.clients_cut_off.inc();
                 tracing::info!(missed, "cutting off an SSE client that fell behind");
                 return Next::Lagged(reset_frame(ResetReason::Lagged));
             }
@@ -232,7 +287,7 @@ impl Live {
             }
         }
         self.subscriber.consumed(last_seq);
-        let metrics = &self.guard.metrics;
+        let metrics = &self.metrics;
         metrics.events_delivered.inc_by(taken);
         if batched {
             metrics.throttled_writes.inc();

@@ -45,6 +45,9 @@ pub struct Metrics {
     pub sse_writes: Counter,
     /// Connections cut off because they fell too far behind.
     pub clients_cut_off: Counter,
+    /// Times a taken-over connection's socket was full, so that its own task had to wait to write
+    /// the rest, instead of its room's senders writing to it without waiting.
+    pub sse_parked: Counter,
     /// Writes that carried a throttled room's batch, and the events of the log they told:
     /// `throttled_deliveries / throttled_writes` is the deliveries per write in throttled rooms.
     pub throttled_writes: Counter,
@@ -91,6 +94,12 @@ impl Metrics {
             "sse_writes",
             "Chunks written to SSE connections",
             sse_writes.clone(),
+        );
+        let sse_parked = Counter::default();
+        registry.register(
+            "sse_parked",
+            "Times an SSE connection's socket was full and its own task waited to write",
+            sse_parked.clone(),
         );
         let clients_cut_off = Counter::default();
         registry.register(
@@ -155,6 +164,7 @@ impl Metrics {
             events_delivered,
             sse_writes,
             clients_cut_off,
+            sse_parked,
             throttled_writes,
             throttled_deliveries,
             reactions_folded,

@@ -126,6 +126,7 @@ impl ReadSide {
             state.metrics.clone(),
             stop.clone(),
         ));
+        let keepalives = tokio::spawn(keep_alive(state.hub.clone(), state.keepalive, stop.clone()));
         let lag = tokio::spawn(fanout::report_lag(
             state.log.clone(),
             state.hub.clone(),
@@ -142,6 +143,7 @@ impl ReadSide {
             ("lag report", lag),
             ("audience", audience),
             ("batches", batches),
+            ("keep-alives", keepalives),
         ];
         for (name, task) in tasks {
             match tokio::time::timeout(Duration::from_secs(3), task).await {
@@ -171,7 +173,25 @@ async fn send_batches(
             () = stop.cancelled() => return,
             _ = ticks.tick() => {
                 let flushed = hub.flush();
+                hub.write_due();
                 metrics.reactions_folded.inc_by(flushed.folded);
+            }
+        }
+    }
+}
+
+/// Writes keep-alives to the taken-over connections of every room that nothing was written to for
+/// `period`, checking four times a period (their own tasks sleep meanwhile).
+async fn keep_alive(hub: Arc<Hub>, period: Duration, stop: CancellationToken) {
+    let mut ticks = tokio::time::interval(period / 4);
+    ticks.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+    loop {
+        tokio::select! {
+            () = stop.cancelled() => return,
+            _ = ticks.tick() => {
+                for writers in hub.writers() {
+                    writers.keep_alive(period);
+                }
             }
         }
     }

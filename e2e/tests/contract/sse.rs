@@ -399,6 +399,67 @@ async fn timed(
     (events, latencies)
 }
 
+/// The numbers `flood` put at the start of its texts, in the order a raw stream carried them.
+fn flood_numbers(raw: &[u8]) -> Vec<usize> {
+    let text = String::from_utf8_lossy(raw);
+    let field = "\"text\":\"";
+    text.match_indices(field)
+        .filter_map(|(at, _)| {
+            text.get(at + field.len()..at + field.len() + 5)?
+                .parse()
+                .ok()
+        })
+        .collect()
+}
+
+/// Reads `client`'s raw stream onto `raw` until it holds `count` of `flood`'s events.
+async fn read_floods(
+    mut raw: Vec<u8>,
+    count: usize,
+    client: &mut tokio::net::TcpStream,
+) -> Vec<u8> {
+    let mut buffer = vec![0u8; 64 * 1024];
+    let deadline = tokio::time::Instant::now() + WAIT;
+    while flood_numbers(&raw).len() < count {
+        match tokio::time::timeout_at(deadline, client.read(&mut buffer)).await {
+            Ok(Ok(n)) if n > 0 => raw.extend_from_slice(&buffer[..n]),
+            other => panic!(
+                "got {} of {count} events ({other:?})",
+                flood_numbers(&raw).len()
+            ),
+        }
+    }
+    raw
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn a_client_that_stops_reading_until_its_socket_fills_then_reads_gets_every_event_once_in_order()
+ {
+    let stack = Stack::start(1, 0).await;
+    let (_, room) = room(&stack).await;
+    let server = ServerProcess::publish_server(&stack, &[]).await;
+    let api = e2e::Api::new(server.base.clone());
+    let mut client = stalled_client(&server.base, &room).await;
+    // 400 KiB: far more than the sockets hold, far less than the room buffer (1,024 events).
+    flood(&stack, &room, 400, 1024).await;
+    eventually(WAIT, "the client's socket to fill", || async {
+        (api.metric("hotchat_sse_parked_total").await >= 1.0).then_some(())
+    })
+    .await;
+
+    // It reads again: every event, then, caught up, the next live one.
+    let raw = read_floods(Vec::new(), 400, &mut client).await;
+    assert_eq!(flood_numbers(&raw), (0..400).collect::<Vec<_>>());
+    flood(&stack, &room, 1, 16).await;
+    let raw = read_floods(raw, 401, &mut client).await;
+    assert_eq!(
+        flood_numbers(&raw)[400..],
+        [0],
+        "the live event after catching up"
+    );
+    assert_eq!(api.metric("hotchat_sse_clients_cut_off_total").await, 0.0);
+}
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
 async fn a_stalled_client_is_cut_off_without_delaying_others_or_growing_memory() {
     let stack = Stack::start(1, 0).await;

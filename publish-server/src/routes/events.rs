@@ -36,7 +36,7 @@ use crate::{
         CountsData, DeleteData, EditData, ModeData, ReactionData, ResetReason, Start, mode_frame,
         presence_frame, reset_frame,
     },
-    live::{ClientGuard, Live},
+    live::{ClientGuard, Live, Reader},
     serve::{CanTakeOver, ConnectionCut, TakeOver},
     state::AppState,
 };
@@ -230,9 +230,13 @@ async fn events(
     head.extend_from_slice(&presence_frame(state.audience.current(room_id).await));
 
     let live = Live {
-        receiver: subscription.receiver,
-        subscriber: subscription.subscriber,
-        skip_through,
+        reader: Reader {
+            receiver: subscription.receiver,
+            subscriber: subscription.subscriber,
+            skip_through,
+            metrics: state.metrics.clone(),
+        },
+        writers: subscription.writers,
         keepalive: state.keepalive,
         guard: ClientGuard::new(state.metrics.clone(), permit, seat),
     };

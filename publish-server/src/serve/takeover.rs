@@ -72,10 +72,19 @@ pub struct ChunkedStream {
 
 impl ChunkedStream {
     /// Writes `parts` as one chunk: one system call when the socket has room, however many parts.
-    pub async fn write_chunk(&mut self, parts: &[Bytes]) -> io::Result<()> {
+    pub async fn write_chunk(&self, parts: &[Bytes]) -> io::Result<()> {
+        match self.try_write_chunk(parts)? {
+            None => Ok(()),
+            Some(rest) => self.write_rest(rest).await,
+        }
+    }
+
+    /// Writes as much of the chunk of `parts` as the socket takes now, without waiting: `None`
+    /// when all of it went out, else what is left (see [`ChunkedStream::write_rest`]).
+    pub fn try_write_chunk(&self, parts: &[Bytes]) -> io::Result<Option<Vec<Bytes>>> {
         let len: usize = parts.iter().map(Bytes::len).sum();
         if len == 0 {
-            return Ok(());
+            return Ok(None);
         }
         let mut size_buffer = [0u8; 18];
         let size = chunk_size(len, &mut size_buffer);
@@ -102,15 +111,20 @@ impl ChunkedStream {
             Err(e) => return Err(e),
         };
         if written == total {
-            return Ok(());
+            return Ok(None);
         }
         // The client is behind: keep the rest — the shared frames themselves, not a copy, so a
-        // thousand clients behind cost no more memory than one — and wait for room.
+        // thousand clients behind cost no more memory than one.
         let mut rest: Vec<Bytes> = Vec::with_capacity(parts.len() + 2);
         rest.push(Bytes::copy_from_slice(size));
         rest.extend(parts.iter().cloned());
         rest.push(Bytes::from_static(b"\r\n"));
         consume(&mut rest, written);
+        Ok(Some(rest))
+    }
+
+    /// Writes `rest` (what [`ChunkedStream::try_write_chunk`] left), waiting for room as needed.
+    pub async fn write_rest(&self, mut rest: Vec<Bytes>) -> io::Result<()> {
         while !rest.is_empty() {
             self.socket.writable().await?;
             let slices: Vec<IoSlice<'_>> = rest.iter().map(|b| IoSlice::new(b)).collect();
@@ -127,7 +141,7 @@ impl ChunkedStream {
 
     /// Resolves when the client has closed the connection (or it failed). Bytes the client sends
     /// meanwhile are read and dropped. Cancel-safe.
-    pub async fn closed(&mut self) {
+    pub async fn closed(&self) {
         let mut scratch = [0u8; 64];
         loop {
             if self.socket.readable().await.is_err() {

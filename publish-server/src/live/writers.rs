@@ -1,0 +1,252 @@
+//! A room's taken-over connections, written to by whoever sends the room's frames.
+//!
+//! When every client keeps up (the common case) a delivery should cost one `writev` and little else.
+//! So a connection that has caught up is a [`Member`] of its room's writers: a few words holding its
+//! socket and its position in the room's channel. After frames are sent to a room, the sender runs
+//! [`Writers::pass`]: for each member, what its position holds goes out as one chunk, without
+//! waiting, and no task is woken. A member whose socket is full is parked: it leaves the writers
+//! with what was not written, and its connection's task ([`super::Live::write_to`]) writes that,
+//! waiting for room, then joins again ([`Writers::join`] first writes whatever arrived meanwhile,
+//! under the same lock as the passes, so nothing is missed or written twice). Idle members get
+//! their keep-alives from a periodic pass ([`Writers::keep_alive`]).
+
+use std::{
+    sync::{
+        Arc, Mutex, MutexGuard,
+        atomic::{AtomicBool, AtomicUsize, Ordering},
+    },
+    time::Duration,
+};
+
+use bytes::Bytes;
+use slab::Slab;
+use tokio::{sync::Notify, time::Instant};
+
+use super::{KEEPALIVE, Next, Reader};
+use crate::serve::ChunkedStream;
+
+/// The members of one room.
+#[derive(Default)]
+pub struct Writers {
+    members: Mutex<Slab<Member>>,
+    /// Members now, read without the lock (the smallest rooms are written first).
+    size: AtomicUsize,
+    /// Set while the room is on the hub's list of rooms with frames not yet passed over.
+    pub due: AtomicBool,
+}
+
+/// A connection written to by its room's passes.
+pub struct Member {
+    pub reader: Reader,
+    pub socket: Arc<ChunkedStream>,
+    /// Where it goes back to its task when it leaves the writers.
+    pub handoff: Arc<Handoff>,
+    pub last_write: Instant,
+}
+
+/// Why a member left its room's writers (given to its connection's task).
+pub enum Parked {
+    /// Its socket was full: the rest of a chunk waits to be written.
+    Behind(Member, Vec<Bytes>),
+    /// Its stream is over.
+    Over(End),
+}
+
+pub enum End {
+    /// It fell a whole room buffer behind: this is its last frame.
+    Lagged(Bytes),
+    /// The room's channel closed: the body is ended properly.
+    Closed,
+    /// The socket failed.
+    Failed,
+}
+
+/// Hands a parked member back to its connection's task.
+#[derive(Default)]
+pub struct Handoff {
+    parked: Mutex<Option<Parked>>,
+    notify: Notify,
+}
+
+impl Handoff {
+    fn park(&self, parked: Parked) {
+        *self.parked.lock().expect("handoff lock") = Some(parked);
+        // Stored as a permit if the task is not waiting yet.
+        self.notify.notify_one();
+    }
+
+    /// Resolves when the member has been parked (see [`Handoff::take`]).
+    pub async fn parked(&self) {
+        self.notify.notified().await
+    }
+
+    pub fn take(&self) -> Option<Parked> {
+        self.parked.lock().expect("handoff lock").take()
+    }
+}
+
+/// A task's place in its room's writers; leaving is certain even if the task is dropped.
+pub struct Membership<'a> {
+    writers: &'a Writers,
+    key: usize,
+    handoff: Arc<Handoff>,
+    left: bool,
+}
+
+impl Membership<'_> {
+    /// Takes the member out of the writers; `None` if a pass parked it first (it is then in the
+    /// handoff).
+    pub fn leave(mut self) -> Option<Member> {
+        self.left = true;
+        self.writers.remove(self.key, &self.handoff)
+    }
+}
+
+impl Drop for Membership<'_> {
+    fn drop(&mut self) {
+        if !self.left {
+            self.writers.remove(self.key, &self.handoff);
+        }
+    }
+}
+
+/// What writing to one member gave.
+enum Outcome {
+    /// Everything its position held is written.
+    Written,
+    /// Its socket is full: this is what is left of the chunk.
+    Behind(Vec<Bytes>),
+    Over(End),
+}
+
+impl Member {
+    /// Writes what the member's position in the channel holds, a chunk per
+    /// [`super::MAX_COALESCED`] frames, without waiting. `batch` is scratch space.
+    fn write_ready(&mut self, now: Instant, batch: &mut Vec<Bytes>) -> Outcome {
+        loop {
+            batch.clear();
+            match self.reader.ready(batch) {
+                None => return Outcome::Written,
+                // Every frame was one the client had seen.
+                Some(Next::Frames) if batch.is_empty() => {}
+                Some(Next::Frames) => {
+                    self.reader.metrics.sse_writes.inc();
+                    match self.socket.try_write_chunk(batch) {
+                        Ok(None) => self.last_write = now,
+                        Ok(Some(rest)) => {
+                            self.reader.metrics.sse_parked.inc();
+                            return Outcome::Behind(rest);
+                        }
+                        Err(_) => return Outcome::Over(End::Failed),
+                    }
+                }
+                Some(Next::Lagged(last)) => return Outcome::Over(End::Lagged(last)),
+                Some(Next::Closed) => return Outcome::Over(End::Closed),
+            }
+        }
+    }
+
+    /// Writes a keep-alive if nothing was written for `period`.
+    fn keep_alive(&mut self, now: Instant, period: Duration) -> Outcome {
+        if now.duration_since(self.last_write) < period {
+            return Outcome::Written;
+        }
+        self.reader.metrics.sse_writes.inc();
+        match self
+            .socket
+            .try_write_chunk(&[Bytes::from_static(KEEPALIVE)])
+        {
+            Ok(None) => {
+                self.last_write = now;
+                Outcome::Written
+            }
+            Ok(Some(rest)) => {
+                self.reader.metrics.sse_parked.inc();
+                Outcome::Behind(rest)
+            }
+            Err(_) => Outcome::Over(End::Failed),
+        }
+    }
+}
+
+impl Writers {
+    fn lock(&self) -> MutexGuard<'_, Slab<Member>> {
+        self.members.lock().expect("writers lock")
+    }
+
+    /// Members now.
+    pub fn size(&self) -> usize {
+        self.size.load(Ordering::Relaxed)
+    }
+
+    /// Writes what arrived for `member` since its task last wrote, then makes it a member; or,
+    /// if that did not all go out, says why it stays with its task.
+    pub fn join(&self, mut member: Member) -> Result<Membership<'_>, Parked> {
+        let mut members = self.lock();
+        let mut batch = Vec::new();
+        let handoff = member.handoff.clone();
+        match member.write_ready(Instant::now(), &mut batch) {
+            Outcome::Written => {}
+            Outcome::Behind(rest) => return Err(Parked::Behind(member, rest)),
+            Outcome::Over(end) => return Err(Parked::Over(end)),
+        }
+        let key = members.insert(member);
+        self.size.store(members.len(), Ordering::Relaxed);
+        Ok(Membership {
+            writers: self,
+            key,
+            handoff,
+            left: false,
+        })
+    }
+
+    /// Takes out the member at `key` if it is still the one `handoff` belongs to (the key of a
+    /// parked member may have gone to another since).
+    fn remove(&self, key: usize, handoff: &Arc<Handoff>) -> Option<Member> {
+        let mut members = self.lock();
+        if !members
+            .get(key)
+            .is_some_and(|member| Arc::ptr_eq(&member.handoff, handoff))
+        {
+            return None;
+        }
+        let member = members.remove(key);
+        self.size.store(members.len(), Ordering::Relaxed);
+        Some(member)
+    }
+
+    /// Writes to every member what its position holds: one pass by whoever sent the frames.
+    pub fn pass(&self) {
+        let now = Instant::now();
+        let mut batch = Vec::new();
+        self.each(|member| member.write_ready(now, &mut batch));
+    }
+
+    /// Writes a keep-alive to every member nothing was written to for `period`.
+    pub fn keep_alive(&self, period: Duration) {
+        let now = Instant::now();
+        self.each(|member| member.keep_alive(now, period));
+    }
+
+    /// Runs `write` on every member, parking those it does not leave written up.
+    fn each(&self, mut write: impl FnMut(&mut Member) -> Outcome) {
+        let mut members = self.lock();
+        let mut leaving = Vec::new();
+        for (key, member) in members.iter_mut() {
+            match write(member) {
+                Outcome::Written => {}
+                outcome => leaving.push((key, outcome)),
+            }
+        }
+        for (key, outcome) in leaving {
+            let member = members.remove(key);
+            let handoff = member.handoff.clone();
+            handoff.park(match outcome {
+                Outcome::Behind(rest) => Parked::Behind(member, rest),
+                Outcome::Over(end) => Parked::Over(end),
+                Outcome::Written => unreachable!("written members stay"),
+            });
+        }
+        self.size.store(members.len(), Ordering::Relaxed);
+    }
+}
