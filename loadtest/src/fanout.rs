@@ -11,9 +11,14 @@
 //! each phase the publish-server is measured from `/proc` (CPU seconds, RSS) and `/metrics`
 //! (`hotchat_sse_events_delivered_total`, `hotchat_sse_clients`) over the window from the first post
 //! to the last expected delivery.
+//!
+//! A phase may add a viral room ([`ViralRoom`]): a room of its own beside the phase's rooms, with
+//! its own subscribers and rate. Its deliveries are counted apart, so the phase's latency is the
+//! other rooms' alone (the isolation target, [`crate::isolation`]).
 
 use std::{
-    net::SocketAddr,
+    net::{IpAddr, SocketAddr},
+    ops::Range,
     sync::{
         Arc, Mutex,
         atomic::{AtomicU64, AtomicUsize, Ordering},
@@ -26,7 +31,7 @@ use futures::StreamExt;
 use serde::{Deserialize, Serialize};
 use tokio::{
     io::AsyncReadExt,
-    net::TcpStream,
+    net::{TcpSocket, TcpStream},
     sync::{Semaphore, watch},
     task::JoinHandle,
 };
@@ -62,6 +67,31 @@ pub struct PhaseSpec {
     #[serde(default)]
     pub posted_rooms: Option<usize>,
     pub secs: f64,
+    /// A viral room beside the phase's rooms, posted to at the same time; `None`: none.
+    #[serde(default)]
+    pub viral: Option<ViralRoom>,
+}
+
+/// A room of its own beside a phase's rooms: its subscribers stay open once opened, and it is posted
+/// to during the phases that name it. Its deliveries are counted apart from the phase's.
+#[derive(Debug, Clone, Copy, Serialize, Deserialize)]
+pub struct ViralRoom {
+    pub subscribers: usize,
+    /// Messages posted to it per second.
+    pub rate: f64,
+}
+
+/// What the viral room's subscribers got during a phase.
+#[derive(Debug, Clone, Default, Serialize, Deserialize)]
+pub struct ViralOutcome {
+    pub subscribers: usize,
+    pub open_failures: usize,
+    pub messages_posted: u64,
+    pub post_failures: u64,
+    pub deliveries_expected: u64,
+    pub deliveries_received: u64,
+    /// Post → SSE of the viral room's deliveries.
+    pub latency: Latency,
 }
 
 #[derive(Debug, Clone, Serialize, Deserialize)]
@@ -117,6 +147,9 @@ pub struct PhaseResult {
     /// Streams that ended (closed by the server, or `event: reset`) during the phase.
     pub streams_ended: u64,
     pub resets: u64,
+    /// The viral room, in a phase that had one (not counted in the fields above).
+    #[serde(default)]
+    pub viral: Option<ViralOutcome>,
 }
 
 #[derive(Debug, Clone, Serialize, Deserialize)]
@@ -127,6 +160,12 @@ pub struct FanoutResult {
     /// The same hot room, unthrottled and throttled ([`crate::hot_push`]).
     #[serde(default)]
     pub hot_push: Option<crate::hot_push::HotPushResult>,
+    /// Other rooms with and without a viral room beside them ([`crate::isolation`]).
+    #[serde(default)]
+    pub isolation: Option<crate::isolation::IsolationResult>,
+    /// Idle connections by the hundred thousand ([`crate::idle`]; `--full` only).
+    #[serde(default)]
+    pub idle: Option<crate::idle::IdleResult>,
 }
 
 /// Where the harness points.
@@ -153,9 +192,19 @@ pub(crate) struct Shared {
 impl Shared {
     /// Counters for `phases` phases (and the warm-up, phase 0).
     pub(crate) fn new(phases: usize) -> Arc<Self> {
+        Self::with_clock(phases, Instant::now())
+    }
+
+    /// Counters of their own on the same clock as `self`: another group of subscribers whose
+    /// latencies are kept apart, stamped by the same publisher clock.
+    pub(crate) fn sibling(&self, phases: usize) -> Arc<Self> {
+        Self::with_clock(phases, self.clock)
+    }
+
+    fn with_clock(phases: usize, clock: Instant) -> Arc<Self> {
         let phases = phases + 1;
         Arc::new(Shared {
-            clock: Instant::now(),
+            clock,
             phase: AtomicUsize::new(0),
             received: (0..phases).map(|_| AtomicU64::new(0)).collect(),
             latencies: (0..phases).map(|_| Mutex::new(Vec::new())).collect(),
@@ -178,6 +227,13 @@ impl Shared {
         self.received[phase].load(Ordering::Relaxed)
     }
 
+    /// Waits until `phase` has counted `expected` deliveries, or `until`.
+    pub(crate) async fn wait_for(&self, phase: usize, expected: u64, until: Instant) {
+        while self.received(phase) < expected && Instant::now() < until {
+            tokio::time::sleep(Duration::from_millis(20)).await;
+        }
+    }
+
     /// The post → SSE latency of `phase`'s deliveries.
     pub(crate) fn latency(&self, phase: usize) -> Latency {
         self.latencies[phase]
@@ -198,64 +254,89 @@ impl Shared {
     }
 }
 
+/// The viral room of a spec whose phases name one: its publisher, its counters (on the phases'
+/// clock) and its subscribers.
+struct ViralLane {
+    publisher: Publisher,
+    shared: Arc<Shared>,
+    subscribers: Vec<JoinHandle<()>>,
+}
+
+impl ViralLane {
+    /// Opens subscribers until `wanted` are open; returns how many opened and failed.
+    async fn open(
+        &mut self,
+        addr: SocketAddr,
+        wanted: usize,
+        stopped: &watch::Receiver<bool>,
+    ) -> (usize, usize) {
+        let first = self.subscribers.len();
+        let range = first..wanted.max(first);
+        let opened = open_subscribers(
+            addr,
+            &self.publisher.rooms,
+            range,
+            &[],
+            &self.shared,
+            stopped,
+        )
+        .await;
+        let count = opened.tasks.len();
+        self.subscribers
+            .extend(opened.tasks.into_iter().map(|(_, task)| task));
+        (count, opened.failures)
+    }
+}
+
 pub async fn run(targets: &Targets, spec: &FanoutSpec) -> anyhow::Result<FanoutResult> {
     let shared = Shared::new(spec.phases.len());
     let publisher = Publisher::new(&targets.chat, spec.rooms).await?;
+    let mut viral = match spec.phases.iter().any(|p| p.viral.is_some()) {
+        true => Some(ViralLane {
+            publisher: Publisher::new(&targets.chat, 1).await?,
+            shared: shared.sibling(spec.phases.len()),
+            subscribers: Vec::new(),
+        }),
+        false => None,
+    };
     let (stop, stopped) = watch::channel(false);
     let mut subscribers: Vec<JoinHandle<()>> = Vec::new();
     let mut per_room = vec![0usize; spec.rooms];
-    let rss_baseline = procstat::maybe_sample(targets.publish_pid).map(|s| s.rss_bytes);
+    let rss_baseline = sample_rss(targets.publish_pid);
 
     let mut results = Vec::new();
     for (i, phase) in spec.phases.iter().enumerate() {
         let phase_index = i + 1;
         let rss_before_open = sample_rss(targets.publish_pid);
         let opening = Instant::now();
-        let wanted = phase.subscribers.saturating_sub(subscribers.len());
         let first = subscribers.len();
-        let opened: Vec<anyhow::Result<(usize, JoinHandle<()>)>> =
-            futures::stream::iter(first..first + wanted)
-                .map(|j| {
-                    let room = j % spec.rooms;
-                    let (shared, stopped) = (shared.clone(), stopped.clone());
-                    let room_id = publisher.rooms[room].clone();
-                    let addr = targets.publish_addr;
-                    async move {
-                        let (stream, rest) = open(addr, &room_id).await?;
-                        let task = tokio::spawn(subscribe(stream, rest, shared, stopped));
-                        Ok((room, task))
-                    }
-                })
-                .buffer_unordered(OPENING_AT_ONCE)
-                .collect()
-                .await;
-        let mut open_failures = 0;
-        let mut first_error = None;
-        for result in opened {
-            match result {
-                Ok((room, task)) => {
-                    per_room[room] += 1;
-                    subscribers.push(task);
-                }
-                Err(e) => {
-                    open_failures += 1;
-                    first_error.get_or_insert(e);
-                }
+        let wanted = phase.subscribers.saturating_sub(first);
+        let opened = open_subscribers(
+            targets.publish_addr,
+            &publisher.rooms,
+            first..first + wanted,
+            &[],
+            &shared,
+            &stopped,
+        )
+        .await;
+        let open_failures = opened.failures;
+        for (room, task) in opened.tasks {
+            per_room[room] += 1;
+            subscribers.push(task);
+        }
+        let (viral_opened, viral_failures) = match (&mut viral, phase.viral) {
+            (Some(lane), Some(room)) => {
+                lane.open(targets.publish_addr, room.subscribers, &stopped)
+                    .await
             }
-        }
-        if let Some(e) = first_error {
-            eprintln!("  {open_failures} subscriptions failed; the first: {e:#}");
-        }
+            _ => (0, 0),
+        };
         let open_secs = opening.elapsed().as_secs_f64();
         // Let the server settle (allocations of the last accepts, the hub's bookkeeping).
         tokio::time::sleep(Duration::from_millis(500)).await;
         let rss_after_open = sample_rss(targets.publish_pid);
-        let server_clients = targets
-            .publish
-            .metrics()
-            .await
-            .map(|text| prom::sum(&text, "hotchat_sse_clients", &[]))
-            .unwrap_or(f64::NAN);
+        let server_clients = server_clients(targets).await;
 
         if i == 0 && spec.warmup_messages > 0 {
             let warmup = spec.warmup_messages as f64;
@@ -266,41 +347,58 @@ pub async fn run(targets: &Targets, spec: &FanoutSpec) -> anyhow::Result<FanoutR
             tokio::time::sleep(Duration::from_millis(500)).await;
         }
 
-        shared.phase.store(phase_index, Ordering::SeqCst);
-        let (ended_before, resets_before) = (
-            shared.ended.load(Ordering::Relaxed),
-            shared.resets.load(Ordering::Relaxed),
-        );
+        let since = shared.start_phase(phase_index);
+        if let Some(lane) = &viral {
+            lane.shared.start_phase(phase_index);
+        }
         let before = ServerReading::take(targets).await;
         let started = Instant::now();
-        let published = publisher
-            .publish(
+        let viral_posts = async {
+            match (&viral, phase.viral) {
+                (Some(lane), Some(room)) => Some(
+                    lane.publisher
+                        .publish(
+                            &lane.shared,
+                            room.rate,
+                            phase.secs,
+                            None,
+                            &[lane.subscribers.len()],
+                        )
+                        .await,
+                ),
+                _ => None,
+            }
+        };
+        let (published, viral_published) = tokio::join!(
+            publisher.publish(
                 &shared,
                 phase.rate,
                 phase.secs,
                 phase.posted_rooms,
                 &per_room,
-            )
-            .await;
+            ),
+            viral_posts
+        );
         let drain_until = Instant::now() + DRAIN_TIMEOUT;
-        while shared.received[phase_index].load(Ordering::Relaxed) < published.expected
-            && Instant::now() < drain_until
-        {
-            tokio::time::sleep(Duration::from_millis(20)).await;
+        shared
+            .wait_for(phase_index, published.expected, drain_until)
+            .await;
+        if let Some(lane) = &viral {
+            let expected = viral_published.as_ref().map_or(0, |p| p.expected);
+            lane.shared
+                .wait_for(phase_index, expected, drain_until)
+                .await;
         }
         let window_secs = started.elapsed().as_secs_f64();
         let after = ServerReading::take(targets).await;
-        let received = shared.received[phase_index].load(Ordering::Relaxed);
+        let received = shared.received(phase_index);
         let rss_after_traffic = sample_rss(targets.publish_pid);
+        let (streams_ended, resets) = shared.endings_since(since);
 
-        let latency = shared.latency(phase_index);
-        let cpu = match (before.proc, after.proc) {
-            (Some(a), Some(b)) => Some(b.cpu_seconds - a.cpu_seconds),
-            _ => None,
-        };
+        let cpu = cpu_between(&before.proc, &after.proc);
         let deliveries_server = after.delivered - before.delivered;
-        let writes_server = after.writes - before.writes;
         let open_now = subscribers.len();
+        let viral_open = viral.as_ref().map_or(0, |lane| lane.subscribers.len());
         results.push(PhaseResult {
             name: phase.name.clone(),
             subscribers: open_now,
@@ -317,14 +415,11 @@ pub async fn run(targets: &Targets, spec: &FanoutSpec) -> anyhow::Result<FanoutR
             deliveries_expected: published.expected,
             deliveries_received: received,
             deliveries_server,
-            writes_server,
+            writes_server: after.writes - before.writes,
             deliveries_per_sec: received as f64 / window_secs,
-            latency,
+            latency: shared.latency(phase_index),
             server_cpu_seconds: cpu,
-            broker_cpu_seconds: match (before.broker, after.broker) {
-                (Some(a), Some(b)) => Some(b.cpu_seconds - a.cpu_seconds),
-                _ => None,
-            },
+            broker_cpu_seconds: cpu_between(&before.broker, &after.broker),
             deliveries_per_cpu_second: cpu.filter(|c| *c > 0.0).map(|c| deliveries_server / c),
             rss_before_open,
             rss_after_open,
@@ -332,19 +427,31 @@ pub async fn run(targets: &Targets, spec: &FanoutSpec) -> anyhow::Result<FanoutR
             rss_per_new_connection_idle: per_connection(
                 rss_before_open,
                 rss_after_open,
-                wanted - open_failures,
+                wanted - open_failures + viral_opened,
             ),
             rss_per_connection_after_traffic: per_connection(
                 rss_baseline,
                 rss_after_traffic,
-                open_now,
+                open_now + viral_open,
             ),
-            streams_ended: shared.ended.load(Ordering::Relaxed) - ended_before,
-            resets: shared.resets.load(Ordering::Relaxed) - resets_before,
+            streams_ended,
+            resets,
+            viral: viral
+                .as_ref()
+                .zip(viral_published)
+                .map(|(lane, published)| ViralOutcome {
+                    subscribers: viral_open,
+                    open_failures: viral_failures,
+                    messages_posted: published.posted,
+                    post_failures: published.failures,
+                    deliveries_expected: published.expected,
+                    deliveries_received: lane.shared.received(phase_index),
+                    latency: lane.shared.latency(phase_index),
+                }),
         });
         let last = results.last().context("a phase result")?;
         eprintln!(
-            "  fan-out {:<20} {:>6} subscribers: {:>8.0} deliveries/s  post→SSE p50 {:.1} ms p99 {:.1} ms  cpu {:.2} s  {:.0} deliveries/CPU-s  {:.1} deliveries/write  rss/conn {:.0} B idle",
+            "  fan-out {:<20} {:>6} subscribers: {:>8.0} deliveries/s  post→SSE p50 {:.1} ms p99 {:.1} ms  cpu {:.2} s  {:.0} deliveries/CPU-s  {:.1} deliveries/write  rss/conn {:.0} B idle{}",
             last.name,
             last.subscribers,
             last.deliveries_per_sec,
@@ -354,12 +461,17 @@ pub async fn run(targets: &Targets, spec: &FanoutSpec) -> anyhow::Result<FanoutR
             last.deliveries_per_cpu_second.unwrap_or(f64::NAN),
             last.deliveries_server / last.writes_server,
             last.rss_per_new_connection_idle.unwrap_or(f64::NAN),
+            last.viral.as_ref().map_or_else(String::new, |v| format!(
+                "  viral room {} subscribers: {}/{} deliveries, p99 {:.1} ms",
+                v.subscribers, v.deliveries_received, v.deliveries_expected, v.latency.p99_ms
+            )),
         );
     }
 
     // Close every stream before returning, so the servers see clean disconnects.
     let _ = stop.send(true);
-    for task in subscribers {
+    let viral_subscribers = viral.map(|lane| lane.subscribers).unwrap_or_default();
+    for task in subscribers.into_iter().chain(viral_subscribers) {
         let _ = task.await;
     }
     Ok(FanoutResult {
@@ -367,14 +479,39 @@ pub async fn run(targets: &Targets, spec: &FanoutSpec) -> anyhow::Result<FanoutR
         rss_baseline,
         phases: results,
         hot_push: None,
+        isolation: None,
+        idle: None,
     })
 }
 
-fn sample_rss(pid: Option<u32>) -> Option<u64> {
+/// `hotchat_sse_clients`: the streams the publish-server counts as open.
+pub(crate) async fn server_clients(targets: &Targets) -> f64 {
+    targets
+        .publish
+        .metrics()
+        .await
+        .map(|text| prom::sum(&text, "hotchat_sse_clients", &[]))
+        .unwrap_or(f64::NAN)
+}
+
+/// CPU seconds a process spent between two readings.
+pub(crate) fn cpu_between(before: &Option<ProcSample>, after: &Option<ProcSample>) -> Option<f64> {
+    match (before, after) {
+        (Some(a), Some(b)) => Some(b.cpu_seconds - a.cpu_seconds),
+        _ => None,
+    }
+}
+
+pub(crate) fn sample_rss(pid: Option<u32>) -> Option<u64> {
     procstat::maybe_sample(pid).map(|s| s.rss_bytes)
 }
 
-fn per_connection(before: Option<u64>, after: Option<u64>, connections: usize) -> Option<f64> {
+/// RSS growth per connection between two readings.
+pub(crate) fn per_connection(
+    before: Option<u64>,
+    after: Option<u64>,
+    connections: usize,
+) -> Option<f64> {
     match (before, after) {
         (Some(before), Some(after)) if connections > 0 => {
             Some((after as f64 - before as f64) / connections as f64)
@@ -412,14 +549,96 @@ impl ServerReading {
     }
 }
 
-/// Opens an event stream of `room`; returns the socket and the body bytes read with the head.
-pub(crate) async fn open(addr: SocketAddr, room: &str) -> anyhow::Result<(TcpStream, Vec<u8>)> {
-    let mut stream = TcpStream::connect(addr)
+/// Streams opened by [`open_subscribers`]: each reader task with its room's index, and how many
+/// failed to open (the first failure is printed).
+pub(crate) struct Opened {
+    pub(crate) tasks: Vec<(usize, JoinHandle<()>)>,
+    pub(crate) failures: usize,
+}
+
+/// Opens the streams numbered `range`: stream *j* on room `j % rooms.len()`, from source address
+/// `sources[j % sources.len()]` (the kernel's choice when `sources` is empty: one source address has
+/// about 28,000 ephemeral ports towards one server port), [`OPENING_AT_ONCE`] at a time. Each is
+/// read by [`subscribe`] into `shared` until `stopped`.
+pub(crate) async fn open_subscribers(
+    addr: SocketAddr,
+    rooms: &[String],
+    range: Range<usize>,
+    sources: &[IpAddr],
+    shared: &Arc<Shared>,
+    stopped: &watch::Receiver<bool>,
+) -> Opened {
+    if rooms.is_empty() {
+        return Opened {
+            tasks: Vec::new(),
+            failures: range.len(),
+        };
+    }
+    let results: Vec<anyhow::Result<(usize, JoinHandle<()>)>> = futures::stream::iter(range)
+        .map(|j| {
+            let room = j % rooms.len();
+            let source = (!sources.is_empty()).then(|| sources[j % sources.len()]);
+            let (shared, stopped, room_id) = (shared.clone(), stopped.clone(), rooms[room].clone());
+            async move {
+                let (stream, rest) = open_from(addr, source, &room_id).await?;
+                Ok((room, tokio::spawn(subscribe(stream, rest, shared, stopped))))
+            }
+        })
+        .buffer_unordered(OPENING_AT_ONCE)
+        .collect()
+        .await;
+    let mut opened = Opened {
+        tasks: Vec::with_capacity(results.len()),
+        failures: 0,
+    };
+    let mut first_error = None;
+    for result in results {
+        match result {
+            Ok(task) => opened.tasks.push(task),
+            Err(e) => {
+                opened.failures += 1;
+                first_error.get_or_insert(e);
+            }
+        }
+    }
+    if let Some(e) = first_error {
+        eprintln!(
+            "  {} subscriptions failed; the first: {e:#}",
+            opened.failures
+        );
+    }
+    opened
+}
+
+/// Opens an event stream of `room` from `source` (the kernel's choice when `None`); returns the
+/// socket and the body bytes read with the head.
+pub(crate) async fn open_from(
+    addr: SocketAddr,
+    source: Option<IpAddr>,
+    room: &str,
+) -> anyhow::Result<(TcpStream, Vec<u8>)> {
+    let mut stream = connect_from(addr, source)
         .await
-        .with_context(|| format!("connecting to {addr}"))?;
+        .with_context(|| match source {
+            Some(ip) => format!("connecting to {addr} from {ip}"),
+            None => format!("connecting to {addr}"),
+        })?;
     stream.set_nodelay(true)?;
     let rest = sse::request_events(&mut stream, addr, room, None).await?;
     Ok((stream, rest))
+}
+
+/// Connects to `addr`, from `source` when given: the socket is bound to it (any port) first.
+async fn connect_from(addr: SocketAddr, source: Option<IpAddr>) -> std::io::Result<TcpStream> {
+    let Some(ip) = source else {
+        return TcpStream::connect(addr).await;
+    };
+    let socket = match ip {
+        IpAddr::V4(_) => TcpSocket::new_v4()?,
+        IpAddr::V6(_) => TcpSocket::new_v6()?,
+    };
+    socket.bind(SocketAddr::new(ip, 0))?;
+    socket.connect(addr).await
 }
 
 /// Reads one stream until the harness stops, counting deliveries and their latencies.
@@ -568,5 +787,31 @@ impl Publisher {
             expected,
             latency: Latency::from_micros(&mut latencies),
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[tokio::test]
+    async fn a_stream_can_come_from_another_loopback_address() {
+        let listener = tokio::net::TcpListener::bind("127.0.0.1:0")
+            .await
+            .expect("a listener");
+        let addr = listener.local_addr().expect("its address");
+        let source: IpAddr = "127.0.0.3".parse().expect("an address");
+        let (client, accepted) = tokio::join!(connect_from(addr, Some(source)), listener.accept());
+        let client = client.expect("connected from 127.0.0.3");
+        let (_, peer) = accepted.expect("accepted");
+        assert_eq!(peer.ip(), source);
+        assert_eq!(client.local_addr().expect("bound").ip(), source);
+    }
+
+    #[test]
+    fn rss_per_connection_needs_both_readings_and_connections() {
+        assert_eq!(per_connection(Some(1_000), Some(3_000), 1), Some(2_000.0));
+        assert_eq!(per_connection(None, Some(3_000), 1), None);
+        assert_eq!(per_connection(Some(1_000), Some(3_000), 0), None);
     }
 }

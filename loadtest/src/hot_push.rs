@@ -16,7 +16,6 @@ use std::{
 };
 
 use anyhow::Context;
-use futures::StreamExt;
 use serde::{Deserialize, Serialize};
 use tokio::{sync::watch, task::JoinHandle};
 
@@ -179,24 +178,22 @@ async fn phase(
     let shared = Shared::new(1);
     let room = publisher.rooms[0].clone();
     let (stop, stopped) = watch::channel(false);
-    let opened: Vec<anyhow::Result<JoinHandle<()>>> = futures::stream::iter(0..spec.subscribers)
-        .map(|_| {
-            let (shared, stopped, room) = (shared.clone(), stopped.clone(), room.clone());
-            let addr = targets.publish_addr;
-            async move {
-                let (stream, rest) = fanout::open(addr, &room).await?;
-                Ok(tokio::spawn(fanout::subscribe(
-                    stream, rest, shared, stopped,
-                )))
-            }
-        })
-        .buffer_unordered(256)
-        .collect()
-        .await;
-    let mut subscribers = Vec::new();
-    for task in opened {
-        subscribers.push(task?);
-    }
+    let opened = fanout::open_subscribers(
+        targets.publish_addr,
+        std::slice::from_ref(&room),
+        0..spec.subscribers,
+        &[],
+        &shared,
+        &stopped,
+    )
+    .await;
+    anyhow::ensure!(
+        opened.failures == 0,
+        "{} of the hot room's {} subscriptions failed",
+        opened.failures,
+        spec.subscribers
+    );
+    let subscribers: Vec<JoinHandle<()>> = opened.tasks.into_iter().map(|(_, task)| task).collect();
     tokio::time::sleep(Duration::from_millis(500)).await;
 
     let since = shared.start_phase(1);
@@ -214,10 +211,9 @@ async fn phase(
         .publish(&shared, spec.rate, spec.secs, None, &[subscribers.len()])
         .await;
     let (sent, failed) = reactions.await.context("the reaction load")?;
-    let drain_until = Instant::now() + DRAIN_TIMEOUT;
-    while shared.received(1) < published.expected && Instant::now() < drain_until {
-        tokio::time::sleep(Duration::from_millis(20)).await;
-    }
+    shared
+        .wait_for(1, published.expected, Instant::now() + DRAIN_TIMEOUT)
+        .await;
     let window_secs = started.elapsed().as_secs_f64();
     let after = ServerReading::take(targets).await;
     let (streams_ended, resets) = shared.endings_since(since);
@@ -225,10 +221,7 @@ async fn phase(
     for task in subscribers {
         let _ = task.await;
     }
-    let cpu = match (&before.proc, &after.proc) {
-        (Some(a), Some(b)) => Some(b.cpu_seconds - a.cpu_seconds),
-        _ => None,
-    };
+    let cpu = fanout::cpu_between(&before.proc, &after.proc);
     let deliveries_server = after.delivered - before.delivered;
     Ok(PushPhase {
         name: name.to_owned(),
@@ -243,10 +236,7 @@ async fn phase(
         deliveries_server,
         writes_server: after.writes - before.writes,
         server_cpu_seconds: cpu,
-        broker_cpu_seconds: match (&before.broker, &after.broker) {
-            (Some(a), Some(b)) => Some(b.cpu_seconds - a.cpu_seconds),
-            _ => None,
-        },
+        broker_cpu_seconds: fanout::cpu_between(&before.broker, &after.broker),
         deliveries_per_cpu_second: cpu.filter(|c| *c > 0.0).map(|c| deliveries_server / c),
         latency: shared.latency(1),
         streams_ended,

@@ -5,7 +5,9 @@
 //!   rule in [`saturation`].
 //! - [`fanout`] is the SSE benchmark goose cannot do (it does not time streaming bodies): raw
 //!   subscribers ([`sse`]) over several rooms, stamped messages, post→SSE latency, and the
-//!   publish-server's CPU and memory per connection ([`procstat`], [`prom`]).
+//!   publish-server's CPU and memory per connection ([`procstat`], [`prom`]); [`isolation`] runs
+//!   its phases with and without a viral room beside other rooms, and [`idle`] opens idle
+//!   connections by the hundred thousand (`--full`).
 //! - [`resume`] storms publish-servers with clients reconnecting at once with cursors: the time
 //!   until all have their backlog and the server's CPU per resume, before and after a change.
 //! - [`report`] and [`chart`] turn the results into `report.json`, `report.md` and `chart.png`.
@@ -18,6 +20,8 @@ pub mod fanout;
 pub mod fetch;
 pub mod floor;
 pub mod hot_push;
+pub mod idle;
+pub mod isolation;
 pub mod plan;
 pub mod procstat;
 pub mod prom;

@@ -11,6 +11,8 @@ use crate::{
     fetch::FetchReport,
     floor::FloorResult,
     hot_push::HotPushResult,
+    idle::IdleResult,
+    isolation::IsolationResult,
     plan::PlanResult,
     saturation::Saturation,
 };
@@ -78,6 +80,8 @@ pub struct Report {
 pub const PYTHON_EVENTS_PER_CPU_SECOND: f64 = 16_000.0;
 pub const PYTHON_BYTES_PER_CONNECTION: f64 = 15.0 * 1024.0;
 pub const PYTHON_P99_MS: f64 = 80.0;
+/// The memory target: RSS per idle connection, at 10,000 and at 100,000 connections.
+pub const IDLE_BYTES_TARGET: f64 = 2.0 * 1024.0;
 
 impl Report {
     /// `date`: when the run started (UTC, RFC 3339); now if `None`.
@@ -284,6 +288,8 @@ pub fn verdicts(fetch: Option<&FetchReport>, fanout: Option<&FanoutResult>) -> V
             // sampling edges can add one more.
             met: Some(!rates.is_empty() && hi <= 3.0),
         });
+        out.push(throttling_cpu_verdict(fetch));
+        out.push(write_path_verdict(fetch));
     }
     if let Some(fanout) = fanout {
         // On Apache Kafka (no broker-side fetch wait): 10 ms at 1,000 subscribers, 25 ms at 10,000.
@@ -362,6 +368,9 @@ pub fn verdicts(fetch: Option<&FetchReport>, fanout: Option<&FanoutResult>) -> V
                         .all(|b| b.is_some_and(|b| b <= 4096.0))
             }),
         });
+        out.push(idle_memory_verdict(fanout));
+        out.push(idle_100k_verdict(fanout.idle.as_ref()));
+        out.push(isolation_verdict(fanout.isolation.as_ref()));
         // Fan-out efficiency: the best phase, and the sparse one beside it (one write per delivery).
         let best = fanout.phases.iter().max_by(|a, b| {
             let rate = |p: &PhaseResult| p.deliveries_per_cpu_second.unwrap_or(0.0);
@@ -400,6 +409,247 @@ pub fn verdicts(fetch: Option<&FetchReport>, fanout: Option<&FanoutResult>) -> V
         });
     }
     out
+}
+
+/// Throttling in the chat-server's own CPU: CPU per answer at each reader plan's quoted step (its
+/// saturation point), throttling off over on. Every answer of the step counts, the cold
+/// background's too, as in the plans' tables; the ratio does not depend on the load generator
+/// sharing the cores.
+fn throttling_cpu_verdict(fetch: &FetchReport) -> Verdict {
+    let target =
+        "Throttling in the chat-server's own CPU: CPU per answer, throttling off ÷ on, ≥ 20×"
+            .to_owned();
+    let at = |plan: &PlanResult| plan.quoted_step().and_then(|step| step.cpu_us_per_answer());
+    match (at(&fetch.readers_off), at(&fetch.readers_on)) {
+        (Some(off), Some(on)) if on > 0.0 => {
+            let ratio = off / on;
+            Verdict {
+                target,
+                measured: format!(
+                    "{ratio:.1}× ({off:.0} µs per answer throttling off, at {}, against {on:.0} µs \
+                     throttling on, at {}; every answer of the step, the cold background's included)",
+                    step_label(&fetch.readers_off),
+                    step_label(&fetch.readers_on),
+                ),
+                met: Some(ratio >= 20.0),
+            }
+        }
+        _ => Verdict {
+            target,
+            measured:
+                "the chat-servers' CPU was not read (no pids), or a plan has no step to quote"
+                    .to_owned(),
+            met: None,
+        },
+    }
+}
+
+/// The write path: acknowledged posts a second at the posts-only plan's saturation point (the
+/// mixed writers plan when the run has no posts-only plan), its p99, and what a post cost the
+/// chat-server and the broker there.
+fn write_path_verdict(fetch: &FetchReport) -> Verdict {
+    let target = "Write path on Kafka: ≥ 5,000 acknowledged posts/s on one chat-server at its \
+                  saturation point, p99 ≤ 50 ms"
+        .to_owned();
+    let (plan, which) = match &fetch.posts {
+        Some(posts) => (posts, "the posts-only plan"),
+        None => (
+            &fetch.writers,
+            "the writers plan (posts and reactions 4 : 1; this run has no posts-only plan)",
+        ),
+    };
+    let Some(step) = plan.quoted_step() else {
+        return Verdict {
+            target,
+            measured: format!("{which} saturated below its first step"),
+            met: Some(false),
+        };
+    };
+    let (posts, p99) = (step.focus.ok_per_sec, step.focus.latency.p99_ms);
+    let per_post = |cpu: Option<f64>| {
+        cpu.filter(|_| posts > 0.0)
+            .map_or_else(|| "–".to_owned(), |c| format!("{:.0} µs", c * 1e6 / posts))
+    };
+    let mut measured = format!(
+        "{} posts/s = {:.2}× the 5,000 target, p99 {p99:.1} ms, at {} of {which}; chat-server \
+         CPU {} per post ({} CPU-s/s); broker CPU {} CPU-s/s ({} per post)",
+        thousands(posts),
+        posts / 5_000.0,
+        step_label(plan),
+        step.cpu_us_per_answer()
+            .map_or_else(|| "–".to_owned(), |us| format!("{us:.0} µs")),
+        step.server
+            .cpu
+            .map_or_else(|| "–".to_owned(), |c| format!("{c:.2}")),
+        step.server
+            .broker_cpu
+            .map_or_else(|| "–".to_owned(), |c| format!("{c:.2}")),
+        per_post(step.server.broker_cpu),
+    );
+    if fetch.posts.is_some()
+        && let Some(mixed) = fetch.writers.quoted_step()
+    {
+        measured.push_str(&format!(
+            " (posts and reactions 4 : 1: {} answers/s, p99 {:.1} ms, at {})",
+            thousands(mixed.focus.ok_per_sec),
+            mixed.focus.latency.p99_ms,
+            step_label(&fetch.writers)
+        ));
+    }
+    Verdict {
+        target,
+        measured,
+        met: Some(posts >= 5_000.0 && p99 <= 50.0),
+    }
+}
+
+/// Which step of `plan` is quoted: "its saturation point, 16 users ★", or its busiest step.
+fn step_label(plan: &PlanResult) -> String {
+    let users = plan.quoted_step().map_or(0, |s| s.users);
+    match plan.saturation {
+        Saturation::At(_) => format!("its saturation point, {users} users ★"),
+        Saturation::NotReached => format!("its busiest step, {users} users ☆ (not saturated)"),
+        Saturation::BelowFirstStep => "no step (saturated below the first)".to_owned(),
+    }
+}
+
+/// The memory target at 10,000 connections: RSS growth per connection opened by the phase that
+/// reached 10,000, before any traffic on them.
+fn idle_memory_verdict(fanout: &FanoutResult) -> Verdict {
+    let target = "Memory: ≤ 2 KiB RSS per idle connection at 10,000 connections".to_owned();
+    let phase = fanout
+        .phases
+        .iter()
+        .find(|p| p.subscribers == 10_000 && p.opened > 0)
+        .and_then(|p| Some((p, p.rss_per_new_connection_idle?)));
+    let Some((p, per)) = phase else {
+        return Verdict {
+            target,
+            measured: "no phase opened 10,000 connections with the publish-server's RSS read"
+                .to_owned(),
+            met: None,
+        };
+    };
+    Verdict {
+        target,
+        measured: format!(
+            "{} per idle connection = {:.2}× the 2 KiB target (RSS growth over the {} connections \
+             opened in \"{}\", before any traffic; {} open)",
+            bytes(Some(per)),
+            per / IDLE_BYTES_TARGET,
+            thousands(p.opened as f64),
+            p.name,
+            thousands(p.server_clients),
+        ),
+        met: Some(p.server_clients >= 10_000.0 && per <= IDLE_BYTES_TARGET),
+    }
+}
+
+/// The memory target at 100,000 connections (`--full`): RSS per connection, and every one of them
+/// served by one message.
+fn idle_100k_verdict(idle: Option<&IdleResult>) -> Verdict {
+    let target = "Memory: ≤ 2 KiB RSS per idle connection at 100,000 connections, all served by \
+                  one message"
+        .to_owned();
+    let Some(idle) = idle else {
+        return Verdict {
+            target,
+            measured: "measured by `loadtest/run --full` only".to_owned(),
+            met: None,
+        };
+    };
+    if let Some(reason) = &idle.not_measured {
+        return Verdict {
+            target,
+            measured: reason.clone(),
+            met: None,
+        };
+    }
+    let per = idle.rss_per_connection;
+    let all = idle.connections as u64;
+    // A smaller trial (LOADTEST_IDLE_CONNECTIONS) is shown, not judged.
+    let trial = (idle.connections < crate::idle::TARGET_CONNECTIONS).then(|| {
+        format!(
+            "at {} connections only (LOADTEST_IDLE_CONNECTIONS), not 100,000: ",
+            thousands(idle.connections as f64)
+        )
+    });
+    Verdict {
+        target,
+        measured: format!(
+            "{}{} open from {} loopback address(es) ({} failed; the server counts {}); {} per connection \
+             = {:.2}× the 2 KiB target; one message reached {} of them, the last after {:.0} ms \
+             (p50 {:.0} ms, p99 {:.0} ms)",
+            trial.as_deref().unwrap_or_default(),
+            thousands(idle.opened as f64),
+            idle.sources.len(),
+            thousands(idle.open_failures as f64),
+            thousands(idle.server_clients),
+            bytes(per),
+            per.unwrap_or(f64::NAN) / IDLE_BYTES_TARGET,
+            thousands(idle.received as f64),
+            idle.latency.max_ms,
+            idle.latency.p50_ms,
+            idle.latency.p99_ms,
+        ),
+        met: trial.is_none().then(|| {
+            idle.opened as u64 >= all
+                && idle.received >= all
+                && per.is_some_and(|b| b <= IDLE_BYTES_TARGET)
+        }),
+    }
+}
+
+/// Isolation: the other rooms' p99 with the viral room beside them over without it. Deliveries
+/// missing with the viral room would make its p99 look better than it was: the target is met only
+/// when every one arrived.
+fn isolation_verdict(isolation: Option<&IsolationResult>) -> Verdict {
+    let Some(iso) = isolation else {
+        return Verdict {
+            target: "Isolation: the other rooms' post→SSE p99 with a viral room ≤ 1.5× without"
+                .to_owned(),
+            measured: "not in this run".to_owned(),
+            met: None,
+        };
+    };
+    let spec = &iso.spec;
+    let target = format!(
+        "Isolation: the other rooms' post→SSE p99 with a viral room ({} subscribers, {:.0} msg/s) \
+         ≤ 1.5× without",
+        thousands(spec.viral.subscribers as f64),
+        spec.viral.rate
+    );
+    let (alone, with) = (&iso.alone, &iso.with_viral);
+    let Some(ratio) = iso.p99_ratio() else {
+        return Verdict {
+            target,
+            measured: "no deliveries to the other rooms in one of the phases".to_owned(),
+            met: Some(false),
+        };
+    };
+    let viral = with.viral.as_ref().map_or_else(String::new, |v| {
+        format!(
+            "; viral room {}/{} deliveries, p99 {:.1} ms",
+            thousands(v.deliveries_received as f64),
+            thousands(v.deliveries_expected as f64),
+            v.latency.p99_ms
+        )
+    });
+    Verdict {
+        target,
+        measured: format!(
+            "{ratio:.1}× ({:.1} ms with the viral room against {:.1} ms without; {} rooms × {} \
+             subscribers, {:.0} msg/s over them; other rooms' deliveries {}/{} with the viral room{viral})",
+            with.latency.p99_ms,
+            alone.latency.p99_ms,
+            spec.rooms,
+            spec.subscribers_per_room,
+            spec.rate,
+            thousands(with.deliveries_received as f64),
+            thousands(with.deliveries_expected as f64),
+        ),
+        met: Some(ratio <= 1.5 && with.deliveries_received >= with.deliveries_expected),
+    }
 }
 
 fn saturation_note(plan: &PlanResult) -> &'static str {
@@ -454,12 +704,11 @@ pub fn markdown(report: &Report) -> String {
              queries per second (normal / throttled mode). The hot room was throttled {:.1} s into the warm-up.\n",
             fetch.config.step_secs, fetch.hot_after_secs
         );
-        for plan in [
-            &fetch.readers_off,
-            &fetch.readers_on,
-            &fetch.writers,
-            &fetch.mix,
-        ] {
+        for plan in [&fetch.readers_off, &fetch.readers_on, &fetch.writers]
+            .into_iter()
+            .chain(fetch.posts.as_ref())
+            .chain([&fetch.mix])
+        {
             plan_table(&mut md, plan);
         }
         let a = &fetch.anonymous;
@@ -558,11 +807,26 @@ fn fanout_table(md: &mut String, fanout: &FanoutResult) {
          (after traffic).\n",
         fanout.spec.rooms
     );
+    phase_rows(md, &fanout.phases);
+    md.push('\n');
+    if let Some(isolation) = &fanout.isolation {
+        isolation_table(md, isolation);
+    }
+    if let Some(hot) = &fanout.hot_push {
+        hot_push_table(md, hot);
+    }
+    if let Some(idle) = &fanout.idle {
+        idle_section(md, idle);
+    }
+}
+
+/// The fan-out table's header and one row per phase.
+fn phase_rows<'a>(md: &mut String, phases: impl IntoIterator<Item = &'a PhaseResult>) {
     md.push_str(
         "| phase | subscribers | msg/s | deliveries/s | received/expected | post→SSE p50 | p99 | max | post p99 | CPU s | broker CPU s | deliveries/CPU-s | deliveries/write | RSS/conn idle | RSS/conn after traffic | resets |\n\
          |---|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|\n",
     );
-    for p in &fanout.phases {
+    for p in phases {
         let _ = writeln!(
             md,
             "| {} | {} | {:.0} | {} | {}/{} | {:.1} ms | {:.1} ms | {:.1} ms | {:.1} ms | {} | {} | {} | {:.1} | {} | {} | {} |",
@@ -587,10 +851,86 @@ fn fanout_table(md: &mut String, fanout: &FanoutResult) {
             p.resets,
         );
     }
-    md.push('\n');
-    if let Some(hot) = &fanout.hot_push {
-        hot_push_table(md, hot);
+}
+
+fn isolation_table(md: &mut String, iso: &IsolationResult) {
+    let spec = &iso.spec;
+    let _ = writeln!(
+        md,
+        "## Isolation\n\n{} other rooms of {} subscribers, {:.0} messages a second over them, for \
+         {:.0} s: first alone, then with a viral room beside them ({} subscribers of its own, {:.0} \
+         messages a second, posted through the same chat-server). The table counts the other \
+         rooms' deliveries only; CPU and deliveries/CPU-s are the publish-server's whole, the viral \
+         room's work included. The harness reads the viral room's deliveries on the same cores.\n",
+        spec.rooms,
+        spec.subscribers_per_room,
+        spec.rate,
+        spec.secs,
+        thousands(spec.viral.subscribers as f64),
+        spec.viral.rate,
+    );
+    phase_rows(md, [&iso.alone, &iso.with_viral]);
+    if let Some(v) = &iso.with_viral.viral {
+        let _ = writeln!(
+            md,
+            "\nThe viral room: {} subscribers ({} failed to open), {} messages posted ({} failed), \
+             {}/{} deliveries, post→SSE p50 {:.1} ms, p99 {:.1} ms, max {:.1} ms.",
+            thousands(v.subscribers as f64),
+            v.open_failures,
+            thousands(v.messages_posted as f64),
+            v.post_failures,
+            thousands(v.deliveries_received as f64),
+            thousands(v.deliveries_expected as f64),
+            v.latency.p50_ms,
+            v.latency.p99_ms,
+            v.latency.max_ms,
+        );
     }
+    if let Some(ratio) = iso.p99_ratio() {
+        let _ = writeln!(
+            md,
+            "\nThe other rooms' p99 with the viral room over without it: **{ratio:.1}×**."
+        );
+    }
+    md.push('\n');
+}
+
+fn idle_section(md: &mut String, idle: &IdleResult) {
+    let _ = writeln!(
+        md,
+        "## {} idle connections\n",
+        thousands(idle.connections as f64)
+    );
+    let limits = format!(
+        "\"Max open files\": publish-server {}, harness {}",
+        idle.server_open_files
+            .map_or_else(|| "unknown".to_owned(), |n| thousands(n as f64)),
+        idle.harness_open_files
+            .map_or_else(|| "unknown".to_owned(), |n| thousands(n as f64)),
+    );
+    if let Some(reason) = &idle.not_measured {
+        let _ = writeln!(md, "Not measured: {reason} ({limits}).\n");
+        return;
+    }
+    let sources: Vec<String> = idle.sources.iter().map(ToString::to_string).collect();
+    let _ = writeln!(
+        md,
+        "Opened from {} in {:.1} s: {} open, {} failed, {} counted by the server ({limits}). RSS \
+         {} → {}: {} per connection. One message then reached {} of them: post→SSE p50 {:.0} ms, \
+         p99 {:.0} ms, the last after {:.0} ms.\n",
+        sources.join(", "),
+        idle.open_secs,
+        thousands(idle.opened as f64),
+        thousands(idle.open_failures as f64),
+        thousands(idle.server_clients),
+        bytes(idle.rss_before_open.map(|b| b as f64)),
+        bytes(idle.rss_after_open.map(|b| b as f64)),
+        bytes(idle.rss_per_connection),
+        thousands(idle.received as f64),
+        idle.latency.p50_ms,
+        idle.latency.p99_ms,
+        idle.latency.max_ms,
+    );
 }
 
 fn hot_push_table(md: &mut String, hot: &HotPushResult) {
@@ -666,6 +1006,7 @@ pub fn thousands(value: f64) -> String {
 fn bytes(value: Option<f64>) -> String {
     match value {
         None => "–".to_owned(),
+        Some(b) if b.abs() >= 1024.0 * 1024.0 => format!("{:.1} MiB", b / (1024.0 * 1024.0)),
         Some(b) if b.abs() >= 1024.0 => format!("{:.1} KiB", b / 1024.0),
         Some(b) => format!("{b:.0} B"),
     }
@@ -692,7 +1033,11 @@ pub fn parse_env(text: &str) -> BTreeMap<String, String> {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::fanout::FanoutSpec;
+    use crate::{
+        fanout::FanoutSpec,
+        plan::{RequestStats, ServerRates, StepResult},
+        stats::Latency,
+    };
 
     fn phase(name: &str, subscribers: usize, opened: usize, rate: f64) -> PhaseResult {
         PhaseResult {
@@ -715,6 +1060,8 @@ mod tests {
             rss_baseline: None,
             phases,
             hot_push: None,
+            isolation: None,
+            idle: None,
         }
     }
 
@@ -776,6 +1123,299 @@ mod tests {
             .find(|v| v.target.starts_with("10,000 concurrent"))
             .expect("a verdict");
         assert_eq!(memory.met, Some(false));
+    }
+
+    fn step(users: usize, ok_per_sec: f64, p99_ms: f64, cpu: f64) -> StepResult {
+        StepResult {
+            users,
+            background_users: 0,
+            window_secs: 10.0,
+            answers_per_sec: ok_per_sec,
+            focus: RequestStats {
+                ok_per_sec,
+                latency: Latency {
+                    count: 1,
+                    p99_ms,
+                    ..Latency::default()
+                },
+                ..RequestStats::default()
+            },
+            requests: BTreeMap::new(),
+            server: ServerRates {
+                cpu: Some(cpu),
+                broker_cpu: Some(0.5),
+                ..ServerRates::default()
+            },
+        }
+    }
+
+    /// A plan saturated at its step `at`.
+    fn plan(steps: Vec<StepResult>, at: usize) -> PlanResult {
+        PlanResult {
+            name: "plan".to_owned(),
+            title: "a plan".to_owned(),
+            server: "chat-server".to_owned(),
+            focus: Vec::new(),
+            step_secs: 10,
+            steps,
+            rule: crate::saturation::Rule::default(),
+            saturation: Saturation::At(at),
+            quoted: Some(at),
+        }
+    }
+
+    /// Readers at 310 µs and 48 µs per answer; writers (mixed) and, when given, posts only.
+    fn fetch(posts: Option<PlanResult>) -> FetchReport {
+        FetchReport {
+            config: crate::fetch::FetchConfig::short(),
+            readers_off: plan(
+                vec![step(8, 2_000.0, 9.0, 0.6), step(16, 2_448.0, 13.0, 0.76)],
+                1,
+            ),
+            readers_on: plan(vec![step(4, 19_040.0, 1.2, 0.92)], 0),
+            anonymous: step(4, 5.0, 1.0, 0.5),
+            writers: plan(vec![step(16, 2_911.0, 10.6, 0.68)], 0),
+            posts,
+            mix: plan(vec![step(32, 7_861.0, 14.7, 0.59)], 0),
+            hot_after_secs: 1.0,
+        }
+    }
+
+    fn find<'a>(verdicts: &'a [Verdict], prefix: &str) -> &'a Verdict {
+        verdicts
+            .iter()
+            .find(|v| v.target.starts_with(prefix))
+            .unwrap_or_else(|| panic!("a verdict starting {prefix:?}"))
+    }
+
+    #[test]
+    fn throttling_in_cpu_compares_the_saturation_points_cpu_per_answer() {
+        let all = verdicts(Some(&fetch(None)), None);
+        let cpu = find(&all, "Throttling in the chat-server's own CPU");
+        assert_eq!(cpu.met, Some(false), "{}", cpu.measured);
+        // 0.76 CPU-s/s at 2,448 answers/s = 310 µs; 0.92 at 19,040 = 48 µs.
+        assert!(cpu.measured.starts_with("6.4× (310 µs"), "{}", cpu.measured);
+        assert!(cpu.measured.contains("16 users ★"), "{}", cpu.measured);
+        assert!(cpu.measured.contains("48 µs"), "{}", cpu.measured);
+
+        let mut cheap = fetch(None);
+        cheap.readers_on = plan(vec![step(4, 19_040.0, 1.2, 0.2)], 0);
+        let all = verdicts(Some(&cheap), None);
+        let cpu = find(&all, "Throttling in the chat-server's own CPU");
+        assert_eq!(cpu.met, Some(true), "{}", cpu.measured);
+    }
+
+    #[test]
+    fn the_write_path_is_judged_on_the_posts_only_plan_when_there_is_one() {
+        let posts = plan(
+            vec![step(16, 3_000.0, 8.0, 0.6), step(32, 5_500.0, 30.0, 0.9)],
+            1,
+        );
+        let all = verdicts(Some(&fetch(Some(posts))), None);
+        let write = find(&all, "Write path on Kafka");
+        assert_eq!(write.met, Some(true), "{}", write.measured);
+        assert!(
+            write.measured.starts_with("5,500 posts/s = 1.10× the 5,000 target, p99 30.0 ms, at its saturation point, 32 users ★ of the posts-only plan"),
+            "{}",
+            write.measured
+        );
+        // 0.9 CPU-s/s over 5,500 posts/s; the broker's 0.5 likewise.
+        assert!(
+            write.measured.contains("CPU 164 µs per post"),
+            "{}",
+            write.measured
+        );
+        assert!(
+            write.measured.contains("(91 µs per post)"),
+            "{}",
+            write.measured
+        );
+        assert!(
+            write.measured.contains("2,911 answers/s"),
+            "{}",
+            write.measured
+        );
+
+        let slow = plan(vec![step(64, 6_000.0, 60.0, 1.0)], 0);
+        let all = verdicts(Some(&fetch(Some(slow))), None);
+        assert_eq!(find(&all, "Write path on Kafka").met, Some(false));
+
+        let all = verdicts(Some(&fetch(None)), None);
+        let mixed = find(&all, "Write path on Kafka");
+        assert_eq!(mixed.met, Some(false));
+        assert!(
+            mixed
+                .measured
+                .contains("the writers plan (posts and reactions"),
+            "{}",
+            mixed.measured
+        );
+    }
+
+    fn isolation(alone_p99: f64, with_p99: f64, with_received: u64) -> IsolationResult {
+        let mut alone = phase("other rooms alone", 900, 900, 50.0);
+        alone.latency = Latency {
+            count: 3_600,
+            p99_ms: alone_p99,
+            ..Latency::default()
+        };
+        let mut with_viral = phase("with the viral room", 900, 0, 50.0);
+        with_viral.latency = Latency {
+            count: with_received,
+            p99_ms: with_p99,
+            ..Latency::default()
+        };
+        (
+            with_viral.deliveries_expected,
+            with_viral.deliveries_received,
+        ) = (3_600, with_received);
+        with_viral.viral = Some(crate::fanout::ViralOutcome {
+            subscribers: 1_000,
+            deliveries_expected: 2_400_000,
+            deliveries_received: 2_400_000,
+            ..Default::default()
+        });
+        IsolationResult {
+            spec: crate::isolation::IsolationSpec {
+                rooms: 9,
+                subscribers_per_room: 100,
+                rate: 50.0,
+                viral: crate::fanout::ViralRoom {
+                    subscribers: 1_000,
+                    rate: 300.0,
+                },
+                secs: 8.0,
+                warmup_messages: 0,
+            },
+            alone,
+            with_viral,
+        }
+    }
+
+    #[test]
+    fn isolation_is_the_other_rooms_p99_with_the_viral_room_over_without() {
+        let check = |iso: IsolationResult| {
+            let mut fanout = fanout(Vec::new());
+            fanout.isolation = Some(iso);
+            find(&verdicts(None, Some(&fanout)), "Isolation").clone()
+        };
+        let within = check(isolation(4.0, 5.6, 3_600));
+        assert_eq!(within.met, Some(true), "{}", within.measured);
+        assert!(
+            within
+                .measured
+                .starts_with("1.4× (5.6 ms with the viral room against 4.0 ms without"),
+            "{}",
+            within.measured
+        );
+        assert!(
+            within.target.contains("1,000 subscribers, 300 msg/s"),
+            "{}",
+            within.target
+        );
+        assert!(
+            within.measured.contains("viral room 2,400,000/2,400,000"),
+            "{}",
+            within.measured
+        );
+        assert_eq!(check(isolation(4.0, 8.0, 3_600)).met, Some(false));
+        // A delivery that never arrived is not a fast one.
+        assert_eq!(check(isolation(4.0, 5.0, 3_500)).met, Some(false));
+        assert_eq!(
+            find(&verdicts(None, Some(&fanout(Vec::new()))), "Isolation").met,
+            None
+        );
+    }
+
+    #[test]
+    fn memory_per_idle_connection_is_held_to_2_kib_at_10_000() {
+        let check = |idle: f64| {
+            let mut opened = phase("10,000 subscribers", 10_000, 9_000, 50.0);
+            opened.rss_per_new_connection_idle = Some(idle);
+            find(
+                &verdicts(None, Some(&fanout(vec![opened]))),
+                "Memory: ≤ 2 KiB RSS per idle connection at 10,000",
+            )
+            .clone()
+        };
+        let over = check(3_480.0);
+        assert_eq!(over.met, Some(false));
+        assert!(
+            over.measured
+                .starts_with("3.4 KiB per idle connection = 1.70× the 2 KiB target"),
+            "{}",
+            over.measured
+        );
+        assert!(
+            over.measured
+                .contains("the 9,000 connections opened in \"10,000 subscribers\""),
+            "{}",
+            over.measured
+        );
+        assert_eq!(check(1_900.0).met, Some(true));
+    }
+
+    #[test]
+    fn a_hundred_thousand_connections_are_not_measured_where_the_limits_do_not_allow_them() {
+        let check = |idle: Option<IdleResult>| {
+            let mut fanout = fanout(Vec::new());
+            fanout.idle = idle;
+            find(
+                &verdicts(None, Some(&fanout)),
+                "Memory: ≤ 2 KiB RSS per idle connection at 100,000",
+            )
+            .clone()
+        };
+        let short = check(None);
+        assert_eq!(short.met, None);
+        assert!(short.measured.contains("--full"), "{}", short.measured);
+
+        let reason = "the publish-server may open 20,000 descriptors (hard limit), 100,000 connections need more";
+        let limited = check(Some(IdleResult {
+            connections: 100_000,
+            not_measured: Some(reason.to_owned()),
+            ..IdleResult::default()
+        }));
+        assert_eq!((limited.met, limited.measured.as_str()), (None, reason));
+
+        let served = |received, rss| IdleResult {
+            connections: 100_000,
+            sources: crate::idle::source_addresses(100_000),
+            opened: 100_000,
+            server_clients: 100_000.0,
+            rss_per_connection: Some(rss),
+            received,
+            latency: Latency {
+                count: received,
+                max_ms: 850.0,
+                ..Latency::default()
+            },
+            ..IdleResult::default()
+        };
+        let met = check(Some(served(100_000, 1_800.0)));
+        assert_eq!(met.met, Some(true), "{}", met.measured);
+        assert!(
+            met.measured.contains("from 5 loopback address(es)"),
+            "{}",
+            met.measured
+        );
+        assert!(
+            met.measured.contains("the last after 850 ms"),
+            "{}",
+            met.measured
+        );
+        assert_eq!(check(Some(served(99_999, 1_800.0))).met, Some(false));
+        assert_eq!(check(Some(served(100_000, 2_100.0))).met, Some(false));
+        let trial = check(Some(IdleResult {
+            connections: 15_000,
+            ..served(15_000, 1_800.0)
+        }));
+        assert_eq!(trial.met, None);
+        assert!(
+            trial.measured.starts_with("at 15,000 connections only"),
+            "{}",
+            trial.measured
+        );
     }
 
     #[test]

@@ -7,8 +7,10 @@ use anyhow::Context;
 use clap::Parser;
 use loadtest::{
     api::Api,
-    fanout::{self, FanoutSpec, PhaseSpec, Targets},
+    fanout::{self, FanoutSpec, PhaseSpec, Targets, ViralRoom},
     hot_push::{self, HotPushSpec},
+    idle::{self, IdleSpec},
+    isolation::{self, IsolationSpec},
 };
 
 #[derive(Parser)]
@@ -29,11 +31,18 @@ struct Args {
     /// The broker's pid (its CPU is reported beside the publish-server's).
     #[arg(long)]
     broker_pid: Option<u32>,
+    /// The publish-server's SSE_MAX_CONNECTIONS (the 100,000-connection step checks it).
+    #[arg(long)]
+    publish_max_streams: Option<usize>,
     #[arg(long)]
     out: PathBuf,
-    /// Longer phases.
+    /// Longer phases, and 100,000 idle connections.
     #[arg(long)]
     full: bool,
+    /// Idle connections of the `--full` step (100,000); given, the step runs without `--full` too
+    /// (a size this machine's limits allow, to try the step).
+    #[arg(long)]
+    idle_connections: Option<usize>,
 }
 
 #[tokio::main]
@@ -53,6 +62,7 @@ async fn main() -> anyhow::Result<()> {
                 rate: 100.0,
                 posted_rooms: None,
                 secs,
+                viral: None,
             },
             PhaseSpec {
                 name: "1,000 subscribers".to_owned(),
@@ -60,6 +70,7 @@ async fn main() -> anyhow::Result<()> {
                 rate: 100.0,
                 posted_rooms: None,
                 secs,
+                viral: None,
             },
             PhaseSpec {
                 name: "10,000 subscribers".to_owned(),
@@ -67,6 +78,7 @@ async fn main() -> anyhow::Result<()> {
                 rate: 50.0,
                 posted_rooms: None,
                 secs,
+                viral: None,
             },
             PhaseSpec {
                 name: "viral room".to_owned(),
@@ -74,6 +86,7 @@ async fn main() -> anyhow::Result<()> {
                 rate: 300.0,
                 posted_rooms: Some(1),
                 secs,
+                viral: None,
             },
         ],
     };
@@ -85,6 +98,20 @@ async fn main() -> anyhow::Result<()> {
         broker_pid: args.broker_pid,
     };
     let mut result = fanout::run(&targets, &spec).await?;
+    // Nine other rooms of 100 subscribers, 50 messages a second over them; then a viral room of
+    // 1,000 subscribers and 300 messages a second beside them.
+    let isolation_spec = IsolationSpec {
+        rooms: 9,
+        subscribers_per_room: 100,
+        rate: 50.0,
+        viral: ViralRoom {
+            subscribers: 1_000,
+            rate: 300.0,
+        },
+        secs,
+        warmup_messages: 100,
+    };
+    result.isolation = Some(isolation::run(&targets, &isolation_spec).await?);
     if let Some(chat_on) = &args.chat_on {
         let spec = HotPushSpec {
             subscribers: 1_000,
@@ -93,6 +120,21 @@ async fn main() -> anyhow::Result<()> {
             secs: if args.full { 20.0 } else { 8.0 },
         };
         result.hot_push = Some(hot_push::run(&targets, &Api::new(chat_on)?, &spec).await?);
+    }
+    // Last: the biggest step, and the one a machine's limits may rule out.
+    if args.full || args.idle_connections.is_some() {
+        let spec = IdleSpec {
+            connections: args.idle_connections.unwrap_or(idle::TARGET_CONNECTIONS),
+            max_streams: args.publish_max_streams,
+        };
+        let idle = idle::run(&targets, &spec).await;
+        if let Some(reason) = &idle.not_measured {
+            eprintln!(
+                "  idle: {} connections not measured: {reason}",
+                spec.connections
+            );
+        }
+        result.idle = Some(idle);
     }
     let path = args.out.join("fanout.json");
     std::fs::write(&path, serde_json::to_vec_pretty(&result)?)

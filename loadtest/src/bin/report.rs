@@ -60,7 +60,10 @@ fn main() -> anyhow::Result<()> {
                 (&fetch.readers_on, "readers, throttling on"),
                 (&fetch.writers, "writers"),
                 (&fetch.mix, "mix, throttling on"),
-            ],
+            ]
+            .into_iter()
+            .chain(fetch.posts.as_ref().map(|posts| (posts, "posts only")))
+            .collect::<Vec<_>>(),
         )?;
     }
     Ok(())

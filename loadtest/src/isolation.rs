@@ -1,0 +1,82 @@
+//! Isolation: while one room is viral, do the other rooms still get their messages as fast?
+//!
+//! Two fan-out phases ([`crate::fanout`]) back to back on rooms of their own, with the same
+//! background: other rooms with their subscribers and a modest message rate, first alone, then with
+//! a viral room beside them (its own subscribers, its own rate, posted through the same
+//! chat-server). Latency is measured on the other rooms' messages only; the target compares their
+//! post→SSE p99 with the viral room against without it.
+//!
+//! On one machine the harness reads the viral room's deliveries on the cores the servers use, so
+//! the ratio also holds what the load generator takes from them.
+
+use anyhow::anyhow;
+use serde::{Deserialize, Serialize};
+
+use crate::fanout::{self, FanoutSpec, PhaseResult, PhaseSpec, Targets, ViralRoom};
+
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct IsolationSpec {
+    /// The other rooms, and the subscribers of each.
+    pub rooms: usize,
+    pub subscribers_per_room: usize,
+    /// Messages a second over the other rooms.
+    pub rate: f64,
+    pub viral: ViralRoom,
+    pub secs: f64,
+    /// Messages posted to the other rooms before the first phase (not measured).
+    pub warmup_messages: usize,
+}
+
+impl IsolationSpec {
+    /// The two phases, in fan-out terms.
+    fn fanout(&self) -> FanoutSpec {
+        let phase = |name: &str, viral| PhaseSpec {
+            name: name.to_owned(),
+            subscribers: self.rooms * self.subscribers_per_room,
+            rate: self.rate,
+            posted_rooms: None,
+            secs: self.secs,
+            viral,
+        };
+        FanoutSpec {
+            rooms: self.rooms,
+            phases: vec![
+                phase("other rooms alone", None),
+                phase("with the viral room", Some(self.viral)),
+            ],
+            warmup_messages: self.warmup_messages,
+        }
+    }
+}
+
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct IsolationResult {
+    pub spec: IsolationSpec,
+    /// The other rooms alone.
+    pub alone: PhaseResult,
+    /// The same, with the viral room beside them (its own numbers in `viral`).
+    pub with_viral: PhaseResult,
+}
+
+impl IsolationResult {
+    /// The other rooms' post→SSE p99 with the viral room over without it; `None` when either
+    /// phase has no deliveries.
+    pub fn p99_ratio(&self) -> Option<f64> {
+        let (alone, with) = (&self.alone.latency, &self.with_viral.latency);
+        (alone.count > 0 && with.count > 0 && alone.p99_ms > 0.0)
+            .then(|| with.p99_ms / alone.p99_ms)
+    }
+}
+
+pub async fn run(targets: &Targets, spec: &IsolationSpec) -> anyhow::Result<IsolationResult> {
+    let result = fanout::run(targets, &spec.fanout()).await?;
+    let [alone, with_viral]: [PhaseResult; 2] = result
+        .phases
+        .try_into()
+        .map_err(|_| anyhow!("the isolation benchmark runs two phases"))?;
+    Ok(IsolationResult {
+        spec: spec.clone(),
+        alone,
+        with_viral,
+    })
+}
