@@ -12,7 +12,7 @@ mod writers;
 
 pub use writers::Writers;
 
-use std::{sync::Arc, time::Duration};
+use std::{io, sync::Arc, task::Poll, time::Duration};
 
 use bytes::{Bytes, BytesMut};
 use shared::shutdown::CancellationToken;
@@ -99,82 +99,25 @@ impl Live {
     /// Writes `head` and then the live frames to a taken-over connection until the client leaves,
     /// falls too far behind, or `shutdown` (then the body is ended properly).
     ///
-    /// The connection is a member of the room's writers whenever it has caught up; this task only
+    /// The connection is a member of the room's writers whenever it has caught up; its task only
     /// writes what a full socket left over (waiting for room), then joins again.
-    pub async fn write_to(self, out: ChunkedStream, head: Bytes, shutdown: CancellationToken) {
-        let Live {
-            mut reader,
-            writers,
-            keepalive: _,
-            guard: _guard,
-        } = self;
+    pub fn write_to(
+        self,
+        out: ChunkedStream,
+        head: Bytes,
+        shutdown: CancellationToken,
+    ) -> impl Future<Output = ()> + Send + 'static {
         let socket = Arc::new(out);
-        let handoff = Arc::new(Handoff::default());
-        // Made once, not per wait: each new one would register with the token under its lock.
-        let cancelled = shutdown.cancelled();
-        tokio::pin!(cancelled);
-        let mut unsent = match socket.try_write_chunk(&[head]) {
-            Ok(rest) => rest,
-            Err(_) => return,
+        // The head goes out now, as the first chunk, if the socket takes it.
+        let written = socket.try_write_chunk(&[head]);
+        let stream = Stream {
+            writers: self.writers,
+            socket,
+            handoff: Arc::default(),
+            shutdown,
+            _guard: self.guard,
         };
-        let mut last_write = Instant::now();
-        loop {
-            if let Some(rest) = unsent.take() {
-                tokio::select! {
-                    biased;
-                    // Mid-chunk: the body cannot be ended properly, only dropped.
-                    () = &mut cancelled => return,
-                    written = socket.write_rest(rest) => if written.is_err() { return },
-                }
-                last_write = Instant::now();
-            }
-            let member = Member {
-                reader,
-                socket: socket.clone(),
-                handoff: handoff.clone(),
-                last_write,
-            };
-            let parked = match writers.join(member) {
-                Err(parked) => parked,
-                Ok(membership) => tokio::select! {
-                    biased;
-                    () = &mut cancelled => match membership.leave() {
-                        Some(_member) => break,
-                        // Parked meanwhile: whatever it left is written first.
-                        None => match handoff.take() {
-                            Some(Parked::Behind(_, rest)) => {
-                                if socket.write_rest(rest).await.is_err() {
-                                    return;
-                                }
-                                break;
-                            }
-                            _ => return,
-                        },
-                    },
-                    () = socket.closed() => return,
-                    () = handoff.parked() => match handoff.take() {
-                        Some(parked) => parked,
-                        None => return,
-                    },
-                },
-            };
-            match parked {
-                Parked::Behind(member, rest) => {
-                    reader = member.reader;
-                    last_write = member.last_write;
-                    unsent = Some(rest);
-                }
-                Parked::Over(End::Lagged(last)) => {
-                    let _ = socket.write_chunk(&[last]).await;
-                    return;
-                }
-                Parked::Over(End::Closed) => break,
-                Parked::Over(End::Failed) => return,
-            }
-        }
-        if let Ok(socket) = Arc::try_unwrap(socket) {
-            let _ = socket.finish().await;
-        }
+        stream.run(self.reader, written)
     }
 
     /// The same stream as a response body: `head`, then chunks of live frames, until `shutdown`.
@@ -221,6 +164,100 @@ impl Live {
         futures::stream::once(async move { head })
             .chain(live)
             .take_until(shutdown.cancelled_owned())
+    }
+}
+
+/// A taken-over stream, as its task keeps it: a few words while it is a member of its room's
+/// writers, which is most of its life.
+struct Stream {
+    writers: Arc<Writers>,
+    socket: Arc<ChunkedStream>,
+    handoff: Arc<Handoff>,
+    shutdown: CancellationToken,
+    _guard: ClientGuard,
+}
+
+/// What ended a member's wait.
+enum Woken {
+    Shutdown,
+    ClientLeft,
+    Parked(Parked),
+}
+
+impl Stream {
+    async fn run(self, mut reader: Reader, written: io::Result<Option<Vec<Bytes>>>) {
+        let Ok(mut unsent) = written else { return };
+        // Made once, not per wait: each new one would register with the token under its lock.
+        let cancelled = self.shutdown.cancelled();
+        tokio::pin!(cancelled);
+        let mut last_write = Instant::now();
+        loop {
+            if let Some(rest) = unsent.take() {
+                tokio::select! {
+                    biased;
+                    // Mid-chunk: the body cannot be ended properly, only dropped.
+                    () = &mut cancelled => return,
+                    // Boxed, as every rare wait here: the task keeps room only for the usual one.
+                    written = Box::pin(self.socket.write_rest(rest)) => if written.is_err() { return },
+                }
+                last_write = Instant::now();
+            }
+            let member = Member {
+                reader,
+                socket: self.socket.clone(),
+                handoff: self.handoff.clone(),
+                last_write,
+            };
+            let parked = match self.writers.join(member) {
+                Err(parked) => parked,
+                Ok(membership) => {
+                    // Polled by hand rather than `select!`: no wait keeps a future of its own.
+                    let woken = std::future::poll_fn(|cx| {
+                        if cancelled.as_mut().poll(cx).is_ready() {
+                            return Poll::Ready(Woken::Shutdown);
+                        }
+                        if self.socket.poll_closed(cx).is_ready() {
+                            return Poll::Ready(Woken::ClientLeft);
+                        }
+                        self.handoff.poll_parked(cx).map(Woken::Parked)
+                    })
+                    .await;
+                    match woken {
+                        Woken::ClientLeft => return,
+                        Woken::Parked(parked) => parked,
+                        Woken::Shutdown => match membership.leave() {
+                            Some(_member) => break,
+                            // Parked meanwhile: whatever it left is written first.
+                            None => match self.handoff.take() {
+                                Some(Parked::Behind(_, rest)) => {
+                                    if Box::pin(self.socket.write_rest(rest)).await.is_err() {
+                                        return;
+                                    }
+                                    break;
+                                }
+                                _ => return,
+                            },
+                        },
+                    }
+                }
+            };
+            match parked {
+                Parked::Behind(member, rest) => {
+                    reader = member.reader;
+                    last_write = member.last_write;
+                    unsent = Some(rest);
+                }
+                Parked::Over(End::Lagged(last)) => {
+                    let _ = Box::pin(self.socket.write_chunk(&[last])).await;
+                    return;
+                }
+                Parked::Over(End::Closed) => break,
+                Parked::Over(End::Failed) => return,
+            }
+        }
+        if let Ok(socket) = Arc::try_unwrap(self.socket) {
+            let _ = Box::pin(socket.finish()).await;
+        }
     }
 }
 

@@ -117,8 +117,8 @@ pub async fn serve(
         let cut = CancellationToken::new();
         let router = router.clone();
         let shutdown = shutdown.clone();
+        let tracker = connections.clone();
         connections.spawn(async move {
-            let _permit = permit;
             let io = match options.take_over {
                 Some(matcher) => {
                     let sniffed = takeover::sniff(
@@ -132,12 +132,20 @@ pub async fn serve(
                     );
                     match sniffed.await {
                         takeover::Sniffed::Done => return,
+                        takeover::Sniffed::TakenOver(stream) => {
+                            tracker.spawn(async move {
+                                let _permit = permit;
+                                stream.await
+                            });
+                            return;
+                        }
                         takeover::Sniffed::Hyper(io) => io,
                     }
                 }
                 None => takeover::Rewind::new(Bytes::new(), stream),
             };
-            // Boxed: a taken-over stream's task then keeps no room for hyper's connection state.
+            let _permit = permit;
+            // Boxed: the first request's task then keeps no room for hyper's connection state.
             Box::pin(serve_connection(io, peer, router, cut, shutdown, options)).await;
         });
     }

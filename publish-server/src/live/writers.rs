@@ -15,12 +15,14 @@ use std::{
         Arc, Mutex, MutexGuard,
         atomic::{AtomicBool, AtomicUsize, Ordering},
     },
+    task::{Context, Poll},
     time::Duration,
 };
 
 use bytes::Bytes;
+use futures::task::AtomicWaker;
 use slab::Slab;
-use tokio::{sync::Notify, time::Instant};
+use tokio::time::Instant;
 
 use super::{KEEPALIVE, Next, Reader};
 use crate::serve::ChunkedStream;
@@ -64,24 +66,30 @@ pub enum End {
 /// Hands a parked member back to its connection's task.
 #[derive(Default)]
 pub struct Handoff {
-    parked: Mutex<Option<Parked>>,
-    notify: Notify,
+    /// Boxed: every connection has a handoff, few ever use it.
+    parked: Mutex<Option<Box<Parked>>>,
+    task: AtomicWaker,
 }
 
 impl Handoff {
     fn park(&self, parked: Parked) {
-        *self.parked.lock().expect("handoff lock") = Some(parked);
-        // Stored as a permit if the task is not waiting yet.
-        self.notify.notify_one();
+        *self.parked.lock().expect("handoff lock") = Some(Box::new(parked));
+        self.task.wake();
     }
 
-    /// Resolves when the member has been parked (see [`Handoff::take`]).
-    pub async fn parked(&self) {
-        self.notify.notified().await
+    /// Ready with the parked member once a pass has parked it.
+    pub fn poll_parked(&self, cx: &mut Context<'_>) -> Poll<Parked> {
+        // Registered before looking, so a park in between still wakes the task.
+        self.task.register(cx.waker());
+        self.take().map_or(Poll::Pending, Poll::Ready)
     }
 
     pub fn take(&self) -> Option<Parked> {
-        self.parked.lock().expect("handoff lock").take()
+        self.parked
+            .lock()
+            .expect("handoff lock")
+            .take()
+            .map(|parked| *parked)
     }
 }
 

@@ -139,19 +139,21 @@ impl ChunkedStream {
         Ok(())
     }
 
-    /// Resolves when the client has closed the connection (or it failed). Bytes the client sends
-    /// meanwhile are read and dropped. Cancel-safe.
-    pub async fn closed(&self) {
+    /// Ready when the client has closed the connection (or it failed). Bytes the client sends
+    /// meanwhile are read and dropped. Only the task that polls last is woken.
+    pub fn poll_closed(&self, cx: &mut Context<'_>) -> Poll<()> {
         let mut scratch = [0u8; 64];
         loop {
-            if self.socket.readable().await.is_err() {
-                return;
+            match self.socket.poll_read_ready(cx) {
+                Poll::Pending => return Poll::Pending,
+                Poll::Ready(Err(_)) => return Poll::Ready(()),
+                Poll::Ready(Ok(())) => {}
             }
             match self.socket.try_read(&mut scratch) {
-                Ok(0) => return,
+                Ok(0) => return Poll::Ready(()),
                 Ok(_) => {}
                 Err(e) if e.kind() == io::ErrorKind::WouldBlock => {}
-                Err(_) => return,
+                Err(_) => return Poll::Ready(()),
             }
         }
     }
@@ -207,6 +209,10 @@ const MAX_BODY: usize = 1024 * 1024;
 pub(super) enum Sniffed {
     /// Answered (or dropped): nothing more to do.
     Done,
+    /// Taken over: the response head is written, and this writes the rest until the stream ends
+    /// or the connection is cut. The caller runs it as a task of its own, so that a long-lived
+    /// stream does not keep the room the first request's reading and routing took.
+    TakenOver(BoxFuture<'static, ()>),
     /// Not ours: hyper serves it, starting with the bytes already read.
     Hyper(Rewind),
 }
@@ -265,10 +271,12 @@ pub(super) async fn sniff(
                 return Sniffed::Done;
             }
             drop(head);
-            tokio::select! {
-                () = writer(ChunkedStream { socket: stream }) => {}
-                () = cut.cancelled() => tracing::debug!(%peer, "connection cut"),
-            }
+            return Sniffed::TakenOver(Box::pin(async move {
+                tokio::select! {
+                    () = writer(ChunkedStream { socket: stream }) => {}
+                    () = cut.cancelled() => tracing::debug!(%peer, "connection cut"),
+                }
+            }));
         }
         None => {
             let (head_only, body) = match axum::body::to_bytes(body, MAX_BODY).await {
