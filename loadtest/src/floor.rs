@@ -28,10 +28,21 @@ pub struct FloorResult {
     pub cpu_seconds: f64,
     pub wall_seconds: f64,
     pub deliveries_per_cpu_second: f64,
+    /// Frames per socket per second when paced; `None`: as fast as the sockets took them.
+    #[serde(default)]
+    pub rounds_per_sec: Option<f64>,
 }
 
 /// Measures the floor at `connections` sockets for about `secs` seconds of writing.
-pub fn measure(connections: usize, frame_bytes: usize, secs: f64) -> anyhow::Result<FloorResult> {
+/// `rounds_per_sec`: how many times a second each socket gets a frame; `None` writes as fast as
+/// the sockets take them. Paced, a write usually finds its reader asleep and wakes it, as a
+/// server's does when its clients keep up; flat out, the reader is mostly awake already.
+pub fn measure(
+    connections: usize,
+    frame_bytes: usize,
+    secs: f64,
+    rounds_per_sec: Option<f64>,
+) -> anyhow::Result<FloorResult> {
     let listener = TcpListener::bind("127.0.0.1:0").context("binding the floor's listener")?;
     let addr = listener.local_addr()?;
     let mut reader = Reader::spawn(addr, connections)?;
@@ -51,11 +62,17 @@ pub fn measure(connections: usize, frame_bytes: usize, secs: f64) -> anyhow::Res
     let cpu_before = procstat::sample(me)?.cpu_seconds;
     let started = Instant::now();
     let mut writes = 0u64;
+    let mut rounds = 0u32;
     while started.elapsed() < Duration::from_secs_f64(secs) {
         for socket in &mut sockets {
             socket.write_all(&frame).context("writing a frame")?;
         }
         writes += connections as u64;
+        rounds += 1;
+        if let Some(rate) = rounds_per_sec {
+            let next = started + Duration::from_secs_f64(f64::from(rounds) / rate);
+            std::thread::sleep(next.saturating_duration_since(Instant::now()));
+        }
     }
     let wall_seconds = started.elapsed().as_secs_f64();
     let cpu_seconds = procstat::sample(me)?.cpu_seconds - cpu_before;
@@ -68,6 +85,7 @@ pub fn measure(connections: usize, frame_bytes: usize, secs: f64) -> anyhow::Res
         cpu_seconds,
         wall_seconds,
         deliveries_per_cpu_second: writes as f64 / cpu_seconds.max(0.01),
+        rounds_per_sec,
     })
 }
 

@@ -116,13 +116,19 @@ impl Report {
 /// cost) at the floor's numbers of connections.
 pub fn floor_lines(fanout: &FanoutResult, floor: &[FloorResult]) -> Vec<crate::chart::FanoutLine> {
     let at = |f: &FloorResult| phase_with(fanout, f.connections).map(|p| (f.connections, p));
-    vec![
+    let (flat, paced): (Vec<&FloorResult>, Vec<&FloorResult>) =
+        floor.iter().partition(|f| f.rounds_per_sec.is_none());
+    let floor = flat.into_iter().cloned().collect::<Vec<_>>();
+    let points = |floors: &[&FloorResult]| {
+        floors
+            .iter()
+            .map(|f| (f.connections, f.deliveries_per_cpu_second))
+            .collect()
+    };
+    let mut lines = vec![
         crate::chart::FanoutLine {
-            label: "floor: one write(2) per delivery, nothing else".to_owned(),
-            points: floor
-                .iter()
-                .map(|f| (f.connections, f.deliveries_per_cpu_second))
-                .collect(),
+            label: "floor: one write(2) per delivery, nothing else, flat out".to_owned(),
+            points: points(&floor.iter().collect::<Vec<_>>()),
         },
         crate::chart::FanoutLine {
             label: "hotchat publish-server".to_owned(),
@@ -140,7 +146,17 @@ pub fn floor_lines(fanout: &FanoutResult, floor: &[FloorResult]) -> Vec<crate::c
                 .filter_map(|(n, p)| Some((n, net_of_fixed_cost(fanout, p)?)))
                 .collect(),
         },
-    ]
+    ];
+    if !paced.is_empty() {
+        lines.insert(
+            1,
+            crate::chart::FanoutLine {
+                label: "floor paced at the phase's rate (each write wakes its reader)".to_owned(),
+                points: points(&paced),
+            },
+        );
+    }
+    lines
 }
 
 /// Deliveries per CPU-second of `p`'s fan-out work alone: its CPU minus what its messages cost the
@@ -157,7 +173,7 @@ fn net_of_fixed_cost(fanout: &FanoutResult, p: &PhaseResult) -> Option<f64> {
 pub fn floor_verdict(fanout: &FanoutResult, floor: &[FloorResult]) -> Verdict {
     let mut parts = Vec::new();
     let mut met = Some(true);
-    for f in floor {
+    for f in floor.iter().filter(|f| f.rounds_per_sec.is_none()) {
         let Some(p) = phase_with(fanout, f.connections) else {
             continue;
         };
@@ -175,6 +191,21 @@ pub fn floor_verdict(fanout: &FanoutResult, floor: &[FloorResult]) -> Verdict {
                 " ({} = {:.0} % net of the CPU the same messages cost without subscribers)",
                 thousands(net),
                 net / f.deliveries_per_cpu_second * 100.0
+            ));
+        }
+        let paced = floor
+            .iter()
+            .find(|g| g.connections == f.connections && g.rounds_per_sec.is_some());
+        if let Some(g) = paced {
+            let net = net_of_fixed_cost(fanout, p)
+                .map(|net| format!(", {:.0} % net", net / g.deliveries_per_cpu_second * 100.0))
+                .unwrap_or_default();
+            part.push_str(&format!(
+                "; against the floor paced at the phase's {} frames per socket per second, {} \
+                 deliveries/CPU-s: {:.0} %{net}",
+                g.rounds_per_sec.unwrap_or_default(),
+                thousands(g.deliveries_per_cpu_second),
+                ours / g.deliveries_per_cpu_second * 100.0
             ));
         }
         parts.push(part);

@@ -60,6 +60,9 @@ use uuid::Uuid;
 use self::{batches::Pending, resume::PartitionLog, seeds::SeedQueue, tallies::Tallies};
 use crate::live::Writers;
 
+/// Rooms with at most this many members are written by the sender itself ([`Hub::write_due`]).
+const INLINE_PASS: usize = 32;
+
 /// One pre-serialised SSE frame, shared by every subscriber of a room.
 #[derive(Debug, Clone)]
 pub struct Frame {
@@ -485,8 +488,9 @@ impl Hub {
     }
 
     /// Writes the frames sent since the last call to the taken-over connections that keep up, one
-    /// pass per room, smallest rooms first (a viral room does not hold up everyone else's frames).
-    /// Whoever sends frames calls this when it is done sending, outside the hub's lock.
+    /// pass per room: small rooms at once, smallest first, bigger ones on tasks of their own (a
+    /// viral room does not hold up everyone else's frames, and big rooms are written on both
+    /// cores). Whoever sends frames calls this when it is done sending, outside the hub's lock.
     pub fn write_due(&self) {
         let mut due = {
             let mut inner = self.lock();
@@ -497,7 +501,11 @@ impl Hub {
         };
         due.sort_by_key(|writers| writers.size());
         for writers in due {
-            writers.pass();
+            if writers.size() <= INLINE_PASS {
+                writers.pass();
+            } else {
+                writers.request_pass();
+            }
         }
     }
 

@@ -19,6 +19,10 @@ struct Args {
     /// Seconds of writing per measurement.
     #[arg(long, default_value_t = 3.0)]
     secs: f64,
+    /// Also measure each number of connections paced at this many frames per socket per second
+    /// (one rate per number of connections, in the same order): the fan-out phases' own rates.
+    #[arg(long, value_delimiter = ',')]
+    paced: Vec<f64>,
     #[arg(long)]
     out: Option<PathBuf>,
     /// The reader process: drain `--connections` sockets opened to this address.
@@ -33,10 +37,13 @@ fn main() -> anyhow::Result<()> {
         return tokio::runtime::Runtime::new()?.block_on(floor::drain(addr, connections));
     }
     let mut results = Vec::new();
-    for &connections in &args.connections {
-        let result = floor::measure(connections, args.frame_bytes, args.secs)?;
+    let flat = args.connections.iter().map(|&n| (n, None));
+    let paced = args.connections.iter().zip(&args.paced);
+    for (connections, rate) in flat.chain(paced.map(|(&n, &rate)| (n, Some(rate)))) {
+        let result = floor::measure(connections, args.frame_bytes, args.secs, rate)?;
+        let pace = rate.map_or("flat out".to_owned(), |r| format!("{r}/s per socket"));
         eprintln!(
-            "  floor {:>6} connections: {:>9.0} deliveries/CPU-s ({} writes, {:.2} CPU s in {:.2} s)",
+            "  floor {:>6} connections, {pace}: {:>9.0} deliveries/CPU-s ({} writes, {:.2} CPU s in {:.2} s)",
             result.connections,
             result.deliveries_per_cpu_second,
             result.writes,

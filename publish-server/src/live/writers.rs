@@ -13,7 +13,7 @@
 use std::{
     sync::{
         Arc, Mutex, MutexGuard,
-        atomic::{AtomicBool, AtomicUsize, Ordering},
+        atomic::{AtomicBool, AtomicU8, AtomicUsize, Ordering},
     },
     task::{Context, Poll},
     time::Duration,
@@ -35,7 +35,14 @@ pub struct Writers {
     size: AtomicUsize,
     /// Set while the room is on the hub's list of rooms with frames not yet passed over.
     pub due: AtomicBool,
+    /// Passes asked of [`Writers::request_pass`]: none, one running, or one running and another
+    /// asked for meanwhile.
+    passes: AtomicU8,
 }
+
+const IDLE: u8 = 0;
+const RUNNING: u8 = 1;
+const AGAIN: u8 = 2;
 
 /// A connection written to by its room's passes.
 pub struct Member {
@@ -228,6 +235,45 @@ impl Writers {
         let now = Instant::now();
         let mut batch = Vec::new();
         self.each(|member| member.write_ready(now, &mut batch));
+    }
+
+    /// Runs a pass on a task of its own, so that the sender goes on to other rooms and a big room
+    /// can be written on another core. Requests that come while one runs make one more pass.
+    pub fn request_pass(self: &Arc<Self>) {
+        let mut state = self.passes.load(Ordering::Acquire);
+        loop {
+            let next = match state {
+                IDLE => RUNNING,
+                RUNNING => AGAIN,
+                _ => return,
+            };
+            match self
+                .passes
+                .compare_exchange(state, next, Ordering::AcqRel, Ordering::Acquire)
+            {
+                Ok(_) => break,
+                Err(now) => state = now,
+            }
+        }
+        if state != IDLE {
+            return;
+        }
+        let writers = self.clone();
+        tokio::spawn(async move {
+            loop {
+                writers.pass();
+                let done = writers.passes.compare_exchange(
+                    RUNNING,
+                    IDLE,
+                    Ordering::AcqRel,
+                    Ordering::Acquire,
+                );
+                if done.is_ok() {
+                    return;
+                }
+                writers.passes.store(RUNNING, Ordering::Release);
+            }
+        });
     }
 
     /// Writes a keep-alive to every member nothing was written to for `period`.
