@@ -173,6 +173,8 @@ pub struct Hub {
     resume_capacity: usize,
     /// Whether throttled rooms' frames are batched (`HOT_SSE_BATCH_MS` > 0).
     coalesce: bool,
+    /// Shards of each room's writers: one per core.
+    shards: usize,
 }
 
 #[derive(Default)]
@@ -250,6 +252,7 @@ impl Hub {
             room_capacity,
             resume_capacity,
             coalesce,
+            shards: std::thread::available_parallelism().map_or(1, |n| n.get()),
         }
     }
 
@@ -292,7 +295,7 @@ impl Hub {
             sent: 0,
             subscribers: Vec::new(),
             pending: Pending::default(),
-            writers: Arc::default(),
+            writers: Arc::new(Writers::new(self.shards)),
         });
         let subscriber = Arc::new(Subscriber {
             consumed: AtomicU64::new(channel.sent),

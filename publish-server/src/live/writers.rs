@@ -3,7 +3,7 @@
 //! When every client keeps up (the common case) a delivery should cost one `writev` and little else.
 //! So a connection that has caught up is a [`Member`] of its room's writers: a few words holding its
 //! socket and its position in the room's channel. After frames are sent to a room, the sender runs
-//! [`Writers::pass`]: for each member, what its position holds goes out as one chunk, without
+//! [`Writers::pass`] (or [`Writers::request_pass`]): for each member, what its position holds goes out as one chunk, without
 //! waiting, and no task is woken. A member whose socket is full is parked: it leaves the writers
 //! with what was not written, and its connection's task ([`super::Live::write_to`]) writes that,
 //! waiting for room, then joins again ([`Writers::join`] first writes whatever arrived meanwhile,
@@ -27,15 +27,21 @@ use tokio::time::Instant;
 use super::{KEEPALIVE, Next, Reader};
 use crate::serve::ChunkedStream;
 
-/// The members of one room.
-#[derive(Default)]
+/// The members of one room, in shards that passes write in parallel (one per core), so that a
+/// big room's last member does not wait for one core to write to all the others.
 pub struct Writers {
-    members: Mutex<Slab<Member>>,
-    /// Members now, read without the lock (the smallest rooms are written first).
-    size: AtomicUsize,
+    shards: Box<[Arc<Shard>]>,
     /// Set while the room is on the hub's list of rooms with frames not yet passed over.
     pub due: AtomicBool,
-    /// Passes asked of [`Writers::request_pass`]: none, one running, or one running and another
+}
+
+/// Some of a room's members, and their lock.
+#[derive(Default)]
+struct Shard {
+    members: Mutex<Slab<Member>>,
+    /// Members now, read without the lock.
+    size: AtomicUsize,
+    /// Passes asked of [`Shard::request_pass`]: none, one running, or one running and another
     /// asked for meanwhile.
     passes: AtomicU8,
 }
@@ -102,7 +108,7 @@ impl Handoff {
 
 /// A task's place in its room's writers; leaving is certain even if the task is dropped.
 pub struct Membership<'a> {
-    writers: &'a Writers,
+    writers: &'a Shard,
     key: usize,
     handoff: Arc<Handoff>,
     left: bool,
@@ -184,19 +190,19 @@ impl Member {
     }
 }
 
-impl Writers {
+impl Shard {
     fn lock(&self) -> MutexGuard<'_, Slab<Member>> {
         self.members.lock().expect("writers lock")
     }
 
     /// Members now.
-    pub fn size(&self) -> usize {
+    fn size(&self) -> usize {
         self.size.load(Ordering::Relaxed)
     }
 
     /// Writes what arrived for `member` since its task last wrote, then makes it a member; or,
     /// if that did not all go out, says why it stays with its task.
-    pub fn join(&self, mut member: Member) -> Result<Membership<'_>, Parked> {
+    fn join(&self, mut member: Member) -> Result<Membership<'_>, Parked> {
         let mut members = self.lock();
         let mut batch = Vec::new();
         let handoff = member.handoff.clone();
@@ -231,7 +237,7 @@ impl Writers {
     }
 
     /// Writes to every member what its position holds: one pass by whoever sent the frames.
-    pub fn pass(&self) {
+    fn pass(&self) {
         let now = Instant::now();
         let mut batch = Vec::new();
         self.each(|member| member.write_ready(now, &mut batch));
@@ -239,7 +245,7 @@ impl Writers {
 
     /// Runs a pass on a task of its own, so that the sender goes on to other rooms and a big room
     /// can be written on another core. Requests that come while one runs make one more pass.
-    pub fn request_pass(self: &Arc<Self>) {
+    fn request_pass(self: &Arc<Self>) {
         let mut state = self.passes.load(Ordering::Acquire);
         loop {
             let next = match state {
@@ -277,7 +283,7 @@ impl Writers {
     }
 
     /// Writes a keep-alive to every member nothing was written to for `period`.
-    pub fn keep_alive(&self, period: Duration) {
+    fn keep_alive(&self, period: Duration) {
         let now = Instant::now();
         self.each(|member| member.keep_alive(now, period));
     }
@@ -302,5 +308,52 @@ impl Writers {
             });
         }
         self.size.store(members.len(), Ordering::Relaxed);
+    }
+}
+
+impl Writers {
+    /// Writers in `shards` shards (at least one).
+    pub fn new(shards: usize) -> Self {
+        Self {
+            shards: (0..shards.max(1)).map(|_| Arc::default()).collect(),
+            due: AtomicBool::new(false),
+        }
+    }
+
+    /// Members now.
+    pub fn size(&self) -> usize {
+        self.shards.iter().map(|shard| shard.size()).sum()
+    }
+
+    /// Joins the smallest shard (see [`Shard::join`]).
+    pub fn join(&self, member: Member) -> Result<Membership<'_>, Parked> {
+        let smallest = self
+            .shards
+            .iter()
+            .min_by_key(|shard| shard.size())
+            .expect("at least one shard");
+        smallest.join(member)
+    }
+
+    /// Writes to every member what its position holds, here and now.
+    pub fn pass(&self) {
+        for shard in &self.shards {
+            shard.pass();
+        }
+    }
+
+    /// Writes to every member on tasks of their own, one per shard with members, so that the
+    /// sender goes on to other rooms and the shards are written on all cores.
+    pub fn request_pass(&self) {
+        for shard in self.shards.iter().filter(|shard| shard.size() > 0) {
+            shard.request_pass();
+        }
+    }
+
+    /// Writes a keep-alive to every member nothing was written to for `period`.
+    pub fn keep_alive(&self, period: Duration) {
+        for shard in &self.shards {
+            shard.keep_alive(period);
+        }
     }
 }
