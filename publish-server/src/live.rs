@@ -181,7 +181,7 @@ struct Stream {
 enum Woken {
     Shutdown,
     ClientLeft,
-    Parked(Parked),
+    Parked(Box<Parked>),
 }
 
 impl Stream {
@@ -228,7 +228,7 @@ impl Stream {
                         Woken::Shutdown => match membership.leave() {
                             Some(_member) => break,
                             // Parked meanwhile: whatever it left is written first.
-                            None => match self.handoff.take() {
+                            None => match self.handoff.take().map(|parked| *parked) {
                                 Some(Parked::Behind(_, rest)) => {
                                     if Box::pin(self.socket.write_rest(rest)).await.is_err() {
                                         return;
@@ -241,7 +241,7 @@ impl Stream {
                     }
                 }
             };
-            match parked {
+            match *parked {
                 Parked::Behind(member, rest) => {
                     reader = member.reader;
                     last_write = member.last_write;

@@ -135,7 +135,7 @@ pub async fn serve(
                         takeover::Sniffed::TakenOver(stream) => {
                             tracker.spawn(async move {
                                 let _permit = permit;
-                                stream.await
+                                stream.run().await
                             });
                             return;
                         }

@@ -90,19 +90,15 @@ impl Handoff {
         self.task.wake();
     }
 
-    /// Ready with the parked member once a pass has parked it.
-    pub fn poll_parked(&self, cx: &mut Context<'_>) -> Poll<Parked> {
+    /// Ready with the parked member once a pass has parked it (boxed, as it was kept).
+    pub fn poll_parked(&self, cx: &mut Context<'_>) -> Poll<Box<Parked>> {
         // Registered before looking, so a park in between still wakes the task.
         self.task.register(cx.waker());
         self.take().map_or(Poll::Pending, Poll::Ready)
     }
 
-    pub fn take(&self) -> Option<Parked> {
-        self.parked
-            .lock()
-            .expect("handoff lock")
-            .take()
-            .map(|parked| *parked)
+    pub fn take(&self) -> Option<Box<Parked>> {
+        self.parked.lock().expect("handoff lock").take()
     }
 }
 
@@ -202,14 +198,14 @@ impl Shard {
 
     /// Writes what arrived for `member` since its task last wrote, then makes it a member; or,
     /// if that did not all go out, says why it stays with its task.
-    fn join(&self, mut member: Member) -> Result<Membership<'_>, Parked> {
+    fn join(&self, mut member: Member) -> Result<Membership<'_>, Box<Parked>> {
         let mut members = self.lock();
         let mut batch = Vec::new();
         let handoff = member.handoff.clone();
         match member.write_ready(Instant::now(), &mut batch) {
             Outcome::Written => {}
-            Outcome::Behind(rest) => return Err(Parked::Behind(member, rest)),
-            Outcome::Over(end) => return Err(Parked::Over(end)),
+            Outcome::Behind(rest) => return Err(Box::new(Parked::Behind(member, rest))),
+            Outcome::Over(end) => return Err(Box::new(Parked::Over(end))),
         }
         let key = members.insert(member);
         self.size.store(members.len(), Ordering::Relaxed);
@@ -326,7 +322,7 @@ impl Writers {
     }
 
     /// Joins the smallest shard (see [`Shard::join`]).
-    pub fn join(&self, member: Member) -> Result<Membership<'_>, Parked> {
+    pub fn join(&self, member: Member) -> Result<Membership<'_>, Box<Parked>> {
         let smallest = self
             .shards
             .iter()

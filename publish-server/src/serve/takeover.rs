@@ -209,12 +209,29 @@ const MAX_BODY: usize = 1024 * 1024;
 pub(super) enum Sniffed {
     /// Answered (or dropped): nothing more to do.
     Done,
-    /// Taken over: the response head is written, and this writes the rest until the stream ends
-    /// or the connection is cut. The caller runs it as a task of its own, so that a long-lived
-    /// stream does not keep the room the first request's reading and routing took.
-    TakenOver(BoxFuture<'static, ()>),
+    /// Taken over: the response head is written, and the writer writes the rest until the stream
+    /// ends or the connection is cut ([`TakenOver::run`]). The caller runs it as a task of its
+    /// own, so that a long-lived stream does not keep the room the first request's reading and
+    /// routing took.
+    TakenOver(TakenOver),
     /// Not ours: hyper serves it, starting with the bytes already read.
     Hyper(Rewind),
+}
+
+/// A taken-over connection's writer, ready to run.
+pub(super) struct TakenOver {
+    writer: BoxFuture<'static, ()>,
+    cut: CancellationToken,
+    peer: SocketAddr,
+}
+
+impl TakenOver {
+    pub(super) async fn run(self) {
+        tokio::select! {
+            () = self.writer => {}
+            () = self.cut.cancelled() => tracing::debug!(peer = %self.peer, "connection cut"),
+        }
+    }
 }
 
 /// Reads the first request on `stream`; serves it here if `matcher` says so, else returns it for
@@ -271,12 +288,11 @@ pub(super) async fn sniff(
                 return Sniffed::Done;
             }
             drop(head);
-            return Sniffed::TakenOver(Box::pin(async move {
-                tokio::select! {
-                    () = writer(ChunkedStream { socket: stream }) => {}
-                    () = cut.cancelled() => tracing::debug!(%peer, "connection cut"),
-                }
-            }));
+            return Sniffed::TakenOver(TakenOver {
+                writer: writer(ChunkedStream { socket: stream }),
+                cut,
+                peer,
+            });
         }
         None => {
             let (head_only, body) = match axum::body::to_bytes(body, MAX_BODY).await {
