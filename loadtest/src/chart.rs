@@ -238,10 +238,12 @@ pub fn draw_fanout(path: &Path, title: &str, lines: &[FanoutLine]) -> anyhow::Re
         .map_err(|_| anyhow!("the built-in font does not load"))?;
     register_font("sans-serif", FontStyle::Bold, dejavu::sans::bold())
         .map_err(|_| anyhow!("the built-in font does not load"))?;
-    const COLORS: [RGBColor; 3] = [
+    // The floors in grey and orange, hotchat in blue and green.
+    const COLORS: [RGBColor; 4] = [
         RGBColor(90, 90, 90),
-        RGBColor(214, 39, 40),
+        RGBColor(255, 127, 14),
         RGBColor(31, 119, 180),
+        RGBColor(44, 160, 44),
     ];
     let root = BitMapBackend::new(path, (900, 560)).into_drawing_area();
     root.fill(&WHITE).map_err(draw_error)?;
