@@ -3,12 +3,13 @@
 //! When every client keeps up (the common case) a delivery should cost one `writev` and little else.
 //! So a connection that has caught up is a [`Member`] of its room's writers: a few words holding its
 //! socket and its position in the room's channel. After frames are sent to a room, the sender runs
-//! [`Writers::pass`] (or [`Writers::request_pass`]): for each member, what its position holds goes out as one chunk, without
-//! waiting, and no task is woken. A member whose socket is full is parked: it leaves the writers
-//! with what was not written, and its connection's task ([`super::Live::write_to`]) writes that,
-//! waiting for room, then joins again ([`Writers::join`] first writes whatever arrived meanwhile,
-//! under the same lock as the passes, so nothing is missed or written twice). Idle members get
-//! their keep-alives from a periodic pass ([`Writers::keep_alive`]).
+//! [`Writers::pass`] (or, for a big room, [`Writers::request_pass`]): for each member, what its
+//! position holds goes out as one chunk, without waiting, and no task is woken. A member whose
+//! socket is full is parked: it leaves the writers with what was not written, and its connection's
+//! task ([`super::Live::write_to`]) writes that, waiting for room, then joins again
+//! ([`Writers::join`] first writes whatever arrived meanwhile, under the same lock as the passes,
+//! so nothing is missed or written twice). Idle members get their keep-alives from a periodic pass
+//! ([`Writers::keep_alive`]).
 
 use std::{
     sync::{
