@@ -26,10 +26,7 @@ struct Series<'a> {
 
 /// Draws `plans` (with their labels) to `path`.
 pub fn draw(path: &Path, title: &str, plans: &[(&PlanResult, &str)]) -> anyhow::Result<()> {
-    register_font("sans-serif", FontStyle::Normal, dejavu::sans::regular())
-        .map_err(|_| anyhow!("the built-in font does not load"))?;
-    register_font("sans-serif", FontStyle::Bold, dejavu::sans::bold())
-        .map_err(|_| anyhow!("the built-in font does not load"))?;
+    register_fonts()?;
     const COLORS: [RGBColor; 5] = [
         RGBColor(214, 39, 40),
         RGBColor(31, 119, 180),
@@ -221,6 +218,14 @@ fn short_number(value: f64) -> String {
     }
 }
 
+/// Registers the DejaVu font compiled into the binary (no system fonts needed).
+fn register_fonts() -> anyhow::Result<()> {
+    register_font("sans-serif", FontStyle::Normal, dejavu::sans::regular())
+        .map_err(|_| anyhow!("the built-in font does not load"))?;
+    register_font("sans-serif", FontStyle::Bold, dejavu::sans::bold())
+        .map_err(|_| anyhow!("the built-in font does not load"))
+}
+
 fn draw_error<E: std::fmt::Debug>(e: E) -> anyhow::Error {
     anyhow!("drawing the chart: {e:?}")
 }
@@ -234,10 +239,7 @@ pub struct FanoutLine {
 /// Deliveries per CPU-second against subscribers (log scale), one line each: the kernel's floor
 /// beside the publish-server.
 pub fn draw_fanout(path: &Path, title: &str, lines: &[FanoutLine]) -> anyhow::Result<()> {
-    register_font("sans-serif", FontStyle::Normal, dejavu::sans::regular())
-        .map_err(|_| anyhow!("the built-in font does not load"))?;
-    register_font("sans-serif", FontStyle::Bold, dejavu::sans::bold())
-        .map_err(|_| anyhow!("the built-in font does not load"))?;
+    register_fonts()?;
     // The floors in grey and orange, hotchat in blue and green.
     const COLORS: [RGBColor; 4] = [
         RGBColor(90, 90, 90),
