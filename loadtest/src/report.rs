@@ -115,47 +115,40 @@ impl Report {
 /// The fan-out chart's lines: the floor, and the publish-server (as measured, and net of its fixed
 /// cost) at the floor's numbers of connections.
 pub fn floor_lines(fanout: &FanoutResult, floor: &[FloorResult]) -> Vec<crate::chart::FanoutLine> {
-    let at = |f: &FloorResult| phase_with(fanout, f.connections).map(|p| (f.connections, p));
+    use crate::chart::FanoutLine;
     let (flat, paced): (Vec<&FloorResult>, Vec<&FloorResult>) =
         floor.iter().partition(|f| f.rounds_per_sec.is_none());
-    let floor = flat.into_iter().cloned().collect::<Vec<_>>();
-    let points = |floors: &[&FloorResult]| {
-        floors
+    let line = |label: &str, floors: &[&FloorResult]| FanoutLine {
+        label: label.to_owned(),
+        points: floors
             .iter()
             .map(|f| (f.connections, f.deliveries_per_cpu_second))
-            .collect()
+            .collect(),
     };
-    let mut lines = vec![
-        crate::chart::FanoutLine {
-            label: "floor: one write(2) per delivery, nothing else, flat out".to_owned(),
-            points: points(&floor.iter().collect::<Vec<_>>()),
-        },
-        crate::chart::FanoutLine {
-            label: "hotchat publish-server".to_owned(),
-            points: floor
-                .iter()
-                .filter_map(at)
-                .filter_map(|(n, p)| Some((n, p.deliveries_per_cpu_second?)))
-                .collect(),
-        },
-        crate::chart::FanoutLine {
-            label: "hotchat, net of its cost without subscribers".to_owned(),
-            points: floor
-                .iter()
-                .filter_map(at)
-                .filter_map(|(n, p)| Some((n, net_of_fixed_cost(fanout, p)?)))
-                .collect(),
-        },
-    ];
+    // hotchat at the flat floor's numbers of connections, by `value` of the phase there.
+    let ours = |label: &str, value: &dyn Fn(&PhaseResult) -> Option<f64>| FanoutLine {
+        label: label.to_owned(),
+        points: flat
+            .iter()
+            .filter_map(|f| Some((f.connections, value(phase_with(fanout, f.connections)?)?)))
+            .collect(),
+    };
+    let mut lines = vec![line(
+        "floor: one write(2) per delivery, nothing else, flat out",
+        &flat,
+    )];
     if !paced.is_empty() {
-        lines.insert(
-            1,
-            crate::chart::FanoutLine {
-                label: "floor paced at the phase's rate (each write wakes its reader)".to_owned(),
-                points: points(&paced),
-            },
-        );
+        lines.push(line(
+            "floor paced at the phase's rate (each write wakes its reader)",
+            &paced,
+        ));
     }
+    lines.push(ours("hotchat publish-server", &|p| {
+        p.deliveries_per_cpu_second
+    }));
+    lines.push(ours("hotchat, net of its cost without subscribers", &|p| {
+        net_of_fixed_cost(fanout, p)
+    }));
     lines
 }
 
