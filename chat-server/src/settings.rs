@@ -114,9 +114,9 @@ pub struct Settings {
     pub public_events_url: Option<String>,
     /// `HTTP_HEAD_TIMEOUT_MS` (default 10000): the longest a client may take to send a request head.
     pub head_timeout: Duration,
-    /// `MAX_CONNECTIONS` (default 50000): open connections at most, counted at accept; keep it below
-    /// the process's file-descriptor limit.
-    pub max_connections: usize,
+    /// `MAX_CONNECTIONS`: open connections at most, counted at accept (unset: what the open-file
+    /// limit leaves room for; see `serve::connection_cap`).
+    pub max_connections: Option<usize>,
     /// `SHUTDOWN_DRAIN_MS` (default 3000): how long shutdown waits for connections to close.
     pub drain: Duration,
     /// `RUST_LOG`, `LOG_FORMAT`: for `main` to set up logging.

@@ -151,7 +151,7 @@ impl Application {
             ),
             None => ConnectionOptions {
                 head_timeout: Some(settings.head_timeout),
-                max_connections: Some(settings.max_connections),
+                max_connections: settings.max_connections,
                 ..ConnectionOptions::default()
             },
         };

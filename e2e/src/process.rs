@@ -53,6 +53,20 @@ impl ServerProcess {
         Self::start(command, "chat-server", Some(log)).await
     }
 
+    /// The embedded default with `env` added, at log level `info`, its log written to `log`.
+    pub async fn embedded_chat_server_with(
+        dir: &std::path::Path,
+        env: &[(&str, String)],
+        log: &std::path::Path,
+    ) -> Self {
+        let mut command = Self::embedded_command(dir);
+        command.env("RUST_LOG", "info");
+        for (name, value) in env {
+            command.env(name, value);
+        }
+        Self::start(command, "chat-server", Some(log)).await
+    }
+
     fn embedded_command(dir: &std::path::Path) -> Command {
         let mut command = Command::new(binary("chat-server"));
         command

@@ -46,8 +46,8 @@ pub struct Stack {
     pub replication_factor: i32,
     /// `HTTP_HEAD_TIMEOUT_MS` of servers added from now on.
     pub head_timeout: Duration,
-    /// `MAX_CONNECTIONS` of servers added from now on.
-    pub max_connections: usize,
+    /// `MAX_CONNECTIONS` of servers added from now on (unset: what the open-file limit allows).
+    pub max_connections: Option<usize>,
     /// Hot-room settings for chat-servers added from now on (Redis, with a key prefix of its own).
     pub hot: HotSettings,
     /// Per-user write limits of chat-servers added from now on (high by default: tests post fast).
@@ -132,7 +132,7 @@ impl Stack {
             produce_timeout: Duration::from_secs(5),
             replication_factor: 1,
             head_timeout: publish_server::serve::DEFAULT_HEAD_TIMEOUT,
-            max_connections: publish_server::serve::DEFAULT_MAX_CONNECTIONS,
+            max_connections: None,
             hot: HotSettings {
                 key_prefix: format!("hotchat-test:{id}"),
                 ..HotSettings::local()
@@ -187,13 +187,19 @@ impl Stack {
             ("HOTCHAT_DATA_DIR", self.data_dir.display().to_string()),
             ("CORS_ORIGINS", "http://allowed.example".to_owned()),
             ("HTTP_HEAD_TIMEOUT_MS", millis(self.head_timeout)),
-            ("MAX_CONNECTIONS", self.max_connections.to_string()),
+            // Empty is unset.
+            (
+                "MAX_CONNECTIONS",
+                self.max_connections
+                    .map_or_else(String::new, |n| n.to_string()),
+            ),
             ("SHUTDOWN_DRAIN_MS", "3000".to_owned()),
             ("SSE_KEEPALIVE_SECS", secs(sse.keepalive)),
             ("SSE_ROOM_BUFFER", sse.room_buffer.to_string()),
             ("SSE_RESUME_BUFFER", sse.resume_buffer.to_string()),
             ("SSE_MAX_CONNECTIONS", sse.max_connections.to_string()),
             ("SSE_SEND_BUFFER_BYTES", sse.send_buffer.to_string()),
+            ("SSE_STALL_SECS", secs(sse.stall)),
             ("HOT_SSE_BATCH_MS", millis(sse.batch)),
         ]
     }

@@ -79,14 +79,21 @@ impl Fanout {
         Ok(Self { tail })
     }
 
-    /// Reads until `shutdown`, handing each record to the hub in log order.
-    pub async fn run(mut self, hub: Arc<Hub>, metrics: Arc<Metrics>, shutdown: CancellationToken) {
+    /// Reads until `shutdown`, handing each record to the hub in log order; every
+    /// [`SWEEP_EVERY`] cuts off the subscribers that fell behind or stalled for `stall`.
+    pub async fn run(
+        mut self,
+        hub: Arc<Hub>,
+        metrics: Arc<Metrics>,
+        stall: Duration,
+        shutdown: CancellationToken,
+    ) {
         let mut sweep = tokio::time::interval(SWEEP_EVERY);
         loop {
             let batch = tokio::select! {
                 () = shutdown.cancelled() => break,
                 _ = sweep.tick() => {
-                    sweep_hub(&hub, &metrics);
+                    sweep_hub(&hub, &metrics, stall);
                     continue;
                 }
                 batch = self.tail.next_batch(MAX_BATCH) => batch,
@@ -130,8 +137,8 @@ fn deliver(hub: &Hub, metrics: &Metrics, record: Record) {
 }
 
 /// Cuts off stalled subscribers and releases empty rooms (every [`SWEEP_EVERY`]).
-fn sweep_hub(hub: &Hub, metrics: &Metrics) {
-    let cut = hub.sweep();
+fn sweep_hub(hub: &Hub, metrics: &Metrics, stall: Duration) {
+    let cut = hub.sweep(stall);
     if cut > 0 {
         metrics.clients_cut_off.inc_by(cut as u64);
         tracing::info!(cut, "cut off SSE clients that stopped reading");

@@ -42,9 +42,10 @@ pub use resume::Buffered;
 use std::{
     collections::HashMap,
     sync::{
-        Arc, Mutex, Weak,
+        Arc, LazyLock, Mutex, OnceLock, Weak,
         atomic::{AtomicU64, Ordering},
     },
+    time::{Duration, Instant},
 };
 
 use bytes::Bytes;
@@ -80,13 +81,49 @@ pub struct Frame {
 pub struct Subscriber {
     /// `seq` of the last frame handed to the connection.
     consumed: AtomicU64,
-    /// Cancelled to close the connection when the subscriber falls too far behind.
+    /// Since when (milliseconds after [`EPOCH`], plus one) bytes have waited for the client; 0
+    /// while nothing does.
+    owing_since: AtomicU64,
+    /// Cancelled to close the connection when the subscriber falls too far behind, or stalls.
     cut: Option<CancellationToken>,
+}
+
+/// What [`Subscriber::owing_since`] counts from.
+static EPOCH: LazyLock<Instant> = LazyLock::new(Instant::now);
+
+fn since_epoch() -> u64 {
+    u64::try_from(EPOCH.elapsed().as_millis()).unwrap_or(u64::MAX)
 }
 
 impl Subscriber {
     pub fn consumed(&self, seq: u64) {
         self.consumed.store(seq, Ordering::Relaxed);
+    }
+
+    /// Bytes wait for the client (its socket is full, or its response body is not being read):
+    /// if it does not take them within the stall period, [`Hub::sweep`] cuts it off. The first
+    /// mark counts until [`Subscriber::paid`].
+    pub fn owing(&self) {
+        let now = since_epoch().saturating_add(1);
+        let _ = self
+            .owing_since
+            .compare_exchange(0, now, Ordering::Relaxed, Ordering::Relaxed);
+    }
+
+    /// The client took everything that waited for it.
+    pub fn paid(&self) {
+        self.owing_since.store(0, Ordering::Relaxed);
+    }
+
+    /// Whether bytes have waited for the client for `stall` or longer.
+    fn stalled(&self, stall: Duration) -> bool {
+        match self.owing_since.load(Ordering::Relaxed) {
+            0 => false,
+            since => {
+                let waited = since_epoch().saturating_add(1).saturating_sub(since);
+                u128::from(waited) >= stall.as_millis()
+            }
+        }
     }
 }
 
@@ -153,7 +190,21 @@ pub enum Payload {
         event: Arc<Envelope>,
         /// A reaction's count when it was dispatched, if known.
         count: Option<usize>,
+        /// Its frame, built by the first resume that needs it and shared by every later one: a
+        /// thousand clients resuming through the same events hold one copy of them, not a
+        /// thousand.
+        built: Arc<OnceLock<Option<Bytes>>>,
     },
+}
+
+impl Payload {
+    fn event(event: &Arc<Envelope>, count: Option<usize>) -> Self {
+        Payload::Event {
+            event: event.clone(),
+            count,
+            built: Arc::default(),
+        }
+    }
 }
 
 /// What the log has shown about a room.
@@ -299,6 +350,7 @@ impl Hub {
         });
         let subscriber = Arc::new(Subscriber {
             consumed: AtomicU64::new(channel.sent),
+            owing_since: AtomicU64::new(0),
             cut,
         });
         channel.subscribers.push(Arc::downgrade(&subscriber));
@@ -312,15 +364,20 @@ impl Hub {
         }
     }
 
-    /// Frames for backlog events, building those nobody listened to when they arrived.
+    /// Frames for backlog events, building those nobody listened to when they arrived (once:
+    /// the frames are shared with the resume buffer and every other resume, never copied).
     pub fn frames(&self, backlog: Vec<Buffered>) -> Vec<Bytes> {
         backlog
             .into_iter()
             .filter_map(|buffered| match buffered.payload {
                 Payload::Frame(bytes) => Some(bytes),
-                Payload::Event { event, count } => {
-                    frames::event_frame(buffered.cursor, &event, count)
-                }
+                Payload::Event {
+                    event,
+                    count,
+                    built,
+                } => built
+                    .get_or_init(|| frames::event_frame(buffered.cursor, &event, count))
+                    .clone(),
             })
             .collect()
     }
@@ -412,10 +469,7 @@ impl Hub {
                     if room.pending.fold(message_id, cursor.offset, bytes) {
                         batching.push(room_id);
                     }
-                    Payload::Event {
-                        event: event.clone(),
-                        count,
-                    }
+                    Payload::event(&event, count)
                 } else if let Some(bytes) = frames::event_frame(cursor, &event, count) {
                     if throttled {
                         if room.pending.push(Some(cursor.offset), bytes.clone()) {
@@ -428,20 +482,14 @@ impl Hub {
                     }
                     Payload::Frame(bytes)
                 } else {
-                    Payload::Event {
-                        event: event.clone(),
-                        count,
-                    }
+                    Payload::event(&event, count)
                 }
             }
             room => {
                 if room.is_some() {
                     rooms.remove(&room_id);
                 }
-                Payload::Event {
-                    event: event.clone(),
-                    count,
-                }
+                Payload::event(&event, count)
             }
         };
         let reaction_on = match &event.body {
@@ -528,9 +576,10 @@ impl Hub {
         self.lock().tallies.seeded(message, as_of, reactions)
     }
 
-    /// Releases rooms nobody listens to and cuts off subscribers that fell a whole ring behind.
-    /// Returns how many were cut off.
-    pub fn sweep(&self) -> usize {
+    /// Releases rooms nobody listens to and cuts off subscribers that fell a whole ring behind or
+    /// left what waits for them untaken for `stall` (see [`Subscriber::owing`]): a client that
+    /// stops reading is cut off even in a room that stays quiet. Returns how many were cut off.
+    pub fn sweep(&self, stall: Duration) -> usize {
         let mut inner = self.lock();
         let mut cut = 0;
         let capacity = self.room_capacity as u64;
@@ -540,7 +589,7 @@ impl Hub {
                 Some(subscriber) => {
                     let behind =
                         room.sent - subscriber.consumed.load(Ordering::Relaxed).min(room.sent);
-                    if behind >= capacity {
+                    if behind >= capacity || subscriber.stalled(stall) {
                         if let Some(token) = &subscriber.cut {
                             token.cancel();
                         }
@@ -889,7 +938,7 @@ data: {{"message_id":"{message}","counts":{{"👍":2}}}}"#
         }
         assert_eq!(hub.room_count(), 2);
         assert_eq!(
-            hub.sweep(),
+            hub.sweep(Duration::from_secs(30)),
             1,
             "the stalled one, 16 frames behind a ring of 16"
         );
@@ -900,5 +949,50 @@ data: {{"message_id":"{message}","counts":{{"👍":2}}}}"#
             "the room nobody listens to is released"
         );
         drop(stalled);
+    }
+
+    #[tokio::test]
+    async fn sweep_cuts_off_a_subscriber_that_leaves_its_bytes_untaken_in_a_quiet_room() {
+        let hub = hub().await;
+        let room = Uuid::now_v7();
+        let (owing, paying) = (CancellationToken::new(), CancellationToken::new());
+        let stalled = hub.subscribe(room, None, Some(owing.clone()));
+        let reading = hub.subscribe(room, None, Some(paying.clone()));
+        stalled.subscriber.owing();
+        reading.subscriber.owing();
+        reading.subscriber.paid();
+        let stall = Duration::from_millis(50);
+        assert_eq!(
+            hub.sweep(stall),
+            0,
+            "not yet: it has had no time to take them"
+        );
+        std::thread::sleep(Duration::from_millis(60));
+        stalled.subscriber.owing(); // A later mark does not restart the wait.
+        assert_eq!(hub.sweep(stall), 1);
+        assert!(
+            owing.is_cancelled(),
+            "no event arrived, and it is cut off all the same"
+        );
+        assert!(!paying.is_cancelled(), "the one that took its bytes stays");
+    }
+
+    #[tokio::test]
+    async fn resumes_share_the_frames_they_build() {
+        let hub = hub().await;
+        let room = Uuid::now_v7();
+        hub.start_partition(0, 0);
+        for offset in 0..3 {
+            let (_, event) = posted(room);
+            // Nobody listens: the events are kept unserialised.
+            hub.dispatch(at(0, offset), Some(event));
+        }
+        let first = hub.subscribe(room, Some(at(0, 0)), None);
+        let second = hub.subscribe(room, Some(at(0, 0)), None);
+        let (first, second) = (hub.frames(first.backlog), hub.frames(second.backlog));
+        assert_eq!(first.len(), 2);
+        for (a, b) in first.iter().zip(&second) {
+            assert_eq!(a.as_ptr(), b.as_ptr(), "one frame, shared, not two copies");
+        }
     }
 }

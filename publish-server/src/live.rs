@@ -96,20 +96,23 @@ enum Next {
 }
 
 impl Live {
-    /// Writes `head` and then the live frames to a taken-over connection until the client leaves,
-    /// falls too far behind, or `shutdown` (then the body is ended properly).
+    /// Writes `head` (its parts shared, not copied) and then the live frames to a taken-over
+    /// connection until the client leaves, falls too far behind, or `shutdown` (then the body is
+    /// ended properly).
     ///
     /// The connection is a member of the room's writers whenever it has caught up; its task only
-    /// writes what a full socket left over (waiting for room), then joins again.
+    /// writes what a full socket left over (waiting for room, within the stall period), then
+    /// joins again.
     pub fn write_to(
         self,
         out: ChunkedStream,
-        head: Bytes,
+        head: Vec<Bytes>,
         shutdown: CancellationToken,
     ) -> impl Future<Output = ()> + Send + 'static {
         let socket = Arc::new(out);
-        // The head goes out now, as the first chunk, if the socket takes it.
-        let written = socket.try_write_chunk(&[head]);
+        // The head goes out now, as the first chunk, as far as the socket takes it.
+        let written = socket.try_write_chunk(&head);
+        drop(head);
         let stream = Stream {
             writers: self.writers,
             socket,
@@ -121,12 +124,17 @@ impl Live {
     }
 
     /// The same stream as a response body: `head`, then chunks of live frames, until `shutdown`.
+    ///
+    /// hyper polls a body only when it has room to write: a chunk handed to it and not followed
+    /// by another poll is waiting for the client, so the subscriber owes it until the next poll
+    /// (and is cut off by the sweep if that does not come within the stall period).
     pub fn into_body(
         self,
-        head: Bytes,
+        head: Vec<Bytes>,
         shutdown: CancellationToken,
     ) -> impl futures::Stream<Item = Bytes> + Send {
         use futures::StreamExt;
+        let subscriber = self.reader.subscriber.clone();
         // As on a taken-over connection, the keep-alive timer is one per stream, not one per
         // frame received.
         let idle = Box::pin(tokio::time::sleep(self.keepalive));
@@ -161,9 +169,19 @@ impl Live {
                 };
             }
         });
-        futures::stream::once(async move { head })
-            .chain(live)
-            .take_until(shutdown.cancelled_owned())
+        let mut body = Box::pin(
+            futures::stream::iter(head)
+                .chain(live)
+                .take_until(shutdown.cancelled_owned()),
+        );
+        futures::stream::poll_fn(move |cx| {
+            subscriber.paid();
+            let next = body.poll_next_unpin(cx);
+            if let Poll::Ready(Some(_)) = next {
+                subscriber.owing();
+            }
+            next
+        })
     }
 }
 
@@ -193,6 +211,9 @@ impl Stream {
         let mut last_write = Instant::now();
         loop {
             if let Some(rest) = unsent.take() {
+                // Owed until written: the sweep cuts the connection off if the client does not
+                // take it within the stall period, whether or not new events arrive.
+                reader.subscriber.owing();
                 tokio::select! {
                     biased;
                     // Mid-chunk: the body cannot be ended properly, only dropped.
@@ -200,6 +221,7 @@ impl Stream {
                     // Boxed, as every rare wait here: the task keeps room only for the usual one.
                     written = Box::pin(self.socket.write_rest(rest)) => if written.is_err() { return },
                 }
+                reader.subscriber.paid();
                 last_write = Instant::now();
             }
             let member = Member {

@@ -30,6 +30,8 @@ pub struct ReadSide {
     state: AppState,
     /// `HOT_SSE_BATCH_MS`: how often throttled rooms' batches go out (zero: never batched).
     batch_every: Duration,
+    /// `SSE_STALL_SECS`: how long a stream may leave what waits for it untaken.
+    stall: Duration,
     fanout: Fanout,
     projector: Projector,
 }
@@ -67,6 +69,7 @@ impl ReadSide {
         };
         Ok(Self {
             state,
+            stall: sse.stall,
             batch_every: sse.batch,
             fanout,
             projector,
@@ -88,14 +91,14 @@ impl ReadSide {
     pub fn connection_options(
         sse: &SseSettings,
         head_timeout: Duration,
-        max_connections: usize,
+        max_connections: Option<usize>,
     ) -> ConnectionOptions {
         ConnectionOptions {
             send_buffer: Some(sse.send_buffer),
             write_buffer: Some(sse.send_buffer),
             take_over: Some(routes::is_event_stream),
             head_timeout: Some(head_timeout),
-            max_connections: Some(max_connections),
+            max_connections,
         }
     }
 
@@ -108,6 +111,7 @@ impl ReadSide {
         let fanout = tokio::spawn(self.fanout.run(
             state.hub.clone(),
             state.metrics.clone(),
+            self.stall,
             stop.clone(),
         ));
         let projector = tokio::spawn(self.projector.run(stop.clone()));

@@ -18,9 +18,9 @@ use std::{net::SocketAddr, sync::Arc, time::Duration};
 
 use axum::{Router, extract::ConnectInfo, extract::Request};
 use bytes::Bytes;
+use hyper::server::conn::http1;
 use hyper_util::{
-    rt::{TokioExecutor, TokioIo, TokioTimer},
-    server::conn::auto,
+    rt::{TokioIo, TokioTimer},
     service::TowerToHyperService,
 };
 use tokio::{net::TcpListener, sync::Semaphore};
@@ -47,24 +47,56 @@ pub struct ConnectionOptions {
     /// [`DEFAULT_HEAD_TIMEOUT`]): a client trickling one byte at a time is dropped after it, on
     /// the take-over path and on hyper's alike.
     pub head_timeout: Option<Duration>,
-    /// Open connections at most, whatever they are doing (default [`DEFAULT_MAX_CONNECTIONS`]),
-    /// counted at accept: one over the cap is closed at once, before anything is read from it.
+    /// Open connections at most, whatever they are doing, counted at accept: one over the cap is
+    /// closed at once, before anything is read from it. Unset, or above what the process's
+    /// open-file limit allows: that limit less room for everything else ([`connection_cap`]).
     pub max_connections: Option<usize>,
 }
 
 /// How long a request head may take when [`ConnectionOptions::head_timeout`] is unset.
 pub const DEFAULT_HEAD_TIMEOUT: Duration = Duration::from_secs(10);
-/// Open connections per process when [`ConnectionOptions::max_connections`] is unset.
-pub const DEFAULT_MAX_CONNECTIONS: usize = 50_000;
 
 impl ConnectionOptions {
     fn head_timeout(&self) -> Duration {
         self.head_timeout.unwrap_or(DEFAULT_HEAD_TIMEOUT)
     }
+}
 
-    fn max_connections(&self) -> usize {
-        self.max_connections.unwrap_or(DEFAULT_MAX_CONNECTIONS)
+/// The most connections `serve` accepts at once: `requested`, but never so many that accepting
+/// them would take the file descriptors the process needs for anything else (the database pool,
+/// the brokers, the embedded log's files). Raises the process's soft open-file limit to its hard
+/// one first, as a server should. Says so when it lowers `requested`.
+pub fn connection_cap(requested: Option<usize>) -> usize {
+    let limit = match rlimit::increase_nofile_limit(u64::MAX) {
+        Ok(limit) => limit,
+        Err(e) => {
+            tracing::warn!(error = %e, "cannot read the open-file limit; assuming 1024");
+            1024
+        }
+    };
+    let fits = fitting_connections(limit);
+    match requested {
+        None => fits,
+        Some(requested) if requested > fits => {
+            tracing::warn!(
+                requested,
+                max_connections = fits,
+                open_file_limit = limit,
+                "MAX_CONNECTIONS is more than the open-file limit leaves room for; lowered"
+            );
+            fits
+        }
+        Some(requested) => requested,
     }
+}
+
+/// Connections that fit in `open_file_limit` descriptors: a twentieth (at least 256) is kept for
+/// the database pool, the brokers, log files and the listener.
+fn fitting_connections(open_file_limit: u64) -> usize {
+    let reserve = (open_file_limit / 20).max(256);
+    usize::try_from(open_file_limit.saturating_sub(reserve))
+        .unwrap_or(usize::MAX)
+        .max(1)
 }
 
 impl std::fmt::Debug for ConnectionOptions {
@@ -74,7 +106,7 @@ impl std::fmt::Debug for ConnectionOptions {
             .field("write_buffer", &self.write_buffer)
             .field("take_over", &self.take_over.is_some())
             .field("head_timeout", &self.head_timeout())
-            .field("max_connections", &self.max_connections())
+            .field("max_connections", &self.max_connections)
             .finish()
     }
 }
@@ -90,18 +122,27 @@ pub async fn serve(
     let connections = TaskTracker::new();
     // A permit per open connection, held by its task: a flood of idle sockets cannot take every
     // file descriptor of the process.
-    let open = Arc::new(Semaphore::new(options.max_connections()));
+    let cap = connection_cap(options.max_connections);
+    tracing::info!(max_connections = cap, "accepting connections");
+    let open = Arc::new(Semaphore::new(cap));
+    let mut backoff = AcceptBackoff::default();
     loop {
         let accepted = tokio::select! {
             () = shutdown.cancelled() => break,
             accepted = listener.accept() => accepted,
         };
         let (stream, peer) = match accepted {
-            Ok(accepted) => accepted,
+            Ok(accepted) => {
+                backoff.reset();
+                accepted
+            }
             Err(e) => {
-                // Out of file descriptors and the like: wait instead of spinning.
-                tracing::warn!(error = %e, "accept failed");
-                tokio::time::sleep(Duration::from_millis(50)).await;
+                // Out of file descriptors and the like: wait, longer each time, instead of spinning.
+                let wait = backoff.next(&e);
+                tokio::select! {
+                    () = shutdown.cancelled() => break,
+                    () = tokio::time::sleep(wait) => {}
+                }
                 continue;
             }
         };
@@ -162,6 +203,35 @@ pub async fn serve(
     }
 }
 
+/// How long the accept loop waits after a failed accept: 10 ms, doubling to a second while
+/// accepts keep failing. Logged once per run of failures, not on every try.
+#[derive(Default)]
+struct AcceptBackoff {
+    failures: u32,
+}
+
+impl AcceptBackoff {
+    const FIRST: Duration = Duration::from_millis(10);
+    const MOST: Duration = Duration::from_secs(1);
+
+    fn next(&mut self, error: &std::io::Error) -> Duration {
+        if self.failures == 0 {
+            tracing::warn!(%error, "accept failed; backing off until it succeeds again");
+        }
+        self.failures = self.failures.saturating_add(1);
+        Self::FIRST
+            .saturating_mul(1 << self.failures.min(8).saturating_sub(1))
+            .min(Self::MOST)
+    }
+
+    fn reset(&mut self) {
+        if self.failures > 0 {
+            tracing::info!(failures = self.failures, "accepting again");
+            self.failures = 0;
+        }
+    }
+}
+
 /// Serves one connection with hyper until it ends, is cut, or shutdown drains it.
 async fn serve_connection(
     io: takeover::Rewind,
@@ -178,17 +248,22 @@ async fn serve_connection(
             request
         }
     });
-    let mut builder = auto::Builder::new(TokioExecutor::new());
-    // hyper enforces its header-read timeout only when it has a timer.
+    // HTTP/1.1 only. Browsers speak HTTP/2 only over TLS, which the operator's proxy ends; the
+    // proxy talks HTTP/1.1 to us. Cleartext HTTP/2 (h2c) would be one more protocol whose idle
+    // connections need deadlines of their own, for no client that uses it: a client that opens with
+    // the HTTP/2 preface gets an error and is closed.
+    let mut builder = http1::Builder::new();
+    // hyper enforces its header-read timeout only when it has a timer; it also runs while a
+    // keep-alive connection waits for its next request, so idle connections are closed after it.
     builder
-        .http1()
         .timer(TokioTimer::new())
         .header_read_timeout(options.head_timeout());
     if let Some(bytes) = options.write_buffer {
-        builder.http1().max_buf_size(bytes.max(8192));
+        builder.max_buf_size(bytes.max(8192));
     }
-    let connection =
-        builder.serve_connection_with_upgrades(TokioIo::new(io), TowerToHyperService::new(service));
+    let connection = builder
+        .serve_connection(TokioIo::new(io), TowerToHyperService::new(service))
+        .with_upgrades();
     tokio::pin!(connection);
     tokio::select! {
         result = connection.as_mut() => {
@@ -214,4 +289,29 @@ fn tag<B>(request: &mut Request<B>, peer: SocketAddr, cut: &CancellationToken) {
     let extensions = request.extensions_mut();
     extensions.insert(ConnectInfo::<SocketAddr>(peer));
     extensions.insert(ConnectionCut(cut.clone()));
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn connections_leave_room_for_other_files() {
+        assert_eq!(fitting_connections(20_000), 19_000);
+        assert_eq!(fitting_connections(1024), 768);
+        assert_eq!(fitting_connections(100), 1);
+    }
+
+    #[test]
+    fn accept_failures_back_off_to_a_second() {
+        let mut backoff = AcceptBackoff::default();
+        let error = std::io::Error::other("too many open files");
+        let waits: Vec<Duration> = (0..10).map(|_| backoff.next(&error)).collect();
+        assert_eq!(waits[0], Duration::from_millis(10));
+        assert_eq!(waits[1], Duration::from_millis(20));
+        assert!(waits.windows(2).all(|w| w[0] <= w[1]), "{waits:?}");
+        assert_eq!(waits[9], Duration::from_secs(1));
+        backoff.reset();
+        assert_eq!(backoff.next(&error), Duration::from_millis(10));
+    }
 }

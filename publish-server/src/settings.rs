@@ -103,9 +103,9 @@ pub struct Settings {
     pub drain: Duration,
     /// `HTTP_HEAD_TIMEOUT_MS` (default 10000): the longest a client may take to send a request head.
     pub head_timeout: Duration,
-    /// `MAX_CONNECTIONS` (default 50000): open connections at most, counted at accept; keep it below
-    /// the process's file-descriptor limit.
-    pub max_connections: usize,
+    /// `MAX_CONNECTIONS`: open connections at most, counted at accept (unset: what the open-file
+    /// limit leaves room for; see `serve::connection_cap`).
+    pub max_connections: Option<usize>,
     /// `CORS_ORIGINS`: comma-separated origins allowed to open streams from a browser.
     pub cors_origins: Vec<String>,
     /// `AUTH_SECRET`, `AUTH_SECRET_PREVIOUS` and the operator's tokens: who a stream's viewer is.
@@ -164,6 +164,15 @@ pub struct SseSettings {
         value_parser = at_least(1usize)
     )]
     pub max_connections: usize,
+    /// Seconds a stream may go without taking what waits for it (a resume's backlog, or what a full
+    /// socket left) before it is cut off, whether or not new events arrive (at least 1).
+    #[arg(
+        long = "sse-stall-secs",
+        env = "SSE_STALL_SECS",
+        default_value = "30",
+        value_parser = keepalive
+    )]
+    pub stall: Duration,
     /// Socket send buffer per connection, in bytes (at least 4096): a client that stops reading
     /// blocks after about this much and is then cut off once it is a room buffer behind.
     #[arg(
@@ -190,7 +199,7 @@ impl Default for SseSettings {
     }
 }
 
-/// `SSE_KEEPALIVE_SECS`: whole seconds, at least one.
+/// `SSE_KEEPALIVE_SECS`, `SSE_STALL_SECS`: whole seconds, at least one.
 fn keepalive(value: &str) -> Result<Duration, std::num::ParseIntError> {
     settings::secs(value).map(|secs| secs.max(Duration::from_secs(1)))
 }
@@ -251,6 +260,7 @@ mod tests {
         assert_eq!(sse.resume_buffer, 10_000);
         assert_eq!(sse.max_connections, 20_000);
         assert_eq!(sse.send_buffer, 65_536);
+        assert_eq!(sse.stall, Duration::from_secs(30));
     }
 
     #[test]

@@ -262,14 +262,11 @@ pub struct HttpSettings {
         value_parser = millis
     )]
     pub head_timeout: Duration,
-    /// Open connections per process, counted at accept; one over the cap is closed at once. Keep it
-    /// below the file-descriptor limit.
-    #[arg(
-        long = "max-connections",
-        env = "MAX_CONNECTIONS",
-        default_value_t = 50_000
-    )]
-    pub max_connections: usize,
+    /// Open connections per process, counted at accept; one over the cap is closed at once
+    /// [default: the open-file limit, raised to its hard limit, less a twentieth (at least 256) for
+    /// the database, brokers and files]. A larger value is lowered to that, with a warning.
+    #[arg(long = "max-connections", env = "MAX_CONNECTIONS")]
+    pub max_connections: Option<usize>,
     /// Milliseconds shutdown waits for open connections to close.
     #[arg(
         long = "shutdown-drain-ms",

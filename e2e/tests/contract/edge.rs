@@ -77,7 +77,7 @@ async fn closed_by_server(socket: &mut TcpStream, within: Duration) -> bool {
 async fn connections_over_max_connections_are_closed_at_once_and_served_again_below_it(mode: Mode) {
     const CAP: usize = 4;
     let mut stack = Stack::empty_in(mode).await;
-    stack.max_connections = CAP;
+    stack.max_connections = Some(CAP);
     stack.add_chat_server().await;
     let base = stack.chat(0).base.clone();
     let addr = base.trim_start_matches("http://").to_owned();

@@ -10,6 +10,7 @@ mod edge;
 mod embedded;
 mod faults;
 mod fetch;
+mod hostile;
 mod hot;
 mod hot_push;
 mod keying;

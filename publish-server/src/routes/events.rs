@@ -198,36 +198,39 @@ async fn events(
     let viewer = state.audience.viewer(token, &headers, peer).await;
     let seat = state.audience.join(room_id, viewer);
 
-    let mut head = BytesMut::new();
-    head.extend_from_slice(format!("retry: {RETRY_MS}\n\n").as_bytes());
+    // The head: what comes before the live frames. The missed events are the hub's own frames,
+    // shared, not copied into this connection: a client that never reads them pins no memory of
+    // its own, and is cut off after `SSE_STALL_SECS` ([`crate::hub::Subscriber::owing`]).
+    let mut prelude = BytesMut::new();
+    prelude.extend_from_slice(format!("retry: {RETRY_MS}\n\n").as_bytes());
     if mode.mode == RoomMode::Throttled {
-        head.extend_from_slice(&mode_frame(mode));
+        prelude.extend_from_slice(&mode_frame(mode));
     }
     // A throttled room's waiting batch: its events are in the backlog, or from before this client.
     let mut skip_through = subscription.skip_through;
     match subscription.start {
         Start::Live | Start::Resumed => {}
-        Start::Reset(reason) => head.extend_from_slice(&reset_frame(reason)),
+        Start::Reset(reason) => prelude.extend_from_slice(&reset_frame(reason)),
         Start::Ahead { partition, offset } => match state.log.bounds(partition).await {
             // This instance is behind the one the client came from: skip what the client has seen.
             Ok((_, end)) if offset < end => skip_through = skip_through.max(Some(offset)),
-            Ok(_) => head.extend_from_slice(&reset_frame(ResetReason::Unknown)),
+            Ok(_) => prelude.extend_from_slice(&reset_frame(ResetReason::Unknown)),
             Err(e) => {
                 tracing::warn!(error = %e, "cannot check a cursor against the log's end; resetting the client");
-                head.extend_from_slice(&reset_frame(ResetReason::Unknown));
+                prelude.extend_from_slice(&reset_frame(ResetReason::Unknown));
             }
         },
     }
     if malformed {
-        head.extend_from_slice(&reset_frame(ResetReason::Malformed));
+        prelude.extend_from_slice(&reset_frame(ResetReason::Malformed));
     }
     let backlog = state.hub.frames(subscription.backlog);
     state.metrics.events_delivered.inc_by(backlog.len() as u64);
-    for frame in backlog {
-        head.extend_from_slice(&frame);
-    }
+    let mut head = Vec::with_capacity(backlog.len() + 2);
+    head.push(prelude.freeze());
+    head.extend(backlog);
     // Last in the head, after what the client must act on first (a reset, missed events).
-    head.extend_from_slice(&presence_frame(state.audience.current(room_id).await));
+    head.push(presence_frame(state.audience.current(room_id).await));
 
     let live = Live {
         reader: Reader {
@@ -240,7 +243,6 @@ async fn events(
         keepalive: state.keepalive,
         guard: ClientGuard::new(state.metrics.clone(), permit, seat),
     };
-    let head = head.freeze();
     let shutdown = state.shutdown.clone();
     let mut response = match can_take_over {
         Some(_) => {

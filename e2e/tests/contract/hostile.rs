@@ -1,0 +1,247 @@
+//! What one anonymous client could do to take a server down: resumes it never reads, connections
+//! in a protocol nobody asked for, more connections than the process has files for.
+
+use std::{
+    path::PathBuf,
+    time::{Duration, Instant},
+};
+
+use e2e::{Api, SseClient, Stack, eventually, in_both_modes, process::ServerProcess, stack::Mode};
+use tokio::{
+    io::{AsyncReadExt, AsyncWriteExt},
+    net::TcpStream,
+};
+
+const WAIT: Duration = Duration::from_secs(30);
+
+/// The place that serves event streams, in a process of its own (so that its memory is its own),
+/// and the chat API that writes to it.
+struct Served {
+    server: ServerProcess,
+    chat: Api,
+    dir: PathBuf,
+    _stack: Option<Stack>,
+}
+
+impl Drop for Served {
+    fn drop(&mut self) {
+        let _ = std::fs::remove_dir_all(&self.dir);
+    }
+}
+
+async fn serve(mode: Mode, env: &[(&str, String)]) -> Served {
+    let dir = std::env::temp_dir().join(format!("hotchat-hostile-{}", uuid::Uuid::now_v7()));
+    std::fs::create_dir_all(&dir).unwrap();
+    match mode {
+        Mode::Distributed => {
+            let stack = Stack::start(1, 0).await;
+            let server = ServerProcess::publish_server(&stack, env).await;
+            Served {
+                chat: stack.chat(0).clone(),
+                server,
+                dir,
+                _stack: Some(stack),
+            }
+        }
+        Mode::Embedded => {
+            let server =
+                ServerProcess::embedded_chat_server_with(&dir, env, &dir.join("server.log")).await;
+            Served {
+                chat: Api::new(server.base.clone()),
+                server,
+                dir,
+                _stack: None,
+            }
+        }
+    }
+}
+
+/// Opens a stream resuming after `cursor` on a socket with a tiny receive buffer, reads the
+/// response head and nothing more.
+async fn resume_without_reading(base: &str, room: &str, cursor: &str) -> TcpStream {
+    let addr: std::net::SocketAddr = base.trim_start_matches("http://").parse().unwrap();
+    let socket = tokio::net::TcpSocket::new_v4().unwrap();
+    socket.set_recv_buffer_size(4096).unwrap();
+    let mut stream = socket.connect(addr).await.unwrap();
+    let request = format!(
+        "GET /api/rooms/{room}/events HTTP/1.1\r\nHost: {addr}\r\nAccept: text/event-stream\r\n\
+         Last-Event-ID: {cursor}\r\n\r\n"
+    );
+    stream.write_all(request.as_bytes()).await.unwrap();
+    let mut head = vec![0u8; 512];
+    let n = stream.read(&mut head).await.unwrap();
+    assert!(
+        head[..n].starts_with(b"HTTP/1.1 200"),
+        "{}",
+        String::from_utf8_lossy(&head[..n])
+    );
+    stream
+}
+
+/// Reads `socket` until the server closes it; the bytes read, or `None` if it is still open at
+/// `deadline`.
+async fn read_to_close(socket: &mut TcpStream, deadline: tokio::time::Instant) -> Option<usize> {
+    let mut sink = vec![0u8; 64 * 1024];
+    let mut total = 0;
+    loop {
+        match tokio::time::timeout_at(deadline, socket.read(&mut sink)).await {
+            Err(_) => return None,
+            Ok(Ok(0)) | Ok(Err(_)) => return Some(total),
+            Ok(Ok(n)) => total += n,
+        }
+    }
+}
+
+in_both_modes!(resuming_streams_that_never_read_pin_no_backlog_and_are_cut_off_in_a_quiet_room);
+async fn resuming_streams_that_never_read_pin_no_backlog_and_are_cut_off_in_a_quiet_room(
+    mode: Mode,
+) {
+    let stall = Duration::from_secs(3);
+    let env = [
+        ("SSE_STALL_SECS", stall.as_secs().to_string()),
+        // Posted by one user, as fast as it goes (the embedded process's own limits).
+        ("USER_POST_RATE", "100000".to_owned()),
+        ("USER_POST_BURST", "100000".to_owned()),
+    ];
+    let served = serve(mode, &env).await;
+    let chat = &served.chat;
+    let alice = chat.sign_in("alice").await;
+    let room = chat.create_room(&alice, "quiet").await["id"]
+        .as_str()
+        .unwrap()
+        .to_owned();
+    let events = format!("{}/api/rooms/{room}/events", served.server.base);
+    let mut first = SseClient::connect(&events, None).await;
+    chat.post(&alice, &room, "before").await;
+    let cursor = first.next_of("message", WAIT).await.id.unwrap();
+    drop(first);
+    // 250 texts of 4,000 four-byte characters (the longest allowed): a 4 MB backlog, as 200
+    // messages of 20 KB.
+    let big = "😀".repeat(4000);
+    for i in 0..250 {
+        let status = chat.try_post(&alice, &room, &big).await.status();
+        assert_eq!(status, 201, "posting big message {i}");
+    }
+    chat.post(&alice, &room, "last").await;
+    eventually(WAIT, "every message to be read by the server", || async {
+        let newest = chat.fetch(&room, "limit=1").await;
+        let body: serde_json::Value = newest.json().await.ok()?;
+        (body["messages"][0]["text"] == "last").then_some(())
+    })
+    .await;
+    let backlog_bytes = 250 * big.len();
+
+    let rss_before = served.server.rss_kib();
+    let opened = tokio::time::Instant::now();
+    let mut stalled = Vec::new();
+    for _ in 0..10 {
+        stalled.push(resume_without_reading(&served.server.base, &room, &cursor).await);
+    }
+    // The room stays quiet. Until they are cut off, what the server holds for them is measured.
+    let mut rss_most = served.server.rss_kib();
+    let cut_by = opened + stall + Duration::from_secs(3);
+    let api = Api::new(served.server.base.clone());
+    while api.metric("hotchat_sse_clients_cut_off_total").await < 10.0 {
+        assert!(
+            tokio::time::Instant::now() < cut_by,
+            "10 resuming clients that never read are not cut off within SSE_STALL_SECS ({stall:?}) \
+             and a sweep"
+        );
+        rss_most = rss_most.max(served.server.rss_kib());
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    for mut socket in stalled {
+        let read = read_to_close(&mut socket, tokio::time::Instant::now() + WAIT)
+            .await
+            .expect("a cut-off client's connection is closed");
+        assert!(
+            read < backlog_bytes,
+            "the client got its whole backlog ({read} bytes): it was not stalled"
+        );
+    }
+    let growth_kib = rss_most.saturating_sub(rss_before);
+    eprintln!(
+        "{mode:?}: 10 stalled resumes of a {backlog_bytes}-byte backlog: RSS {rss_before} KiB, at \
+         most {rss_most} KiB, cut off after {:?}",
+        opened.elapsed()
+    );
+    // Each copying its backlog would be 10 x 4 MB; sharing the frames, the socket buffers and a
+    // few pointers each.
+    assert!(
+        growth_kib < 32 * 1024,
+        "10 stalled resumes grew the server by {growth_kib} KiB"
+    );
+}
+
+in_both_modes!(a_connection_that_opens_http2_or_idles_is_closed_within_the_head_deadline);
+async fn a_connection_that_opens_http2_or_idles_is_closed_within_the_head_deadline(mode: Mode) {
+    let mut stack = Stack::empty_in(mode).await;
+    stack.head_timeout = Duration::from_secs(1);
+    stack.add_chat_server().await;
+    stack.add_default_publish_server().await;
+    let servers = [stack.chat(0).base.clone(), stack.publishers[0].clone()];
+    for base in servers {
+        let addr = base.trim_start_matches("http://").to_owned();
+        // The HTTP/2 connection preface and an empty SETTINGS frame, then nothing.
+        let mut h2c = TcpStream::connect(&addr).await.unwrap();
+        h2c.write_all(b"PRI * HTTP/2.0\r\n\r\nSM\r\n\r\n\0\0\0\x04\0\0\0\0\0")
+            .await
+            .unwrap();
+        // A keep-alive HTTP/1.1 connection that asks once, then sits idle.
+        let mut idle = TcpStream::connect(&addr).await.unwrap();
+        idle.write_all(format!("GET /healthz HTTP/1.1\r\nHost: {addr}\r\n\r\n").as_bytes())
+            .await
+            .unwrap();
+        let started = Instant::now();
+        let deadline = tokio::time::Instant::now() + Duration::from_secs(4);
+        assert!(
+            read_to_close(&mut h2c, deadline).await.is_some(),
+            "{base}: an h2c connection is still open after {:?}",
+            started.elapsed()
+        );
+        let answered = read_to_close(&mut idle, deadline).await;
+        assert!(
+            answered.is_some_and(|n| n > 0),
+            "{base}: an idle keep-alive connection is still open after {:?} ({answered:?})",
+            started.elapsed()
+        );
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn max_connections_above_the_open_file_limit_is_lowered_and_said_at_start_up() {
+    let dir = std::env::temp_dir().join(format!("hotchat-fd-{}", uuid::Uuid::now_v7()));
+    std::fs::create_dir_all(&dir).unwrap();
+    let log = dir.join("server.log");
+    let server = ServerProcess::embedded_chat_server_with(
+        &dir,
+        &[("MAX_CONNECTIONS", "100000000".to_owned())],
+        &log,
+    )
+    .await;
+    let said = eventually(WAIT, "the lowered limit in the log", || async {
+        let text = std::fs::read_to_string(&log).ok()?;
+        text.lines()
+            .find(|line| line.contains("MAX_CONNECTIONS is more than the open-file limit"))
+            .map(str::to_owned)
+    })
+    .await;
+    let limits = std::fs::read_to_string(format!("/proc/{}/limits", server.pid())).unwrap();
+    let open_files: u64 = limits
+        .lines()
+        .find(|line| line.starts_with("Max open files"))
+        .and_then(|line| line.split_whitespace().nth(3))
+        .and_then(|soft| soft.parse().ok())
+        .expect("the process's open-file limit");
+    let lowered: u64 = said
+        .split_whitespace()
+        .find_map(|field| field.strip_prefix("max_connections="))
+        .and_then(|n| n.parse().ok())
+        .unwrap_or_else(|| panic!("the lowered value in {said:?}"));
+    assert!(
+        lowered < open_files,
+        "MAX_CONNECTIONS lowered to {lowered}, not below the open-file limit {open_files}"
+    );
+    drop(server);
+    let _ = std::fs::remove_dir_all(&dir);
+}
