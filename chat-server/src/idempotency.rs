@@ -15,7 +15,8 @@
 //! - **The same key with another body is refused** (422 `idempotency_key_reused`), by comparing a
 //!   fingerprint of the request's content.
 //!
-//! Degraded mode: if the key store cannot be reached the write goes on with the derived ids, so a
+//! Degraded mode: if the key store cannot be reached within
+//! [`shared::redis_client::WRITE_DEADLINE`] (50 ms) the write goes on with the derived ids, so a
 //! retry still shows up only once (as long as consumers recognise the repeated event id: the
 //! projector always, the fan-out within its window of recent ids), but a reused key with another
 //! body is not detected and a retry's `at` is its own.
@@ -30,7 +31,7 @@ use sha2::{Digest, Sha256};
 use shared::{
     event::Envelope,
     http::IDEMPOTENCY_KEY,
-    redis_client::{RedisClient, StoreError},
+    redis_client::{RedisClient, StoreError, within_write_deadline},
 };
 use uuid::Uuid;
 
@@ -180,7 +181,7 @@ impl KeyStore {
             event,
         };
         let slot = (keyed.user, keyed.key.clone());
-        let kept = match self.claim(&slot, &fresh).await {
+        let kept = match within_write_deadline(self.claim(&slot, &fresh)).await {
             Ok(kept) => kept,
             Err(e) => {
                 tracing::warn!(error = %e, "idempotency store unreachable; writing with derived ids only");
@@ -222,7 +223,7 @@ impl KeyStore {
             acknowledged: true,
             event: write.event.clone(),
         };
-        if let Err(e) = self.mark(slot, record).await {
+        if let Err(e) = within_write_deadline(self.mark(slot, record)).await {
             // A retry will append the same event again: consumers drop the repeat.
             tracing::warn!(error = %e, "could not mark an idempotent write acknowledged");
         }

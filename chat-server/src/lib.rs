@@ -1,7 +1,8 @@
 //! hotchat's chat-server: the write side and the fetch API.
 //!
 //! Every change (a room, a message, a reaction) becomes an event appended to the topic; a 2xx is
-//! answered only once the broker acknowledged it. Reads come from the read model the projector keeps.
+//! answered only once the broker acknowledged it. Writes are decided on the write model this server
+//! keeps from the log ([`write_model`]); history reads come from the read model the projector keeps.
 
 pub mod audience;
 pub mod auth;
@@ -17,3 +18,4 @@ pub mod settings;
 pub mod startup;
 pub mod state;
 pub mod validate;
+pub mod write_model;

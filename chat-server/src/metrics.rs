@@ -27,6 +27,9 @@ pub struct Metrics {
     pub append_failures: Counter,
     /// Time from send to the broker's acknowledgement.
     pub append_duration_seconds: Histogram,
+    /// Writes decided without knowing where their room's partition ends (the broker did not say
+    /// in time): see `WriteModel::sync`.
+    pub writes_unsynced: Counter,
     /// Message fetches served, by mode.
     pub fetches: Family<ModeLabel, Counter>,
     /// Read-model queries made to serve fetches, by mode.
@@ -69,6 +72,12 @@ impl Default for Metrics {
             "append_duration_seconds",
             "Time until the broker acknowledged an event",
             append_duration_seconds.clone(),
+        );
+        let writes_unsynced = Counter::default();
+        registry.register(
+            "writes_unsynced",
+            "Writes decided without knowing where their room's partition ends (broker slow or out)",
+            writes_unsynced.clone(),
         );
         let fetches = Family::default();
         registry.register("fetches", "Message fetches served", fetches.clone());
@@ -132,6 +141,7 @@ impl Default for Metrics {
             events_appended,
             append_failures,
             append_duration_seconds,
+            writes_unsynced,
             fetches,
             fetch_db_queries,
         }

@@ -10,7 +10,7 @@ mod reactions;
 mod rooms;
 mod sessions;
 
-use std::time::Instant;
+use std::time::{Duration, Instant};
 
 use axum::{Extension, Router, extract::DefaultBodyLimit, routing::any};
 use shared::{
@@ -35,6 +35,7 @@ use crate::{
     rate_limit::SessionLimit,
     settings::Settings,
     state::AppState,
+    write_model::Synced,
 };
 
 /// Request bodies above this are refused with 413 before they are parsed.
@@ -97,86 +98,100 @@ fn room_id(raw: &str) -> Result<Uuid, ApiError> {
     raw.parse().map_err(|_| ApiError::not_found("room"))
 }
 
-/// The room named in the path, or 404.
-async fn existing_room(state: &AppState, raw: &str) -> Result<Room, ApiError> {
+/// The room named in the path once this chat-server has applied every event of its partition
+/// appended before now (see [`crate::write_model`]), or 404: what a write decides on, and what a
+/// read that must see every earlier write shows.
+async fn synced_room(state: &AppState, raw: &str) -> Result<Room, ApiError> {
     let id = room_id(raw)?;
-    if let Some(room) = state.rooms.get(&id).await {
-        return Ok(room);
+    if state.write.sync(id).await? == Synced::Unknown {
+        state.metrics.writes_unsynced.inc();
     }
-    let room = state
-        .read_model
-        .room(id)
-        .await?
-        .ok_or_else(|| ApiError::not_found("room"))?;
-    state.rooms.insert(id, room.clone()).await;
-    Ok(room)
+    state
+        .write
+        .read(|facts| facts.room(id).cloned())
+        .ok_or_else(|| ApiError::not_found("room"))
 }
 
-/// The room named in the path as the read model has it now (its settings may have changed since
-/// this instance cached it); the cached one if the database does not answer.
-async fn current_room(state: &AppState, raw: &str) -> Result<Room, ApiError> {
+/// The room named in the path for a history read: as this chat-server knows it, or, for a room it
+/// has not seen (created a moment ago elsewhere, or none), once it has caught up.
+async fn known_room(state: &AppState, raw: &str) -> Result<Room, ApiError> {
     let id = room_id(raw)?;
-    match state.read_model.room(id).await {
-        Ok(Some(room)) => {
-            state.rooms.insert(id, room.clone()).await;
-            Ok(room)
-        }
-        Ok(None) => existing_room(state, raw).await,
-        Err(e) => match state.rooms.get(&id).await {
-            Some(room) => Ok(room),
-            None => Err(e.into()),
-        },
+    match state.write.read(|facts| facts.room(id).cloned()) {
+        Some(room) => Ok(room),
+        None => synced_room(state, raw).await,
     }
+}
+
+/// `user`'s standing in `room` (a room of the write model).
+fn standing(state: &AppState, room: &Room, user: Uuid) -> shared::readmodel::Standing {
+    state
+        .write
+        .read(|facts| facts.standing(room.id, user))
+        .unwrap_or(shared::readmodel::Standing {
+            owner: room.owner.id,
+            moderator: false,
+            ban: None,
+            slow_mode_secs: room.slow_mode_secs,
+        })
 }
 
 /// `user`'s standing in `room`, refusing the write with 403 `banned` if they are banned there.
-async fn not_banned(
+fn not_banned(
     state: &AppState,
     room: &Room,
     user: Uuid,
 ) -> Result<shared::readmodel::Standing, ApiError> {
-    let standing = rules::standing(&state.read_model, &state.standings, room, user).await;
+    let standing = standing(state, room, user);
     rules::not_banned(&standing)?;
     Ok(standing)
 }
 
-/// The message `raw` of `room`, if it is there and not deleted: from the read model, else (not
-/// projected yet, or the database is out) as posted through this instance.
-///
-/// A young message id the read model does not have yet may have been posted through another
-/// chat-server a moment ago: that case waits for the projector to catch up with the log, then
-/// looks again (charged to the user's write limit, so made-up ids cannot make it wait for free).
-async fn live_message(
-    state: &AppState,
-    user: Uuid,
-    room: Uuid,
-    raw: &str,
-) -> Result<PostedHere, ApiError> {
+/// How long an edit, delete or reaction of a message older than the write model's window waits
+/// for the read model before answering 503.
+const OLD_MESSAGE_DEADLINE: Duration = Duration::from_millis(800);
+
+/// The message `raw` of `room`, if it is there and not deleted: from the write model's window of
+/// recent messages, else (an older message) from the read model.
+async fn live_message(state: &AppState, room: Uuid, raw: &str) -> Result<PostedHere, ApiError> {
     let id: Uuid = raw.parse().map_err(|_| ApiError::not_found("message"))?;
-    let here = state.posted.get(&id).await.filter(|p| p.room == room);
-    let mut facts = state.read_model.message_facts(room, id).await;
-    if matches!(facts, Ok(None)) && here.is_none() && rules::recent(id) {
-        state.post_limiter.admit(user)?;
-        rules::catch_up(&state.log, &state.read_model).await;
-        facts = state.read_model.message_facts(room, id).await;
+    if let Some(message) = state.write.read(|facts| facts.message(id)) {
+        return match message {
+            message if message.room_id != room || message.deleted => {
+                Err(ApiError::not_found("message"))
+            }
+            message => Ok(PostedHere {
+                room,
+                author: message.author,
+                at: message.at,
+            }),
+        };
     }
+    let facts = tokio::time::timeout(
+        OLD_MESSAGE_DEADLINE,
+        state.read_model.message_facts(room, id),
+    )
+    .await
+    .map_err(|_| {
+        ApiError::unavailable(
+            "the read model",
+            format!("no answer within {OLD_MESSAGE_DEADLINE:?}"),
+        )
+    })??;
     match facts {
-        Ok(Some(facts)) if facts.deleted => Err(ApiError::not_found("message")),
-        Ok(Some(facts)) => Ok(PostedHere {
+        Some(facts) if !facts.deleted => Ok(PostedHere {
             room,
             author: facts.author,
             at: facts.at,
         }),
-        Ok(None) => here.ok_or_else(|| ApiError::not_found("message")),
-        Err(e) => here.ok_or_else(|| e.into()),
+        _ => Err(ApiError::not_found("message")),
     }
 }
 
-/// Appends a moderation event and answers once the read model has it (see
-/// [`rules::settle`]), so that the next write anywhere is checked against it.
+/// Appends a moderation event and answers once this chat-server has applied it: the next write
+/// anywhere is checked against it (others catch up before deciding, see [`crate::write_model`]).
 async fn append_settled(state: &AppState, event: &Envelope) -> Result<(), ApiError> {
     let cursor = append(state, event).await?;
-    rules::settle(&state.read_model, cursor).await;
+    state.write.applied(cursor).await?;
     Ok(())
 }
 

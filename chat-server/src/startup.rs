@@ -3,7 +3,6 @@
 use std::{net::SocketAddr, sync::Arc, time::Duration};
 
 use anyhow::Context;
-use moka::future::Cache;
 use publish_server::{
     audience::Audience,
     read_side::{DEFAULT_PROJECTOR_GROUP, ReadSide},
@@ -28,10 +27,11 @@ use crate::{
     idempotency::KeyStore,
     limits::PostLimiter,
     metrics::Metrics,
-    moderation::{self, SlowMode},
+    moderation::SlowMode,
     rate_limit, routes,
     settings::{AuthSettings, Settings},
     state::AppState,
+    write_model::{MESSAGE_WINDOW, WriteModel, WriteTail},
 };
 
 pub struct Application {
@@ -39,6 +39,8 @@ pub struct Application {
     router: axum::Router,
     state: AppState,
     scheduler: Scheduler,
+    /// Keeps the write model current.
+    write_tail: WriteTail,
     /// The read side, when this process is the only one that can read its log.
     read_side: Option<ReadSide>,
     connection_options: ConnectionOptions,
@@ -54,7 +56,17 @@ impl Application {
     pub async fn build(settings: Settings) -> anyhow::Result<Self> {
         let log = Arc::new(EventLog::open(settings.kafka.as_ref(), &settings.data_dir).await?);
         log.prepare_writer()?;
-        let read_model = ReadModel::open(&settings.database, &settings.data_dir).await?;
+        // Writes never wait on the read model: a database that does not answer at start-up is
+        // connected to later (history answers 503 meanwhile).
+        let read_model = ReadModel::open_or_later(&settings.database, &settings.data_dir).await?;
+        // How long a write may wait for this server's view of the log to catch up: as long as it
+        // would wait for the broker to take its event.
+        let write_deadline = settings
+            .kafka
+            .as_ref()
+            .map_or(Duration::from_secs(5), |kafka| kafka.produce_timeout);
+        let (write, write_tail) =
+            WriteModel::build(log.clone(), &read_model, MESSAGE_WINDOW, write_deadline).await?;
         let mut metrics = Metrics::default();
         let redis = match &settings.hot.redis_url {
             Some(url) => Some(Arc::new(
@@ -106,12 +118,7 @@ impl Application {
         let state = AppState {
             log: log.clone(),
             read_model,
-            rooms: Cache::new(100_000),
-            posted: Cache::builder()
-                .max_capacity(100_000)
-                .time_to_live(Duration::from_secs(600))
-                .build(),
-            standings: moderation::last_standings(),
+            write,
             slow_mode: Arc::new(SlowMode::new(redis.clone())),
             tokens,
             online,
@@ -160,6 +167,7 @@ impl Application {
             router,
             state,
             scheduler,
+            write_tail,
             read_side,
             connection_options,
             drain: settings.drain,
@@ -181,6 +189,7 @@ impl Application {
     /// lock over, stops the read side (if here) and flushes the producer.
     pub async fn run_until_stopped(self, shutdown: CancellationToken) -> anyhow::Result<()> {
         let scheduler = tokio::spawn(self.scheduler.run(shutdown.clone()));
+        tokio::spawn(self.write_tail.run(shutdown.clone()));
         let read_side = self
             .read_side
             .map(|r| tokio::spawn(r.run(shutdown.clone())));

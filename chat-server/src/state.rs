@@ -2,12 +2,7 @@
 
 use std::sync::Arc;
 
-use moka::future::Cache;
-use shared::{
-    event_log::EventLog,
-    readmodel::{ReadModel, Room},
-};
-use uuid::Uuid;
+use shared::{event_log::EventLog, readmodel::ReadModel};
 
 use crate::{
     audience::Online,
@@ -16,23 +11,17 @@ use crate::{
     idempotency::KeyStore,
     limits::PostLimiter,
     metrics::Metrics,
-    moderation::{LastStandings, PostedHere, SlowMode},
+    moderation::SlowMode,
     rate_limit::SessionLimit,
+    write_model::WriteModel,
 };
 
 #[derive(Clone)]
 pub struct AppState {
     pub log: Arc<EventLog>,
     pub read_model: ReadModel,
-    /// Rooms already seen: rooms are never deleted, so a hit needs no database query (and a hot
-    /// room's fetches do not query the database just to learn that the room exists).
-    pub rooms: Cache<Uuid, Room>,
-    /// Messages posted through this instance, with their room and author: a reaction, an edit or
-    /// a delete of one is accepted even before the projector has written it (the client saw it on
-    /// its stream and clicked at once).
-    pub posted: Cache<Uuid, PostedHere>,
-    /// Each user's standing per room as last read, for when the database does not answer.
-    pub standings: LastStandings,
+    /// What every write is decided on: rooms, roles, bans and recent messages, kept from the log.
+    pub write: Arc<WriteModel>,
     /// Slow-mode slots per room and user.
     pub slow_mode: Arc<SlowMode>,
     /// Where the rooms' audience counts come from.

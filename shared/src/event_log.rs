@@ -101,6 +101,17 @@ impl EventLog {
         }
     }
 
+    /// The partition `room`'s events go to (they all go to one, in order).
+    pub fn partition_of(&self, room: uuid::Uuid) -> i32 {
+        match self {
+            Self::Kafka(log) => crate::kafka::partition_for_key(
+                crate::event::partition_key(room).as_bytes(),
+                log.partitions(),
+            ),
+            Self::Embedded(_) => embedded::PARTITION,
+        }
+    }
+
     /// The first offset still held in `partition` and the offset its next record will get.
     pub async fn bounds(&self, partition: i32) -> anyhow::Result<(i64, i64)> {
         match self {

@@ -37,6 +37,46 @@ pub struct KafkaSettings {
     pub produce_timeout: Duration,
 }
 
+/// Kafka's murmur2 hash of `data` (the Java client's `Utils.murmur2`, seed `0x9747b28c`), which
+/// the producer's `murmur2_random` partitioner applies to a record's key.
+pub fn murmur2(data: &[u8]) -> i32 {
+    const SEED: u32 = 0x9747_b28c;
+    const M: u32 = 0x5bd1_e995;
+    const R: u32 = 24;
+    let len = data.len();
+    let mut h: u32 = SEED ^ (len as u32);
+    let mut chunks = data.chunks_exact(4);
+    for chunk in &mut chunks {
+        let mut k = u32::from_le_bytes([chunk[0], chunk[1], chunk[2], chunk[3]]);
+        k = k.wrapping_mul(M);
+        k ^= k >> R;
+        k = k.wrapping_mul(M);
+        h = h.wrapping_mul(M);
+        h ^= k;
+    }
+    let rest = chunks.remainder();
+    if rest.len() >= 3 {
+        h ^= u32::from(rest[2]) << 16;
+    }
+    if rest.len() >= 2 {
+        h ^= u32::from(rest[1]) << 8;
+    }
+    if let Some(first) = rest.first() {
+        h ^= u32::from(*first);
+        h = h.wrapping_mul(M);
+    }
+    h ^= h >> 13;
+    h = h.wrapping_mul(M);
+    h ^= h >> 15;
+    h as i32
+}
+
+/// The partition a record keyed `key` goes to among `partitions`, as the producer picks it
+/// (Java's `toPositive(murmur2(key)) % partitions`).
+pub fn partition_for_key(key: &[u8], partitions: i32) -> i32 {
+    (murmur2(key) & 0x7fff_ffff) % partitions.max(1)
+}
+
 /// The topic's name when `KAFKA_TOPIC` is unset.
 pub const DEFAULT_TOPIC: &str = "chat-events";
 
@@ -167,5 +207,37 @@ pub fn close_in_background<C: Send + 'static>(client: C) {
         .spawn(move || drop(client));
     if let Err(e) = spawned {
         tracing::warn!(error = %e, "cannot spawn a thread to close a Kafka client");
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn murmur2_matches_the_java_client() {
+        // Kafka's own test vectors (UtilsTest.testMurmur2).
+        let cases: [(&[u8], i32); 6] = [
+            (b"21", -973_932_308),
+            (b"foobar", -790_332_482),
+            (b"a-little-bit-long-string", -985_981_536),
+            (b"a-little-bit-longer-string", -1_486_304_829),
+            (
+                b"lkjh234lh9fiuh90y23oiuhsafujhadof229phr9h19h89h8",
+                -58_897_971,
+            ),
+            (b"abc", 479_470_107),
+        ];
+        for (data, hash) in cases {
+            assert_eq!(murmur2(data), hash, "{}", String::from_utf8_lossy(data));
+        }
+    }
+
+    #[test]
+    fn a_partition_is_within_the_topic() {
+        for key in [&b""[..], b"x", b"room"] {
+            let partition = partition_for_key(key, 6);
+            assert!((0..6).contains(&partition));
+        }
     }
 }

@@ -129,6 +129,22 @@ impl From<BanRow> for Ban {
     }
 }
 
+#[derive(sqlx::FromRow)]
+struct RoomBanRow {
+    room_id: Uuid,
+    #[sqlx(flatten)]
+    ban: BanRow,
+}
+
+#[derive(sqlx::FromRow)]
+struct RecentRow {
+    id: Uuid,
+    room_id: Uuid,
+    user_id: Uuid,
+    at: DateTime<Utc>,
+    deleted_at: Option<DateTime<Utc>>,
+}
+
 /// A moderator of a room.
 #[derive(Debug, Clone, PartialEq, Serialize, sqlx::FromRow, utoipa::ToSchema)]
 pub struct Moderator {
@@ -142,6 +158,28 @@ pub struct MessageFacts {
     pub author: Uuid,
     pub at: DateTime<Utc>,
     pub deleted: bool,
+}
+
+/// A message as the write side remembers it: enough to check a reaction, an edit or a delete.
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub struct RecentMessage {
+    pub id: Uuid,
+    pub room_id: Uuid,
+    pub author: Uuid,
+    pub at: DateTime<Utc>,
+    pub deleted: bool,
+}
+
+/// The read model's rows the write side starts from ([`ReadModel::write_snapshot`]).
+#[derive(Debug, Default)]
+pub struct WriteSnapshot {
+    pub rooms: Vec<Room>,
+    pub moderators: Vec<(Uuid, Moderator)>,
+    pub bans: Vec<(Uuid, Ban)>,
+    /// The newest messages, oldest first.
+    pub messages: Vec<RecentMessage>,
+    /// (partition, next offset): every record before it is in the rows above.
+    pub positions: Vec<(i32, i64)>,
 }
 
 /// A message as the API and the SSE stream show it.
@@ -372,6 +410,41 @@ impl ReadModel {
         }
     }
 
+    /// As [`ReadModel::open`], but a PostgreSQL that does not answer is not fatal: the pool then
+    /// connects when it is first used (and the schema is left to whichever server migrates it
+    /// first). For a server that can work without the read model for a while, as chat-server's
+    /// writes do.
+    pub async fn open_or_later(
+        database: &DatabaseSettings,
+        data_dir: &Path,
+    ) -> anyhow::Result<Self> {
+        let Some(url) = database
+            .url
+            .as_deref()
+            .filter(|url| !url.starts_with("sqlite:"))
+        else {
+            return Self::open(database, data_dir).await;
+        };
+        let wait = database.acquire_timeout.max(Duration::from_secs(1));
+        match tokio::time::timeout(wait * 2, Self::connect_with(url, database)).await {
+            Ok(Ok(model)) => Ok(model),
+            outcome => {
+                let error = match outcome {
+                    Ok(Err(e)) => format!("{e:#}"),
+                    _ => format!("no answer within {:?}", wait * 2),
+                };
+                tracing::warn!(%error, "the read model is not reachable; starting without it");
+                let options =
+                    PgConnectOptions::from_str(url).context("DATABASE_URL is not a valid URL")?;
+                let pool = PgPoolOptions::new()
+                    .max_connections(database.max_connections.unwrap_or(DEFAULT_POSTGRES_POOL))
+                    .acquire_timeout(database.acquire_timeout)
+                    .connect_lazy_with(options);
+                Ok(Self::Postgres(pool))
+            }
+        }
+    }
+
     /// Connects to a `postgres://` or `sqlite://` URL with the default pool, creating the database
     /// if it does not exist yet, and migrates it.
     pub async fn connect(url: &str) -> anyhow::Result<Self> {
@@ -597,6 +670,70 @@ impl ReadModel {
             at,
             deleted: deleted_at.is_some(),
         }))
+    }
+
+    /// What the write side needs to decide writes, as of one moment: every room, moderator and ban,
+    /// the newest `messages` messages, and the position of each partition the rows reflect (read in
+    /// one transaction, so rows and positions agree). A reader that applies the log from those
+    /// positions on has exactly what a reader of the whole log has.
+    pub async fn write_snapshot(&self, messages: i64) -> Result<WriteSnapshot, ReadModelError> {
+        let room_sql = format!("SELECT {ROOM_COLUMNS} FROM rooms");
+        let snapshot = on_pool!(self, |pool| {
+            let mut tx = pool.begin().await?;
+            let isolation = match self {
+                // One snapshot for every statement below (the default gives each its own).
+                ReadModel::Postgres(_) => "SET TRANSACTION ISOLATION LEVEL REPEATABLE READ",
+                // SQLite's read transaction is one snapshot already (WAL).
+                ReadModel::Sqlite(_) => "SELECT 1",
+            };
+            sqlx::query(isolation).execute(&mut *tx).await?;
+            let positions: Vec<(i32, i64)> =
+                sqlx::query_as("SELECT partition, next_offset FROM projected_positions")
+                    .fetch_all(&mut *tx)
+                    .await?;
+            let rooms: Vec<RoomRow> = sqlx::query_as(&room_sql).fetch_all(&mut *tx).await?;
+            let moderators: Vec<(Uuid, Uuid, DateTime<Utc>)> =
+                sqlx::query_as("SELECT room_id, user_id, since FROM moderators")
+                    .fetch_all(&mut *tx)
+                    .await?;
+            let bans: Vec<RoomBanRow> = sqlx::query_as(
+                "SELECT room_id, user_id, until, reason, by_id, by_name, at FROM bans",
+            )
+            .fetch_all(&mut *tx)
+            .await?;
+            let recent: Vec<RecentRow> = sqlx::query_as(
+                "SELECT id, room_id, user_id, at, deleted_at FROM messages \
+                     ORDER BY at DESC LIMIT $1",
+            )
+            .bind(messages)
+            .fetch_all(&mut *tx)
+            .await?;
+            tx.commit().await?;
+            WriteSnapshot {
+                rooms: rooms.into_iter().map(Room::from).collect(),
+                moderators: moderators
+                    .into_iter()
+                    .map(|(room, user_id, since)| (room, Moderator { user_id, since }))
+                    .collect(),
+                bans: bans
+                    .into_iter()
+                    .map(|row| (row.room_id, Ban::from(row.ban)))
+                    .collect(),
+                messages: recent
+                    .into_iter()
+                    .rev()
+                    .map(|row| RecentMessage {
+                        id: row.id,
+                        room_id: row.room_id,
+                        author: row.user_id,
+                        at: row.at,
+                        deleted: row.deleted_at.is_some(),
+                    })
+                    .collect(),
+                positions,
+            }
+        });
+        Ok(snapshot)
     }
 
     /// The room's moderators, longest-serving first.

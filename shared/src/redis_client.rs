@@ -9,6 +9,19 @@ use std::time::Duration;
 use redis::aio::ConnectionManager;
 use tokio::sync::Mutex as AsyncMutex;
 
+/// The longest a write (a post's slow-mode slot, an idempotency record) waits on Redis before it
+/// goes on in its documented degraded mode: a hung Redis costs a write at most this.
+pub const WRITE_DEADLINE: Duration = Duration::from_millis(50);
+
+/// Runs `op` (Redis calls on a write's path) under [`WRITE_DEADLINE`].
+pub async fn within_write_deadline<T>(
+    op: impl Future<Output = Result<T, StoreError>>,
+) -> Result<T, StoreError> {
+    tokio::time::timeout(WRITE_DEADLINE, op)
+        .await
+        .map_err(|_| StoreError::Timeout(WRITE_DEADLINE))?
+}
+
 /// Why a Redis call failed.
 #[derive(Debug, thiserror::Error)]
 pub enum StoreError {

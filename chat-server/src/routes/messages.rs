@@ -23,13 +23,15 @@ use utoipa::ToSchema;
 use utoipa_axum::{router::OpenApiRouter, routes};
 use uuid::Uuid;
 
-use super::{SlowSlot, append_once, append_settled, existing_room, live_message, not_banned};
+use super::{
+    SlowSlot, append_once, append_settled, known_room, live_message, not_banned, synced_room,
+};
 use crate::{
     auth::AuthUser,
     error::{ApiError, ApiJson},
     idempotency::{Fingerprint, IdempotencyKey, Keyed},
     metrics::ModeLabel,
-    moderation::{PostedHere, forbidden, runs_room},
+    moderation::{forbidden, runs_room},
     rate_limit::{retry_secs, too_many_requests},
     state::AppState,
     validate,
@@ -76,8 +78,8 @@ async fn post(
     let key = IdempotencyKey::from_headers(&headers)?;
     let text =
         validate::message_text(&body.text).map_err(|e| ApiError::bad_request(e.code, e.message))?;
-    let room = existing_room(&state, &room).await?;
-    let standing = not_banned(&state, &room, user.id).await?;
+    let room = synced_room(&state, &room).await?;
+    let standing = not_banned(&state, &room, user.id)?;
     let slow =
         (standing.slow_mode_secs > 0 && !runs_room(&standing, user.id)).then_some(SlowSlot {
             room: room.id,
@@ -105,12 +107,6 @@ async fn post(
     let EventBody::MessagePosted { message_id, text } = event.body else {
         unreachable!("a kept write has the body it was made with")
     };
-    let here = PostedHere {
-        room: room.id,
-        author: event.user.id,
-        at: event.at,
-    };
-    state.posted.insert(message_id, here).await;
     Ok((
         StatusCode::CREATED,
         Json(Message {
@@ -153,15 +149,15 @@ async fn edit(
 ) -> Result<Json<Message>, ApiError> {
     let text =
         validate::message_text(&body.text).map_err(|e| ApiError::bad_request(e.code, e.message))?;
-    let room = existing_room(&state, &room).await?;
+    let room = synced_room(&state, &room).await?;
     let message_id: Uuid = message
         .parse()
         .map_err(|_| ApiError::not_found("message"))?;
-    let posted = live_message(&state, user.id, room.id, &message).await?;
+    let posted = live_message(&state, room.id, &message).await?;
     if posted.author != user.id {
         return Err(forbidden("only its author can edit a message"));
     }
-    not_banned(&state, &room, user.id).await?;
+    not_banned(&state, &room, user.id)?;
     let body = EventBody::MessageEdited {
         message_id,
         text: text.to_owned(),
@@ -169,9 +165,11 @@ async fn edit(
     };
     let event = Envelope::new(room.id, user, body);
     append_settled(&state, &event).await?;
-    let reactions = match state.read_model.reactions(message_id).await {
-        Ok(reactions) => counts(reactions),
-        Err(_) => Default::default(),
+    // The counts are a courtesy: without the database in time, none (the stream has them).
+    let read = state.read_model.reactions(message_id);
+    let reactions = match tokio::time::timeout(REACTIONS_DEADLINE, read).await {
+        Ok(Ok(reactions)) => counts(reactions),
+        _ => Default::default(),
     };
     Ok(Json(Message {
         id: message_id,
@@ -183,6 +181,9 @@ async fn edit(
         reactions,
     }))
 }
+
+/// How long an edit's answer waits for the message's reaction counts.
+const REACTIONS_DEADLINE: std::time::Duration = std::time::Duration::from_millis(100);
 
 fn counts(reactions: Vec<(String, Uuid)>) -> std::collections::BTreeMap<String, i64> {
     let mut counts = std::collections::BTreeMap::new();
@@ -223,12 +224,12 @@ async fn delete(
     AuthUser(user): AuthUser,
     ApiPath((room, message)): ApiPath<(String, String)>,
 ) -> Result<(StatusCode, Json<Deleted>), ApiError> {
-    let room = existing_room(&state, &room).await?;
+    let room = synced_room(&state, &room).await?;
     let message_id: Uuid = message
         .parse()
         .map_err(|_| ApiError::not_found("message"))?;
-    let posted = live_message(&state, user.id, room.id, &message).await?;
-    let standing = not_banned(&state, &room, user.id).await?;
+    let posted = live_message(&state, room.id, &message).await?;
+    let standing = not_banned(&state, &room, user.id)?;
     if posted.author != user.id && !runs_room(&standing, user.id) {
         return Err(forbidden(
             "only its author, the room's owner or a moderator can delete a message",
@@ -239,7 +240,6 @@ async fn delete(
     }
     let event = Envelope::new(room.id, user, EventBody::MessageDeleted { message_id });
     append_settled(&state, &event).await?;
-    state.posted.invalidate(&message_id).await;
     Ok((
         StatusCode::ACCEPTED,
         Json(Deleted {
@@ -310,7 +310,7 @@ async fn fetch(
     headers: HeaderMap,
 ) -> Result<Response, ApiError> {
     let (limit, before) = (query.limit()?, query.before()?);
-    let room = existing_room(&state, &room).await?;
+    let room = known_room(&state, &room).await?;
     // Counted locally; the scheduler loop flushes the counts to the shared store.
     state.counter.record(room.id);
     state.metrics.fetches_counted.inc();

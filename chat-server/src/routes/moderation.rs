@@ -1,7 +1,8 @@
 //! Running a room: its owner appoints moderators; the owner and moderators ban users.
 //!
 //! Each change is an event (`moderator.added`, `moderator.removed`, `user.banned`,
-//! `user.unbanned`) and is answered once the read model has it, so the next write anywhere is
+//! `user.unbanned`) and is answered once this chat-server's write model has applied it; every
+//! chat-server catches up with the log before deciding a write, so the next write anywhere is
 //! checked against it. Nobody acts on the owner, and a moderator cannot be banned while they are
 //! one. Asking for what already holds (appointing a moderator twice, lifting no ban) answers the
 //! same and writes nothing.
@@ -19,11 +20,11 @@ use utoipa::ToSchema;
 use utoipa_axum::{router::OpenApiRouter, routes};
 use uuid::Uuid;
 
-use super::{append_settled, current_room, not_banned};
+use super::{append_settled, not_banned, standing, synced_room};
 use crate::{
     auth::AuthUser,
     error::{ApiError, ApiJson},
-    moderation::{self as rules, forbidden, runs_room},
+    moderation::{forbidden, runs_room},
     state::AppState,
     validate,
 };
@@ -55,8 +56,8 @@ async fn moderators(
     State(state): State<AppState>,
     ApiPath(room): ApiPath<String>,
 ) -> Result<Json<ModeratorList>, ApiError> {
-    let room = current_room(&state, &room).await?;
-    let moderators = state.read_model.moderators(room.id).await?;
+    let room = synced_room(&state, &room).await?;
+    let moderators = state.write.read(|facts| facts.moderators(room.id));
     Ok(Json(ModeratorList { moderators }))
 }
 
@@ -77,11 +78,11 @@ async fn acting_on(
     allowed: fn(&Standing, Uuid) -> bool,
     role: &str,
 ) -> Result<(Room, Uuid), ApiError> {
-    let room = current_room(state, &room).await?;
+    let room = synced_room(state, &room).await?;
     let target: Uuid = target
         .parse()
         .map_err(|_| ApiError::bad_request("invalid_user", "the path must name a user id"))?;
-    let standing = not_banned(state, &room, actor.id).await?;
+    let standing = not_banned(state, &room, actor.id)?;
     if !allowed(&standing, actor.id) {
         return Err(forbidden(format!("only {role} can do this")));
     }
@@ -118,7 +119,7 @@ async fn appoint(
     ApiPath(path): ApiPath<(String, String)>,
 ) -> Accepted<Changed> {
     let (room, target) = acting_on(&state, &user, path, owns, "the room's owner").await?;
-    let standing = rules::standing(&state.read_model, &state.standings, &room, target).await;
+    let standing = standing(&state, &room, target);
     if !standing.moderator {
         let body = EventBody::ModeratorAdded { user_id: target };
         append_settled(&state, &Envelope::new(room.id, user, body)).await?;
@@ -149,7 +150,7 @@ async fn dismiss(
     ApiPath(path): ApiPath<(String, String)>,
 ) -> Accepted<Changed> {
     let (room, target) = acting_on(&state, &user, path, owns, "the room's owner").await?;
-    let standing = rules::standing(&state.read_model, &state.standings, &room, target).await;
+    let standing = standing(&state, &room, target);
     if standing.moderator {
         let body = EventBody::ModeratorRemoved { user_id: target };
         append_settled(&state, &Envelope::new(room.id, user, body)).await?;
@@ -179,14 +180,14 @@ async fn bans(
     AuthUser(user): AuthUser,
     ApiPath(room): ApiPath<String>,
 ) -> Result<Json<BanList>, ApiError> {
-    let room = current_room(&state, &room).await?;
-    let standing = rules::standing(&state.read_model, &state.standings, &room, user.id).await;
+    let room = synced_room(&state, &room).await?;
+    let standing = standing(&state, &room, user.id);
     if !runs_room(&standing, user.id) {
         return Err(forbidden(
             "only the room's owner and moderators can see its bans",
         ));
     }
-    let bans = state.read_model.bans(room.id, Utc::now()).await?;
+    let bans = state.write.read(|facts| facts.bans(room.id, Utc::now()));
     Ok(Json(BanList { bans }))
 }
 
@@ -236,7 +237,7 @@ async fn ban(
         "the room's owner or a moderator",
     )
     .await?;
-    let standing = rules::standing(&state.read_model, &state.standings, &room, target).await;
+    let standing = standing(&state, &room, target);
     if standing.moderator {
         return Err(forbidden(
             "a moderator cannot be banned; the owner can remove their role first",
@@ -304,7 +305,7 @@ async fn unban(
         "the room's owner or a moderator",
     )
     .await?;
-    let standing = rules::standing(&state.read_model, &state.standings, &room, target).await;
+    let standing = standing(&state, &room, target);
     if standing.ban.is_some() {
         let body = EventBody::UserUnbanned { user_id: target };
         append_settled(&state, &Envelope::new(room.id, user, body)).await?;

@@ -14,7 +14,7 @@ use utoipa::ToSchema;
 use utoipa_axum::{router::OpenApiRouter, routes};
 use uuid::Uuid;
 
-use super::{append, existing_room, live_message, not_banned};
+use super::{append, live_message, not_banned, synced_room};
 use crate::{auth::AuthUser, error::ApiError, state::AppState, validate};
 
 pub fn router() -> OpenApiRouter<AppState> {
@@ -92,12 +92,12 @@ async fn react(
     added: bool,
 ) -> Result<Reaction, ApiError> {
     let emoji = validate::emoji(&emoji).map_err(|e| ApiError::bad_request(e.code, e.message))?;
-    let room = existing_room(&state, &room).await?;
+    let room = synced_room(&state, &room).await?;
     let message_id: Uuid = message
         .parse()
         .map_err(|_| ApiError::not_found("message"))?;
-    live_message(&state, user.id, room.id, &message).await?;
-    not_banned(&state, &room, user.id).await?;
+    live_message(&state, room.id, &message).await?;
+    not_banned(&state, &room, user.id)?;
     let emoji = emoji.to_owned();
     let body = if added {
         EventBody::ReactionAdded {

@@ -19,7 +19,7 @@ use utoipa::ToSchema;
 use utoipa_axum::{router::OpenApiRouter, routes};
 use uuid::Uuid;
 
-use super::{append_once, append_settled, current_room, not_banned};
+use super::{append_once, append_settled, not_banned, synced_room};
 use crate::{
     auth::AuthUser,
     error::{ApiError, ApiJson},
@@ -111,16 +111,18 @@ async fn create(
     let EventBody::RoomCreated { name } = &event.body else {
         unreachable!("a kept write has the body it was made with")
     };
-    // Write the room through to the read model as well, so the creator can post to it at once
-    // instead of racing the projector. Applying is keyed by event id, so the projector's later copy
-    // is a no-op; if this write fails the projector still brings the room in.
-    if let Some(cursor) = appended
-        && let Err(e) = state
-            .read_model
-            .apply_batch(&[(cursor, event.clone())], &[])
-            .await
-    {
-        tracing::warn!(room_id = %event.room_id, error = %e, "room write-through failed; the projector will add it");
+    if let Some(cursor) = appended {
+        // Known here from now on: the creator can post to it at once.
+        state.write.applied(cursor).await?;
+        // And written through to the read model off the answer's path, so the room list shows it
+        // without waiting for the projector. Applying is keyed by event id, so the projector's
+        // later copy is a no-op; a database that does not answer costs the creation nothing.
+        let (read_model, event) = (state.read_model.clone(), event.clone());
+        tokio::spawn(async move {
+            if let Err(e) = read_model.apply_batch(&[(cursor, event)], &[]).await {
+                tracing::debug!(error = %e, "room write-through failed; the projector will add it");
+            }
+        });
     }
     let room = Room {
         id: event.room_id,
@@ -129,8 +131,6 @@ async fn create(
         owner: event.user.clone(),
         slow_mode_secs: 0,
     };
-    // Known from now on even if the database is unreachable: posting to it needs no query.
-    state.rooms.insert(room.id, room.clone()).await;
     Ok((StatusCode::CREATED, Json(room)))
 }
 
@@ -165,7 +165,7 @@ async fn show(
     State(state): State<AppState>,
     ApiPath(room): ApiPath<String>,
 ) -> Result<Json<RoomDetail>, ApiError> {
-    let room = current_room(&state, &room).await?;
+    let room = synced_room(&state, &room).await?;
     let mode = state.hot.mode(room.id);
     let online = state.online.counts(&[room.id]).await.get(&room.id).copied();
     Ok(Json(RoomDetail { room, mode, online }))
@@ -180,7 +180,8 @@ struct RoomSettings {
 
 /// Changes the room's settings (slow mode): its owner and moderators may.
 ///
-/// Answers once the read model has the change, so the next post anywhere is held to it. The
+/// Answers once this chat-server has applied the change; every chat-server catches up with the log
+/// before deciding a post, so the next post anywhere is held to it. The
 /// room's subscribers get `event: room`.
 #[utoipa::path(patch, path = "/api/rooms/{room}", operation_id = "update_room", tag = "rooms",
     params(("room" = Uuid, Path, description = "The room's id")),
@@ -203,8 +204,8 @@ async fn update(
 ) -> Result<Json<Room>, ApiError> {
     let slow_mode_secs = validate::slow_mode_secs(body.slow_mode_secs)
         .map_err(|e| ApiError::bad_request(e.code, e.message))?;
-    let mut room = current_room(&state, &room).await?;
-    let standing = not_banned(&state, &room, user.id).await?;
+    let mut room = synced_room(&state, &room).await?;
+    let standing = not_banned(&state, &room, user.id)?;
     if !runs_room(&standing, user.id) {
         return Err(forbidden(
             "only the room's owner or a moderator can change its settings",
@@ -219,7 +220,6 @@ async fn update(
             slow_mode_secs,
         };
         append_settled(&state, &Envelope::new(room.id, user, body)).await?;
-        state.rooms.insert(room.id, room.clone()).await;
     }
     Ok(Json(room))
 }

@@ -24,3 +24,4 @@ mod security;
 mod sse;
 mod tokens;
 mod validation;
+mod write_side;
