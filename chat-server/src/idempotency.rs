@@ -23,7 +23,7 @@
 
 use std::{sync::Arc, time::Duration};
 
-use axum::http::{HeaderMap, StatusCode};
+use axum::http::HeaderMap;
 use moka::future::Cache;
 use redis::AsyncCommands;
 use serde::{Deserialize, Serialize};
@@ -35,7 +35,7 @@ use shared::{
 };
 use uuid::Uuid;
 
-use crate::error::ApiError;
+use crate::error::{ApiError, Refused};
 
 /// How long a key is remembered.
 pub const KEY_TTL: Duration = Duration::from_secs(24 * 60 * 60);
@@ -174,7 +174,7 @@ impl KeyStore {
     /// Begins a keyed write of `event` (whose ids came from [`Keyed::id`]). The first attempt keeps
     /// `event`; a retry gets the first attempt's event back; another body with the same key is a
     /// 422.
-    pub async fn begin(&self, keyed: &Keyed<'_>, event: Envelope) -> Result<Write, ApiError> {
+    pub async fn begin(&self, keyed: &Keyed<'_>, event: Envelope) -> Result<Write, Refused> {
         let fresh = Record {
             fingerprint: keyed.fingerprint.hex(),
             acknowledged: false,
@@ -200,11 +200,7 @@ impl KeyStore {
             });
         };
         if kept.fingerprint != fresh.fingerprint {
-            return Err(ApiError::new(
-                StatusCode::UNPROCESSABLE_ENTITY,
-                "idempotency_key_reused",
-                "this Idempotency-Key was used for a different request in the last 24 hours",
-            ));
+            return Err(Refused::KeyReused);
         }
         Ok(Write {
             event: kept.event,
@@ -414,7 +410,7 @@ mod tests {
             .await
             .err()
             .unwrap();
-        assert_eq!(refused.status, StatusCode::UNPROCESSABLE_ENTITY);
+        assert!(matches!(refused, Refused::KeyReused), "{refused:?}");
 
         let someone_else = Keyed {
             user: Uuid::now_v7(),

@@ -6,6 +6,7 @@
 
 pub mod audience;
 pub mod auth;
+pub mod commands;
 pub mod error;
 pub mod hot;
 pub mod idempotency;

@@ -7,7 +7,8 @@
 //! Why in the handler and not a tower-governor layer like the sign-in limit: the key is the verified
 //! user, and verifying can mean an async JWKS fetch, which a (synchronous) `KeyExtractor` cannot do;
 //! a layer would also verify every token twice and answer 429 before the 401/404 a bad request
-//! deserves. The answer is the same 429 as the layer's ([`crate::rate_limit::too_many_requests`]).
+//! deserves. The answer is the same 429 as the layer's ([`crate::rate_limit::too_many_requests`],
+//! made from [`Refused::TooFast`] at the edge).
 
 use std::num::NonZeroU32;
 
@@ -17,10 +18,7 @@ use governor::{
 };
 use uuid::Uuid;
 
-use crate::{
-    error::ApiError,
-    rate_limit::{retry_secs, too_many_requests},
-};
+use crate::error::Refused;
 
 /// How fast one signed-in user may write (posts, reactions, rooms), per chat-server; 429 beyond.
 #[derive(Debug, Clone, Copy, clap::Args)]
@@ -57,14 +55,10 @@ impl PostLimiter {
         }
     }
 
-    /// 429 with `Retry-After` when `user` is writing faster than allowed.
-    pub fn admit(&self, user: Uuid) -> Result<(), ApiError> {
+    /// Refused (429 with `Retry-After` at the edge) when `user` is writing faster than allowed.
+    pub fn admit(&self, user: Uuid) -> Result<(), Refused> {
         self.limiter.check_key(&user).map_err(|not_until| {
-            let secs = retry_secs(not_until.wait_time_from(DefaultClock::default().now()));
-            too_many_requests(
-                secs,
-                format!("you are writing too fast; try again in {secs} s"),
-            )
+            Refused::TooFast(not_until.wait_time_from(DefaultClock::default().now()))
         })
     }
 
@@ -88,7 +82,7 @@ mod tests {
         for _ in 0..3 {
             assert!(limiter.admit(flooder).is_ok());
         }
-        let refused = limiter.admit(flooder).unwrap_err();
+        let refused = crate::error::ApiError::from(limiter.admit(flooder).unwrap_err());
         assert_eq!(refused.status, StatusCode::TOO_MANY_REQUESTS);
         assert_eq!(refused.retry_after, Some(1));
         assert!(limiter.admit(other).is_ok(), "limits are per user");

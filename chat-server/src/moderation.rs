@@ -13,15 +13,12 @@ use std::time::{Duration, Instant};
 use chrono::{DateTime, Utc};
 use moka::{future::Cache, ops::compute::Op};
 use shared::{
-    readmodel::{Ban, Standing},
+    readmodel::Standing,
     redis_client::{RedisClient, within_write_deadline},
 };
 use uuid::Uuid;
 
-use crate::{
-    error::ApiError,
-    rate_limit::{retry_secs, too_many_requests},
-};
+use crate::error::Refused;
 
 /// A message an edit, a delete or a reaction acts on: its room, author and time.
 #[derive(Debug, Clone, Copy, PartialEq)]
@@ -36,25 +33,17 @@ pub fn runs_room(standing: &Standing, user: Uuid) -> bool {
     standing.owner == user || standing.moderator
 }
 
-/// 403 `banned` if `standing` holds a ban in force now.
-pub fn not_banned(standing: &Standing) -> Result<(), ApiError> {
+/// Refused (403 `banned` at the edge) if `standing` holds a ban in force now.
+pub fn not_banned(standing: &Standing) -> Result<(), Refused> {
     match &standing.ban {
-        Some(ban) if ban.active(Utc::now()) => Err(banned(ban)),
+        Some(ban) if ban.active(Utc::now()) => Err(Refused::Banned(ban.clone())),
         _ => Ok(()),
     }
 }
 
-fn banned(ban: &Ban) -> ApiError {
-    let message = match ban.until {
-        Some(until) => format!("you are banned from this room until {}", until.to_rfc3339()),
-        None => "you are banned from this room until a moderator lifts the ban".to_owned(),
-    };
-    ApiError::forbidden("banned", message).with_field("until", serde_json::json!(ban.until))
-}
-
-/// 403 `forbidden`: `who` may not do this in the room.
-pub fn forbidden(message: impl Into<String>) -> ApiError {
-    ApiError::forbidden("forbidden", message)
+/// Refused (403 `forbidden` at the edge): `message` says who may.
+pub fn forbidden(message: impl Into<String>) -> Refused {
+    Refused::Forbidden(message.into())
 }
 
 /// Posts per user and room under slow mode: each post claims the (room, user) slot for the
@@ -78,9 +67,9 @@ impl SlowMode {
         }
     }
 
-    /// Claims `user`'s next post in `room` under an interval of `secs`, or answers 429
-    /// `slow_mode` with how long to wait.
-    pub async fn claim(&self, room: Uuid, user: Uuid, secs: u32) -> Result<(), ApiError> {
+    /// Claims `user`'s next post in `room` under an interval of `secs`, or says how long to wait
+    /// (429 `slow_mode` at the edge).
+    pub async fn claim(&self, room: Uuid, user: Uuid, secs: u32) -> Result<(), Refused> {
         let interval = Duration::from_secs(secs.into());
         let wait = match &self.redis {
             Some(redis) => {
@@ -96,13 +85,7 @@ impl SlowMode {
         };
         match wait {
             None => Ok(()),
-            Some(wait) => {
-                let secs = retry_secs(wait);
-                Err(slow_mode(too_many_requests(
-                    secs,
-                    format!("slow mode is on: you can post again in {secs} s"),
-                )))
-            }
+            Some(wait) => Err(Refused::SlowMode(wait)),
         }
     }
 
@@ -139,11 +122,6 @@ impl SlowMode {
             .await;
         wait
     }
-}
-
-fn slow_mode(mut error: ApiError) -> ApiError {
-    error.code = "slow_mode";
-    error
 }
 
 fn slot_key(redis: &RedisClient, room: Uuid, user: Uuid) -> String {

@@ -11,7 +11,7 @@ use axum::{
 };
 use serde::{Deserialize, Serialize};
 use shared::{
-    event::{Envelope, EventBody, RoomMode, User},
+    event::{EventBody, RoomMode, User},
     http::{ApiPath, ApiQuery, ROOM_MODE, client_ip},
     openapi::{
         BadRequest, Forbidden, IdempotencyHeader, InvalidBody, KeyedBody, NotFound, RateLimited,
@@ -23,15 +23,12 @@ use utoipa::ToSchema;
 use utoipa_axum::{router::OpenApiRouter, routes};
 use uuid::Uuid;
 
-use super::{
-    SlowSlot, append_once, append_settled, known_room, live_message, not_banned, synced_room,
-};
 use crate::{
     auth::AuthUser,
+    commands::{self, known_room},
     error::{ApiError, ApiJson},
     idempotency::{Fingerprint, IdempotencyKey, Keyed},
     metrics::ModeLabel,
-    moderation::{forbidden, runs_room},
     rate_limit::{retry_secs, too_many_requests},
     state::AppState,
     validate,
@@ -78,32 +75,15 @@ async fn post(
     let key = IdempotencyKey::from_headers(&headers)?;
     let text =
         validate::message_text(&body.text).map_err(|e| ApiError::bad_request(e.code, e.message))?;
-    let room = synced_room(&state, &room).await?;
-    let standing = not_banned(&state, &room, user.id)?;
-    let slow =
-        (standing.slow_mode_secs > 0 && !runs_room(&standing, user.id)).then_some(SlowSlot {
-            room: room.id,
-            user: user.id,
-            secs: standing.slow_mode_secs,
-        });
-    let keyed = key.as_ref().map(|key| Keyed {
-        user: user.id,
-        key,
-        fingerprint: Fingerprint::of(&[b"message", room.id.as_bytes(), text.as_bytes()]),
-    });
-    let body = EventBody::MessagePosted {
-        message_id: keyed
-            .as_ref()
-            .map_or_else(Uuid::now_v7, |k| k.id("message")),
-        text: text.to_owned(),
+    let user_id = user.id;
+    let keyed = |room: Uuid| {
+        key.as_ref().map(|key| Keyed {
+            user: user_id,
+            key,
+            fingerprint: Fingerprint::of(&[b"message", room.as_bytes(), text.as_bytes()]),
+        })
     };
-    let (event, _) = append_once(
-        &state,
-        keyed.as_ref(),
-        Envelope::new(room.id, user, body),
-        slow,
-    )
-    .await?;
+    let event = commands::post_message(&state, user, &room, text, keyed).await?;
     let EventBody::MessagePosted { message_id, text } = event.body else {
         unreachable!("a kept write has the body it was made with")
     };
@@ -123,7 +103,8 @@ async fn post(
 
 /// Changes the text of one of the signed-in user's own messages.
 ///
-/// Answers once the read model has the new text, so the next history fetch shows it.
+/// Answers once this chat-server has applied the edit (the next write anywhere sees it) and the
+/// read model shows it (so the next history fetch does; at most 1 s, then it answers anyway).
 #[utoipa::path(patch, path = "/api/rooms/{room}/messages/{message}", operation_id = "edit_message",
     tag = "messages",
     params(
@@ -149,22 +130,15 @@ async fn edit(
 ) -> Result<Json<Message>, ApiError> {
     let text =
         validate::message_text(&body.text).map_err(|e| ApiError::bad_request(e.code, e.message))?;
-    let room = synced_room(&state, &room).await?;
-    let message_id: Uuid = message
-        .parse()
-        .map_err(|_| ApiError::not_found("message"))?;
-    let posted = live_message(&state, room.id, &message).await?;
-    if posted.author != user.id {
-        return Err(forbidden("only its author can edit a message"));
-    }
-    not_banned(&state, &room, user.id)?;
-    let body = EventBody::MessageEdited {
+    let event = commands::edit_message(&state, user, (&room, &message), text).await?;
+    let EventBody::MessageEdited {
         message_id,
-        text: text.to_owned(),
-        posted_at: posted.at,
+        posted_at,
+        ..
+    } = event.body
+    else {
+        unreachable!("an edit's event")
     };
-    let event = Envelope::new(room.id, user, body);
-    append_settled(&state, &event).await?;
     // The counts are a courtesy: without the database in time, none (the stream has them).
     let read = state.read_model.reactions(message_id);
     let reactions = match tokio::time::timeout(REACTIONS_DEADLINE, read).await {
@@ -173,10 +147,10 @@ async fn edit(
     };
     Ok(Json(Message {
         id: message_id,
-        room_id: room.id,
+        room_id: event.room_id,
         user: event.user,
         text: text.to_owned(),
-        at: posted.at,
+        at: posted_at,
         edited_at: Some(event.at),
         reactions,
     }))
@@ -203,7 +177,8 @@ struct Deleted {
 /// Deletes a message, with its reactions: its author, the room's owner or a moderator may (but
 /// nobody else the owner's).
 ///
-/// Answers once the read model has left it out, so the next history fetch does not show it.
+/// Answers once this chat-server has applied the deletion (the next write anywhere sees it) and the
+/// read model leaves the message out (so the next history fetch does; at most 1 s).
 #[utoipa::path(delete, path = "/api/rooms/{room}/messages/{message}", operation_id = "delete_message",
     tag = "messages",
     params(
@@ -224,22 +199,10 @@ async fn delete(
     AuthUser(user): AuthUser,
     ApiPath((room, message)): ApiPath<(String, String)>,
 ) -> Result<(StatusCode, Json<Deleted>), ApiError> {
-    let room = synced_room(&state, &room).await?;
-    let message_id: Uuid = message
-        .parse()
-        .map_err(|_| ApiError::not_found("message"))?;
-    let posted = live_message(&state, room.id, &message).await?;
-    let standing = not_banned(&state, &room, user.id)?;
-    if posted.author != user.id && !runs_room(&standing, user.id) {
-        return Err(forbidden(
-            "only its author, the room's owner or a moderator can delete a message",
-        ));
-    }
-    if posted.author == standing.owner && user.id != standing.owner {
-        return Err(forbidden("only the owner can delete the owner's messages"));
-    }
-    let event = Envelope::new(room.id, user, EventBody::MessageDeleted { message_id });
-    append_settled(&state, &event).await?;
+    let event = commands::delete_message(&state, user, (&room, &message)).await?;
+    let EventBody::MessageDeleted { message_id } = event.body else {
+        unreachable!("a deletion's event")
+    };
     Ok((
         StatusCode::ACCEPTED,
         Json(Deleted {

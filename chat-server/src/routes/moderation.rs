@@ -11,20 +11,19 @@ use axum::{Json, extract::State, http::StatusCode};
 use chrono::Utc;
 use serde::{Deserialize, Serialize};
 use shared::{
-    event::{Envelope, EventBody, User},
     http::ApiPath,
     openapi::{Forbidden, InvalidBody, NotFound, RateLimited, Unauthorized, Unavailable},
-    readmodel::{Ban, Moderator, Room, Standing},
+    readmodel::{Ban, Moderator},
 };
 use utoipa::ToSchema;
 use utoipa_axum::{router::OpenApiRouter, routes};
 use uuid::Uuid;
 
-use super::{append_settled, not_banned, standing, synced_room};
 use crate::{
     auth::AuthUser,
-    error::{ApiError, ApiJson},
-    moderation::{forbidden, runs_room},
+    commands::{self, standing, synced_room},
+    error::{ApiError, ApiJson, Refused},
+    moderation::runs_room,
     state::AppState,
     validate,
 };
@@ -69,33 +68,6 @@ struct Changed {
 
 type Accepted<T> = Result<(StatusCode, Json<T>), ApiError>;
 
-/// The room, the target user and the actor's standing, once the actor may act on the target:
-/// signed in, not banned, with a role `allowed` accepts, and the target is not the owner.
-async fn acting_on(
-    state: &AppState,
-    actor: &User,
-    (room, target): (String, String),
-    allowed: fn(&Standing, Uuid) -> bool,
-    role: &str,
-) -> Result<(Room, Uuid), ApiError> {
-    let room = synced_room(state, &room).await?;
-    let target: Uuid = target
-        .parse()
-        .map_err(|_| ApiError::bad_request("invalid_user", "the path must name a user id"))?;
-    let standing = not_banned(state, &room, actor.id)?;
-    if !allowed(&standing, actor.id) {
-        return Err(forbidden(format!("only {role} can do this")));
-    }
-    if target == room.owner.id {
-        return Err(forbidden("nobody can act on the room's owner"));
-    }
-    Ok((room, target))
-}
-
-fn owns(standing: &Standing, user: Uuid) -> bool {
-    standing.owner == user
-}
-
 /// Makes a user a moderator of the room: its owner may.
 #[utoipa::path(put, path = "/api/rooms/{room}/moderators/{user}", operation_id = "appoint_moderator",
     tag = "moderation",
@@ -118,13 +90,8 @@ async fn appoint(
     AuthUser(user): AuthUser,
     ApiPath(path): ApiPath<(String, String)>,
 ) -> Accepted<Changed> {
-    let (room, target) = acting_on(&state, &user, path, owns, "the room's owner").await?;
-    let standing = standing(&state, &room, target);
-    if !standing.moderator {
-        let body = EventBody::ModeratorAdded { user_id: target };
-        append_settled(&state, &Envelope::new(room.id, user, body)).await?;
-    }
-    Ok((StatusCode::ACCEPTED, Json(Changed { user_id: target })))
+    let user_id = commands::appoint(&state, user, (&path.0, &path.1)).await?;
+    Ok((StatusCode::ACCEPTED, Json(Changed { user_id })))
 }
 
 /// Takes a user's moderator role away: the room's owner may.
@@ -149,13 +116,8 @@ async fn dismiss(
     AuthUser(user): AuthUser,
     ApiPath(path): ApiPath<(String, String)>,
 ) -> Accepted<Changed> {
-    let (room, target) = acting_on(&state, &user, path, owns, "the room's owner").await?;
-    let standing = standing(&state, &room, target);
-    if standing.moderator {
-        let body = EventBody::ModeratorRemoved { user_id: target };
-        append_settled(&state, &Envelope::new(room.id, user, body)).await?;
-    }
-    Ok((StatusCode::ACCEPTED, Json(Changed { user_id: target })))
+    let user_id = commands::dismiss(&state, user, (&path.0, &path.1)).await?;
+    Ok((StatusCode::ACCEPTED, Json(Changed { user_id })))
 }
 
 #[derive(Serialize, ToSchema)]
@@ -183,9 +145,8 @@ async fn bans(
     let room = synced_room(&state, &room).await?;
     let standing = standing(&state, &room, user.id);
     if !runs_room(&standing, user.id) {
-        return Err(forbidden(
-            "only the room's owner and moderators can see its bans",
-        ));
+        let only = "only the room's owner and moderators can see its bans";
+        return Err(Refused::Forbidden(only.to_owned()).into());
     }
     let bans = state.write.read(|facts| facts.bans(room.id, Utc::now()));
     Ok(Json(BanList { bans }))
@@ -229,50 +190,8 @@ async fn ban(
 ) -> Accepted<Ban> {
     let seconds = validate::ban_secs(body.seconds).map_err(invalid)?;
     let reason = validate::reason(&body.reason).map_err(invalid)?;
-    let (room, target) = acting_on(
-        &state,
-        &user,
-        path,
-        runs_room,
-        "the room's owner or a moderator",
-    )
-    .await?;
-    let standing = standing(&state, &room, target);
-    if standing.moderator {
-        return Err(forbidden(
-            "a moderator cannot be banned; the owner can remove their role first",
-        ));
-    }
-    let event = Envelope::new(
-        room.id,
-        user,
-        EventBody::UserBanned {
-            user_id: target,
-            until: None,
-            reason: reason.to_owned(),
-        },
-    );
-    // The ban ends counted from the event's own time.
-    let until = seconds.map(|s| event.at + chrono::Duration::seconds(s.into()));
-    let event = Envelope {
-        body: EventBody::UserBanned {
-            user_id: target,
-            until,
-            reason: reason.to_owned(),
-        },
-        ..event
-    };
-    append_settled(&state, &event).await?;
-    Ok((
-        StatusCode::ACCEPTED,
-        Json(Ban {
-            user_id: target,
-            until,
-            reason: reason.to_owned(),
-            by: event.user,
-            at: event.at,
-        }),
-    ))
+    let ban = commands::ban(&state, user, (&path.0, &path.1), seconds, reason).await?;
+    Ok((StatusCode::ACCEPTED, Json(ban)))
 }
 
 /// Lifts a user's ban in the room: its owner and moderators may.
@@ -297,20 +216,8 @@ async fn unban(
     AuthUser(user): AuthUser,
     ApiPath(path): ApiPath<(String, String)>,
 ) -> Accepted<Changed> {
-    let (room, target) = acting_on(
-        &state,
-        &user,
-        path,
-        runs_room,
-        "the room's owner or a moderator",
-    )
-    .await?;
-    let standing = standing(&state, &room, target);
-    if standing.ban.is_some() {
-        let body = EventBody::UserUnbanned { user_id: target };
-        append_settled(&state, &Envelope::new(room.id, user, body)).await?;
-    }
-    Ok((StatusCode::ACCEPTED, Json(Changed { user_id: target })))
+    let user_id = commands::unban(&state, user, (&path.0, &path.1)).await?;
+    Ok((StatusCode::ACCEPTED, Json(Changed { user_id })))
 }
 
 fn invalid(e: validate::Invalid) -> ApiError {

@@ -6,7 +6,7 @@
 use axum::{Json, extract::State, http::StatusCode};
 use serde::Serialize;
 use shared::{
-    event::{Envelope, EventBody},
+    event::EventBody,
     http::ApiPath,
     openapi::{BadRequest, Forbidden, NotFound, RateLimited, Unauthorized, Unavailable},
 };
@@ -14,8 +14,7 @@ use utoipa::ToSchema;
 use utoipa_axum::{router::OpenApiRouter, routes};
 use uuid::Uuid;
 
-use super::{append, live_message, not_banned, synced_room};
-use crate::{auth::AuthUser, error::ApiError, state::AppState, validate};
+use crate::{auth::AuthUser, commands, error::ApiError, state::AppState, validate};
 
 pub fn router() -> OpenApiRouter<AppState> {
     OpenApiRouter::new().routes(routes!(add, remove))
@@ -92,25 +91,12 @@ async fn react(
     added: bool,
 ) -> Result<Reaction, ApiError> {
     let emoji = validate::emoji(&emoji).map_err(|e| ApiError::bad_request(e.code, e.message))?;
-    let room = synced_room(&state, &room).await?;
-    let message_id: Uuid = message
-        .parse()
-        .map_err(|_| ApiError::not_found("message"))?;
-    live_message(&state, room.id, &message).await?;
-    not_banned(&state, &room, user.id)?;
-    let emoji = emoji.to_owned();
-    let body = if added {
-        EventBody::ReactionAdded {
-            message_id,
-            emoji: emoji.clone(),
-        }
-    } else {
-        EventBody::ReactionRemoved {
-            message_id,
-            emoji: emoji.clone(),
-        }
+    let event = commands::react(&state, user, (&room, &message), emoji, added).await?;
+    let (EventBody::ReactionAdded { message_id, emoji }
+    | EventBody::ReactionRemoved { message_id, emoji }) = event.body
+    else {
+        unreachable!("a reaction's event")
     };
-    append(&state, &Envelope::new(room.id, user, body)).await?;
     let op = if added { "added" } else { "removed" };
     Ok((
         StatusCode::ACCEPTED,

@@ -7,7 +7,7 @@ use axum::{
 };
 use serde::{Deserialize, Serialize};
 use shared::{
-    event::{Envelope, EventBody, RoomMode},
+    event::RoomMode,
     http::ApiPath,
     openapi::{
         BadRequest, Forbidden, IdempotencyHeader, InvalidBody, KeyedBody, NotFound, RateLimited,
@@ -19,12 +19,11 @@ use utoipa::ToSchema;
 use utoipa_axum::{router::OpenApiRouter, routes};
 use uuid::Uuid;
 
-use super::{append_once, append_settled, not_banned, synced_room};
 use crate::{
     auth::AuthUser,
+    commands::{self, synced_room},
     error::{ApiError, ApiJson},
     idempotency::{Fingerprint, IdempotencyKey, Keyed},
-    moderation::{forbidden, runs_room},
     state::AppState,
     validate,
 };
@@ -97,40 +96,7 @@ async fn create(
         key,
         fingerprint: Fingerprint::of(&[b"room", name.as_bytes()]),
     });
-    let room_id = keyed.as_ref().map_or_else(Uuid::now_v7, |k| k.id("room"));
-    let body = EventBody::RoomCreated {
-        name: name.to_owned(),
-    };
-    let (event, appended) = append_once(
-        &state,
-        keyed.as_ref(),
-        Envelope::new(room_id, user, body),
-        None,
-    )
-    .await?;
-    let EventBody::RoomCreated { name } = &event.body else {
-        unreachable!("a kept write has the body it was made with")
-    };
-    if let Some(cursor) = appended {
-        // Known here from now on: the creator can post to it at once.
-        state.write.applied(cursor).await?;
-        // And written through to the read model off the answer's path, so the room list shows it
-        // without waiting for the projector. Applying is keyed by event id, so the projector's
-        // later copy is a no-op; a database that does not answer costs the creation nothing.
-        let (read_model, event) = (state.read_model.clone(), event.clone());
-        tokio::spawn(async move {
-            if let Err(e) = read_model.apply_batch(&[(cursor, event)], &[]).await {
-                tracing::debug!(error = %e, "room write-through failed; the projector will add it");
-            }
-        });
-    }
-    let room = Room {
-        id: event.room_id,
-        name: name.to_owned(),
-        created_at: event.at,
-        owner: event.user.clone(),
-        slow_mode_secs: 0,
-    };
+    let room = commands::create_room(&state, user, name, keyed).await?;
     Ok((StatusCode::CREATED, Json(room)))
 }
 
@@ -204,22 +170,6 @@ async fn update(
 ) -> Result<Json<Room>, ApiError> {
     let slow_mode_secs = validate::slow_mode_secs(body.slow_mode_secs)
         .map_err(|e| ApiError::bad_request(e.code, e.message))?;
-    let mut room = synced_room(&state, &room).await?;
-    let standing = not_banned(&state, &room, user.id)?;
-    if !runs_room(&standing, user.id) {
-        return Err(forbidden(
-            "only the room's owner or a moderator can change its settings",
-        ));
-    }
-    if room.slow_mode_secs != slow_mode_secs {
-        room.slow_mode_secs = slow_mode_secs;
-        let body = EventBody::RoomUpdated {
-            name: room.name.clone(),
-            owner: room.owner.clone(),
-            created_at: room.created_at,
-            slow_mode_secs,
-        };
-        append_settled(&state, &Envelope::new(room.id, user, body)).await?;
-    }
+    let room = commands::update_room(&state, user, &room, slow_mode_secs).await?;
     Ok(Json(room))
 }
