@@ -19,10 +19,7 @@ use shared::{
     openapi::{self, Document},
     readmodel::Room,
 };
-use tower_http::{
-    services::{ServeDir, ServeFile},
-    trace::TraceLayer,
-};
+use tower_http::services::{ServeDir, ServeFile};
 use utoipa::openapi::security::{HttpAuthScheme, HttpBuilder, SecurityScheme};
 use utoipa_axum::{router::OpenApiRouter, routes};
 use uuid::Uuid;
@@ -87,9 +84,15 @@ pub fn router(state: AppState, settings: &Settings, extra: Option<OpenApiRouter>
             .fallback_service(ServeDir::new(dir).fallback(ServeFile::new(dir.join("index.html")))),
         None => app.fallback(|| async { ApiError::not_found("route") }),
     };
-    app.layer(DefaultBodyLimit::max(MAX_BODY_BYTES))
-        .layer(shared::http::cors(&settings.cors_origins))
-        .layer(TraceLayer::new_for_http())
+    // The web app opens its streams where `PUBLIC_EVENTS_URL` says: its CSP must let it connect.
+    let events_origin = settings
+        .public_events_url
+        .as_deref()
+        .and_then(shared::http::origin_of);
+    let app = app
+        .layer(DefaultBodyLimit::max(MAX_BODY_BYTES))
+        .layer(shared::http::cors(&settings.cors_origins));
+    shared::http::edge(app, &shared::http::web_app_csp(events_origin.as_deref()))
 }
 
 /// A room id from the path; anything that is not a room id is an unknown room.

@@ -8,7 +8,6 @@ use shared::{
     http::ApiError,
     openapi::{self, Document},
 };
-use tower_http::trace::TraceLayer;
 use utoipa_axum::{router::OpenApiRouter, routes};
 
 use crate::state::AppState;
@@ -35,10 +34,9 @@ fn api() -> OpenApiRouter<AppState> {
 pub fn router(state: AppState, cors_origins: &[String]) -> Router {
     let (router, doc) = api().split_for_parts();
     // No compression layer: it would buffer the stream.
-    router
+    let router = router
         .layer(Extension(Document::new(&doc)))
         .fallback(|| async { ApiError::not_found("route") })
-        .layer(shared::http::cors(cors_origins))
-        .layer(TraceLayer::new_for_http())
-        .with_state(state)
+        .layer(shared::http::cors(cors_origins));
+    shared::http::edge(router, shared::http::API_CSP).with_state(state)
 }

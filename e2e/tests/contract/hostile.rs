@@ -1,5 +1,7 @@
-//! What one anonymous client could do to take a server down: resumes it never reads, connections
-//! in a protocol nobody asked for, more connections than the process has files for.
+//! What one anonymous client could do to take a server down, or to turn it against its users:
+//! resumes it never reads, connections in a protocol nobody asked for, more connections than the
+//! process has files for, framing the web app or injecting script into it, reading tokens from the
+//! logs.
 
 use std::{
     path::PathBuf,
@@ -241,6 +243,168 @@ async fn max_connections_above_the_open_file_limit_is_lowered_and_said_at_start_
     assert!(
         lowered < open_files,
         "MAX_CONNECTIONS lowered to {lowered}, not below the open-file limit {open_files}"
+    );
+    drop(server);
+    let _ = std::fs::remove_dir_all(&dir);
+}
+
+/// The headers every answer must carry, whatever it is.
+fn assert_security_headers(response: &reqwest::Response, what: &str) {
+    let headers = response.headers();
+    let csp = headers
+        .get("content-security-policy")
+        .and_then(|v| v.to_str().ok())
+        .unwrap_or_else(|| panic!("{what}: no Content-Security-Policy"));
+    assert!(csp.contains("frame-ancestors 'none'"), "{what}: {csp}");
+    assert!(!csp.contains("unsafe-inline"), "{what}: {csp}");
+    for (name, value) in [
+        ("x-content-type-options", "nosniff"),
+        ("x-frame-options", "DENY"),
+        ("referrer-policy", "no-referrer"),
+    ] {
+        assert_eq!(
+            headers.get(name).and_then(|v| v.to_str().ok()),
+            Some(value),
+            "{what}: {name}"
+        );
+    }
+}
+
+in_both_modes!(every_answer_of_both_servers_carries_the_browser_security_headers);
+async fn every_answer_of_both_servers_carries_the_browser_security_headers(mode: Mode) {
+    let stack = Stack::single(mode).await;
+    let chat = stack.chat(0);
+    let alice = chat.sign_in("alice").await;
+    let room = chat.create_room(&alice, "headers").await["id"]
+        .as_str()
+        .unwrap()
+        .to_owned();
+    let http = reqwest::Client::new();
+    let publisher = &stack.publishers[0];
+    let answers = [
+        ("GET", chat.url("/api/rooms")),
+        ("GET", chat.url(&format!("/api/rooms/{room}/messages"))),
+        ("GET", chat.url("/api/no-such-route")),
+        ("POST", chat.url("/api/sessions")),
+        ("GET", chat.url("/healthz")),
+        ("GET", format!("{publisher}/api/openapi.json")),
+        ("GET", format!("{publisher}/readyz")),
+        (
+            "GET",
+            format!("{publisher}/api/rooms/{}/events", uuid::Uuid::nil()),
+        ),
+    ];
+    for (method, url) in answers {
+        let response = http
+            .request(method.parse().unwrap(), &url)
+            .send()
+            .await
+            .unwrap();
+        assert_security_headers(&response, &format!("{method} {url}"));
+    }
+    // A stream, on the connection take-over path (the first request of a fresh connection).
+    let events = stack.events_url(0, &room);
+    let stream = reqwest::Client::new()
+        .get(&events)
+        .header("accept", "text/event-stream")
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(stream.status(), 200);
+    assert_security_headers(&stream, &events);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_web_app_is_served_under_a_strict_csp_that_lets_it_reach_its_streams() {
+    let dir = std::env::temp_dir().join(format!("hotchat-csp-{}", uuid::Uuid::now_v7()));
+    std::fs::create_dir_all(&dir).unwrap();
+    let server = ServerProcess::embedded_chat_server_with(
+        &dir,
+        &[(
+            "PUBLIC_EVENTS_URL",
+            "https://events.example.com:8443/".to_owned(),
+        )],
+        &dir.join("server.log"),
+    )
+    .await;
+    let index = reqwest::get(format!("{}/", server.base)).await.unwrap();
+    assert_eq!(index.status(), 200);
+    assert_security_headers(&index, "the web app");
+    let csp = index.headers()["content-security-policy"]
+        .to_str()
+        .unwrap()
+        .to_owned();
+    for directive in [
+        "default-src 'self'",
+        "script-src 'self'",
+        "connect-src 'self' https://events.example.com:8443;",
+    ] {
+        assert!(csp.contains(directive), "{directive:?} is not in {csp:?}");
+    }
+    let html = index.text().await.unwrap();
+    assert!(
+        !html.contains("<script>") && !html.contains("<style"),
+        "inline script or style in index.html: {html}"
+    );
+    let script = html
+        .split('"')
+        .find(|part| part.starts_with("/assets/") && part.ends_with(".js"))
+        .expect("the app's script")
+        .to_owned();
+    let js = reqwest::get(format!("{}{script}", server.base))
+        .await
+        .unwrap();
+    assert_security_headers(&js, &script);
+    assert!(
+        !js.text().await.unwrap().contains("sourceMappingURL"),
+        "the served build points at a source map"
+    );
+    drop(server);
+    let _ = std::fs::remove_dir_all(&dir);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_stream_token_is_in_no_log_line_even_at_debug() {
+    let dir = std::env::temp_dir().join(format!("hotchat-log-{}", uuid::Uuid::now_v7()));
+    std::fs::create_dir_all(&dir).unwrap();
+    let log = dir.join("server.log");
+    let server =
+        ServerProcess::embedded_chat_server_with(&dir, &[("RUST_LOG", "debug".to_owned())], &log)
+            .await;
+    let chat = Api::new(server.base.clone());
+    let alice = chat.sign_in("alice").await;
+    let room = chat.create_room(&alice, "logged").await["id"]
+        .as_str()
+        .unwrap()
+        .to_owned();
+    let events = format!(
+        "{}/api/rooms/{room}/events?token={}",
+        server.base, alice.token
+    );
+    let mut stream = SseClient::connect(&events, None).await;
+    chat.post(&alice, &room, "hello").await;
+    stream.next_of("message", WAIT).await;
+    drop(stream);
+    // The same request again on a reused connection (hyper's path, not the take-over).
+    let http = reqwest::Client::new();
+    http.get(chat.url("/healthz")).send().await.unwrap();
+    let reused = http.get(&events).send().await.unwrap();
+    assert_eq!(reused.status(), 200);
+    drop(reused);
+    let path = format!("/api/rooms/{room}/events");
+    let text = eventually(WAIT, "both stream requests in the debug log", || async {
+        let text = std::fs::read_to_string(&log).ok()?;
+        (text.matches(&path).count() >= 2).then_some(text)
+    })
+    .await;
+    let secret_part = alice.token.rsplit('.').next().unwrap();
+    assert!(
+        !text.contains(&alice.token) && !text.contains(secret_part),
+        "the token is in the log:\n{}",
+        text.lines()
+            .filter(|line| line.contains(secret_part))
+            .collect::<Vec<_>>()
+            .join("\n")
     );
     drop(server);
     let _ = std::fs::remove_dir_all(&dir);
