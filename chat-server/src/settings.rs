@@ -218,14 +218,20 @@ fn default_web_dir() -> Option<PathBuf> {
 /// survive a restart.
 fn embedded_secret(data_dir: &std::path::Path) -> anyhow::Result<String> {
     let path = data_dir.join("auth_secret");
+    shared::private_files::dir(data_dir).with_context(|| {
+        format!(
+            "creating the data folder {} (owner only)",
+            data_dir.display()
+        )
+    })?;
     if let Ok(secret) = std::fs::read_to_string(&path) {
         let secret = secret.trim().to_owned();
         if secret.len() >= MIN_SECRET_LEN {
+            shared::private_files::file(&path)
+                .with_context(|| format!("narrowing {} to its owner", path.display()))?;
             return Ok(secret);
         }
     }
-    std::fs::create_dir_all(data_dir)
-        .with_context(|| format!("creating the data folder {}", data_dir.display()))?;
     let secret = format!(
         "{}{}",
         uuid::Uuid::new_v4().simple(),
@@ -236,15 +242,8 @@ fn embedded_secret(data_dir: &std::path::Path) -> anyhow::Result<String> {
 }
 
 fn write_private(path: &std::path::Path, contents: &str) -> std::io::Result<()> {
-    use std::io::Write;
-    let mut options = std::fs::OpenOptions::new();
-    options.write(true).create(true).truncate(true);
-    #[cfg(unix)]
-    {
-        use std::os::unix::fs::OpenOptionsExt;
-        options.mode(0o600);
-    }
-    options.open(path)?.write_all(contents.as_bytes())
+    shared::private_files::file(path)?;
+    std::fs::write(path, contents)
 }
 
 #[cfg(test)]

@@ -409,10 +409,8 @@ impl ReadModel {
     }
 
     async fn open_file_with(file: &Path, database: &DatabaseSettings) -> anyhow::Result<Self> {
-        if let Some(dir) = file.parent() {
-            std::fs::create_dir_all(dir)
-                .with_context(|| format!("creating the data folder {}", dir.display()))?;
-        }
+        crate::private_files::file(file)
+            .with_context(|| format!("creating {} (owner only)", file.display()))?;
         Self::connect_sqlite(&format!("sqlite://{}", file.display()), database).await
     }
 

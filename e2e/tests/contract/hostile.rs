@@ -409,3 +409,47 @@ async fn a_stream_token_is_in_no_log_line_even_at_debug() {
     drop(server);
     let _ = std::fs::remove_dir_all(&dir);
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_embedded_data_folder_and_its_files_are_its_owners_alone() {
+    use std::os::unix::fs::PermissionsExt;
+    let dir = std::env::temp_dir().join(format!("hotchat-modes-{}", uuid::Uuid::now_v7()));
+    std::fs::create_dir_all(&dir).unwrap();
+    let server = ServerProcess::embedded_chat_server(&dir).await;
+    let chat = Api::new(server.base.clone());
+    let alice = chat.sign_in("alice").await;
+    let room = chat.create_room(&alice, "private").await["id"]
+        .as_str()
+        .unwrap()
+        .to_owned();
+    chat.post(&alice, &room, "only for us").await;
+    let data = dir.join("data");
+    let mode =
+        |path: &std::path::Path| std::fs::metadata(path).unwrap().permissions().mode() & 0o777;
+    assert_eq!(mode(&data), 0o700, "{}", data.display());
+    let files: Vec<_> = std::fs::read_dir(&data)
+        .unwrap()
+        .map(|entry| entry.unwrap().path())
+        .collect();
+    let names: Vec<_> = files
+        .iter()
+        .map(|f| f.file_name().unwrap().to_string_lossy().into_owned())
+        .collect();
+    for expected in [
+        "auth_secret",
+        "events.db",
+        "events.db-wal",
+        "hotchat.db",
+        "hotchat.db-wal",
+    ] {
+        assert!(
+            names.iter().any(|n| n == expected),
+            "{expected} in {names:?}"
+        );
+    }
+    for file in &files {
+        assert_eq!(mode(file), 0o600, "{}", file.display());
+    }
+    drop(server);
+    let _ = std::fs::remove_dir_all(&dir);
+}
