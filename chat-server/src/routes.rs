@@ -62,7 +62,7 @@ fn api(settings: &Settings, session_limit: &SessionLimit) -> OpenApiRouter<AppSt
         .merge(messages::router())
         .merge(reactions::router())
         .merge(moderation::router())
-        .merge(health::router())
+        .merge(health::router(settings.metrics_public))
         .routes(routes!(openapi::document))
 }
 
@@ -74,10 +74,14 @@ pub fn router(state: AppState, settings: &Settings, extra: Option<OpenApiRouter>
         api = api.merge(extra);
     }
     let (app, doc) = api.split_for_parts();
-    let app = app.layer(Extension(Document::new(&doc))).route(
+    let mut app = app.layer(Extension(Document::new(&doc))).route(
         "/api/{*rest}",
         any(|| async { ApiError::not_found("route") }),
     );
+    if !settings.metrics_public {
+        // Not the web app's index.html either: a scraper must see that nothing is here.
+        app = app.route("/metrics", any(|| async { ApiError::not_found("route") }));
+    }
     let app = match &settings.web_dir {
         // A single-page app: unknown paths get index.html and the client routes them.
         Some(dir) => app
@@ -93,6 +97,12 @@ pub fn router(state: AppState, settings: &Settings, extra: Option<OpenApiRouter>
         .layer(DefaultBodyLimit::max(MAX_BODY_BYTES))
         .layer(shared::http::cors(&settings.cors_origins));
     shared::http::edge(app, &shared::http::web_app_csp(events_origin.as_deref()))
+}
+
+/// What the listener of `METRICS_ADDR` serves: `/metrics` alone.
+pub fn metrics_router(state: AppState) -> Router {
+    let router = health::metrics_router().fallback(|| async { ApiError::not_found("route") });
+    shared::http::edge(router, shared::http::API_CSP).with_state(state)
 }
 
 /// A room id from the path; anything that is not a room id is an unknown room.

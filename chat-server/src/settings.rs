@@ -114,6 +114,10 @@ pub struct Settings {
     pub public_events_url: Option<String>,
     /// `HTTP_HEAD_TIMEOUT_MS` (default 10000): the longest a client may take to send a request head.
     pub head_timeout: Duration,
+    /// `METRICS_PUBLIC`: `/metrics` on `CHAT_ADDR` too (default: only with Kafka).
+    pub metrics_public: bool,
+    /// `METRICS_ADDR`: a listener of its own for `/metrics`.
+    pub metrics_addr: Option<SocketAddr>,
     /// `MAX_CONNECTIONS`: open connections at most, counted at accept (unset: what the open-file
     /// limit leaves room for; see `serve::connection_cap`).
     pub max_connections: Option<usize>,
@@ -158,6 +162,8 @@ impl Settings {
     /// `AUTH_SECRET`, the secret is the one generated into the data folder.
     pub fn new(cli: Cli) -> anyhow::Result<Self> {
         let kafka = cli.kafka.settings();
+        // Without Kafka this process's port is the public one: metrics only when asked for.
+        let metrics_public = cli.http.metrics_public.unwrap_or(kafka.is_some());
         let data_dir = cli.data_dir.path;
         let secret = match (cli.auth_secret, &kafka) {
             (Some(secret), _) => secret,
@@ -197,6 +203,8 @@ impl Settings {
                 .public_events_url
                 .map(|url| url.trim_end_matches('/').to_owned()),
             head_timeout: cli.http.head_timeout,
+            metrics_public,
+            metrics_addr: cli.http.metrics_addr,
             max_connections: cli.http.max_connections,
             drain: cli.http.drain,
             log: cli.log,

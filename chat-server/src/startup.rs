@@ -42,6 +42,8 @@ pub struct Application {
     /// The read side, when this process is the only one that can read its log.
     read_side: Option<ReadSide>,
     connection_options: ConnectionOptions,
+    /// The listener of `METRICS_ADDR` and what it serves.
+    metrics_listener: Option<(TcpListener, axum::Router)>,
     /// `SHUTDOWN_DRAIN_MS`: how long shutdown waits for open connections.
     drain: Duration,
 }
@@ -143,6 +145,14 @@ impl Application {
             &settings,
             read_side.as_ref().map(ReadSide::events_router),
         );
+        let metrics_listener = match settings.metrics_addr {
+            Some(addr) => Some((
+                shared::http::listen(addr)
+                    .with_context(|| format!("binding METRICS_ADDR {addr}"))?,
+                routes::metrics_router(state.clone()),
+            )),
+            None => None,
+        };
         let connection_options = match read_side {
             Some(_) => ReadSide::connection_options(
                 &settings.sse,
@@ -162,6 +172,7 @@ impl Application {
             scheduler,
             read_side,
             connection_options,
+            metrics_listener,
             drain: settings.drain,
         })
     }
@@ -177,6 +188,12 @@ impl Application {
             .expect("a bound listener has an address")
     }
 
+    /// Where `METRICS_ADDR` is bound, if it is set.
+    pub fn metrics_addr(&self) -> Option<SocketAddr> {
+        let (listener, _) = self.metrics_listener.as_ref()?;
+        listener.local_addr().ok()
+    }
+
     /// Serves until `shutdown` is cancelled, then finishes in-flight requests, hands the scheduler
     /// lock over, stops the read side (if here) and flushes the producer.
     pub async fn run_until_stopped(self, shutdown: CancellationToken) -> anyhow::Result<()> {
@@ -185,6 +202,9 @@ impl Application {
             .read_side
             .map(|r| tokio::spawn(r.run(shutdown.clone())));
         tokio::spawn(housekeeping(self.state.clone(), shutdown.clone()));
+        if let Some((listener, router)) = self.metrics_listener {
+            tokio::spawn(shared::http::serve_side(listener, router, shutdown.clone()));
+        }
         serve(
             self.listener,
             self.router,

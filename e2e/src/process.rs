@@ -76,6 +76,8 @@ impl ServerProcess {
             // Tests sign many users in from 127.0.0.1.
             .env("SESSION_RATE", "1000000")
             .env("SESSION_BURST", "100000")
+            // Tests read `/metrics` from the base URL (an empty METRICS_PUBLIC is the default).
+            .env("METRICS_PUBLIC", "true")
             .current_dir(dir);
         command
     }

@@ -194,6 +194,8 @@ impl Stack {
                     .map_or_else(String::new, |n| n.to_string()),
             ),
             ("SHUTDOWN_DRAIN_MS", "3000".to_owned()),
+            // Tests read `/metrics` from the base URL, the embedded mode's too.
+            ("METRICS_PUBLIC", "true".to_owned()),
             ("SSE_KEEPALIVE_SECS", secs(sse.keepalive)),
             ("SSE_ROOM_BUFFER", sse.room_buffer.to_string()),
             ("SSE_RESUME_BUFFER", sse.resume_buffer.to_string()),

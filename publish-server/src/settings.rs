@@ -103,6 +103,10 @@ pub struct Settings {
     pub drain: Duration,
     /// `HTTP_HEAD_TIMEOUT_MS` (default 10000): the longest a client may take to send a request head.
     pub head_timeout: Duration,
+    /// `METRICS_PUBLIC` (default true: publish-servers always run behind a proxy).
+    pub metrics_public: bool,
+    /// `METRICS_ADDR`: a listener of its own for `/metrics`.
+    pub metrics_addr: Option<SocketAddr>,
     /// `MAX_CONNECTIONS`: open connections at most, counted at accept (unset: what the open-file
     /// limit leaves room for; see `serve::connection_cap`).
     pub max_connections: Option<usize>,
@@ -234,6 +238,8 @@ impl Settings {
             sse: cli.sse,
             drain: cli.http.drain,
             head_timeout: cli.http.head_timeout,
+            metrics_public: cli.http.metrics_public.unwrap_or(true),
+            metrics_addr: cli.http.metrics_addr,
             max_connections: cli.http.max_connections,
             cors_origins: cli.http.cors_origins(),
             auth: cli.auth_secret.map(|secret| ViewerAuth {

@@ -238,6 +238,23 @@ pub fn listen(addr: SocketAddr) -> std::io::Result<tokio::net::TcpListener> {
     socket.listen(LISTEN_BACKLOG)
 }
 
+/// Serves a side listener (`METRICS_ADDR`) until `shutdown`: a few short requests, nothing to drain.
+pub async fn serve_side(
+    listener: tokio::net::TcpListener,
+    router: axum::Router,
+    shutdown: crate::shutdown::CancellationToken,
+) {
+    let served = axum::serve(
+        listener,
+        router.into_make_service_with_connect_info::<SocketAddr>(),
+    )
+    .with_graceful_shutdown(shutdown.cancelled_owned())
+    .await;
+    if let Err(e) = served {
+        tracing::error!(error = %e, "the metrics listener failed");
+    }
+}
+
 /// Whom an anonymous request is charged to: its peer address, or the first `X-Forwarded-For`
 /// address when `TRUST_FORWARDED_FOR` says a proxy of ours sets it (anyone can send that header).
 pub fn client_ip(

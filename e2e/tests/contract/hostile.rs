@@ -453,3 +453,56 @@ async fn the_embedded_data_folder_and_its_files_are_its_owners_alone() {
     drop(server);
     let _ = std::fs::remove_dir_all(&dir);
 }
+
+in_both_modes!(metrics_are_on_the_public_port_only_behind_a_proxy_and_on_metrics_addr_when_set);
+async fn metrics_are_on_the_public_port_only_behind_a_proxy_and_on_metrics_addr_when_set(
+    mode: Mode,
+) {
+    let port = std::net::TcpListener::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap()
+        .port();
+    let env = [
+        // Empty is unset: the default of the mode.
+        ("METRICS_PUBLIC", String::new()),
+        ("METRICS_ADDR", format!("127.0.0.1:{port}")),
+    ];
+    let served = serve(mode, &env).await;
+    let public = reqwest::get(format!("{}/metrics", served.server.base))
+        .await
+        .unwrap();
+    match mode {
+        // The embedded chat-server's port is the one browsers use.
+        Mode::Embedded => {
+            assert_eq!(public.status(), 404, "/metrics on the embedded public port");
+            let body: serde_json::Value = public.json().await.unwrap();
+            assert_eq!(body["error"]["code"], "not_found");
+            let doc: serde_json::Value =
+                reqwest::get(format!("{}/api/openapi.json", served.server.base))
+                    .await
+                    .unwrap()
+                    .json()
+                    .await
+                    .unwrap();
+            assert!(
+                doc["paths"].get("/metrics").is_none(),
+                "documented but not served"
+            );
+        }
+        // Behind the proxy, which does not route it: kept where scrapers find it.
+        Mode::Distributed => assert_eq!(public.status(), 200, "/metrics on publish-server"),
+    }
+    let side = reqwest::get(format!("http://127.0.0.1:{port}/metrics"))
+        .await
+        .unwrap();
+    assert_eq!(side.status(), 200, "/metrics on METRICS_ADDR");
+    assert!(
+        side.text().await.unwrap().contains("hotchat_sse_clients"),
+        "the server's own metrics on METRICS_ADDR"
+    );
+    let other = reqwest::get(format!("http://127.0.0.1:{port}/api/rooms"))
+        .await
+        .unwrap();
+    assert_eq!(other.status(), 404, "METRICS_ADDR serves /metrics alone");
+}
