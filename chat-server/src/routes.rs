@@ -29,7 +29,7 @@ use crate::{
     idempotency::Keyed,
     metrics::EventTypeLabel,
     moderation::{self as rules, PostedHere},
-    rate_limit::SessionLimit,
+    rate_limit::{AddressLimit, SessionLimit},
     settings::Settings,
     state::AppState,
 };
@@ -38,7 +38,11 @@ use crate::{
 pub const MAX_BODY_BYTES: usize = 64 * 1024;
 
 /// Every route of chat-server's own, each registered with its documentation.
-fn api(settings: &Settings, session_limit: &SessionLimit) -> OpenApiRouter<AppState> {
+fn api(
+    settings: &Settings,
+    session_limit: &SessionLimit,
+    room_limit: &AddressLimit,
+) -> OpenApiRouter<AppState> {
     let mut doc = openapi::base(
         "hotchat chat-server",
         "hotchat's write side and fetch API: sessions, rooms, messages, reactions. Errors are \
@@ -58,7 +62,7 @@ fn api(settings: &Settings, session_limit: &SessionLimit) -> OpenApiRouter<AppSt
     OpenApiRouter::with_openapi(doc)
         .merge(config::router(settings.public_events_url.clone()))
         .merge(sessions::router(session_limit))
-        .merge(rooms::router())
+        .merge(rooms::router(room_limit))
         .merge(messages::router())
         .merge(reactions::router())
         .merge(moderation::router())
@@ -69,7 +73,7 @@ fn api(settings: &Settings, session_limit: &SessionLimit) -> OpenApiRouter<AppSt
 /// The API, plus `extra` routes (the event stream in the embedded mode), plus the web app from
 /// `settings.web_dir` at every other path. The published document covers the API and `extra`.
 pub fn router(state: AppState, settings: &Settings, extra: Option<OpenApiRouter>) -> Router {
-    let mut api = api(settings, &state.session_limit).with_state(state);
+    let mut api = api(settings, &state.session_limit, &state.room_limit).with_state(state);
     if let Some(extra) = extra {
         api = api.merge(extra);
     }

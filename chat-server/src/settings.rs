@@ -15,7 +15,11 @@ use shared::{
     telemetry::LogSettings,
 };
 
-use crate::{hot::HotSettings, limits::PostLimits, rate_limit::SessionLimits};
+use crate::{
+    hot::HotSettings,
+    limits::{PostLimits, ReactionLimits},
+    rate_limit::{RoomLimits, SessionLimits},
+};
 
 /// Everything chat-server reads from its command line and environment.
 #[derive(Debug, Clone, clap::Parser)]
@@ -77,7 +81,11 @@ pub struct Cli {
     #[command(flatten)]
     pub post_limits: PostLimits,
     #[command(flatten)]
+    pub reaction_limits: ReactionLimits,
+    #[command(flatten)]
     pub session_limits: SessionLimits,
+    #[command(flatten)]
+    pub room_limits: RoomLimits,
     #[command(flatten)]
     pub sse: SseSettings,
     #[command(flatten)]
@@ -100,8 +108,12 @@ pub struct Settings {
     pub hot: HotSettings,
     /// Per-user write limits.
     pub post_limits: PostLimits,
+    /// `REACTION_RATE`, `REACTION_BURST`: reaction changes per user and message.
+    pub reaction_limits: ReactionLimits,
     /// `SESSION_RATE`, `SESSION_BURST`: sign-ins per client address.
     pub session_limits: SessionLimits,
+    /// `ROOM_RATE`, `ROOM_BURST`: rooms created per client address.
+    pub room_limits: RoomLimits,
     /// Event streams served by this process in the embedded mode.
     pub sse: SseSettings,
     /// `CORS_ORIGINS`: comma-separated origins allowed to call the API from a browser.
@@ -195,7 +207,9 @@ impl Settings {
             },
             hot: cli.hot,
             post_limits: cli.post_limits,
+            reaction_limits: cli.reaction_limits,
             session_limits: cli.session_limits,
+            room_limits: cli.room_limits,
             sse: cli.sse,
             cors_origins: cli.http.cors_origins(),
             web_dir: cli.web_dir.or_else(default_web_dir),

@@ -26,7 +26,7 @@ use crate::{
         throttle::Throttle,
     },
     idempotency::KeyStore,
-    limits::PostLimiter,
+    limits::{PostLimiter, ReactionLimiter},
     metrics::Metrics,
     moderation::{self, SlowMode},
     rate_limit, routes,
@@ -121,12 +121,17 @@ impl Application {
                 settings.session_limits,
                 settings.hot.trust_forwarded_for,
             ),
+            room_limit: rate_limit::room_limit(
+                settings.room_limits,
+                settings.hot.trust_forwarded_for,
+            ),
             metrics: metrics.clone(),
             hot: hot.clone(),
             counter: counter.clone(),
             throttle: throttle.clone(),
             idempotency: Arc::new(idempotency),
             post_limiter: Arc::new(PostLimiter::new(settings.post_limits)),
+            reaction_limiter: Arc::new(ReactionLimiter::new(settings.reaction_limits)),
             trust_forwarded_for: settings.hot.trust_forwarded_for,
         };
         let scheduler = Scheduler {
@@ -253,7 +258,9 @@ async fn housekeeping(state: AppState, shutdown: CancellationToken) {
             _ = every.tick() => {
                 state.throttle.housekeeping();
                 state.post_limiter.housekeeping();
+                state.reaction_limiter.housekeeping();
                 rate_limit::housekeeping(&state.session_limit);
+                rate_limit::housekeeping(&state.room_limit);
             }
         }
     }

@@ -168,6 +168,15 @@ pub struct SseSettings {
         value_parser = at_least(1usize)
     )]
     pub max_connections: usize,
+    /// Open event streams per client address per instance (the peer, or the first
+    /// `X-Forwarded-For` address with `TRUST_FORWARDED_FOR`; at least 1); more get 429.
+    #[arg(
+        long = "sse-max-streams-per-address",
+        env = "SSE_MAX_STREAMS_PER_ADDRESS",
+        default_value = "100",
+        value_parser = at_least(1usize)
+    )]
+    pub max_streams_per_address: usize,
     /// Seconds a stream may go without taking what waits for it (a resume's backlog, or what a full
     /// socket left) before it is cut off, whether or not new events arrive (at least 1).
     #[arg(

@@ -98,6 +98,7 @@ async fn react(
         .map_err(|_| ApiError::not_found("message"))?;
     live_message(&state, user.id, room.id, &message).await?;
     not_banned(&state, &room, user.id).await?;
+    state.reaction_limiter.admit(user.id, message_id)?;
     let emoji = emoji.to_owned();
     let body = if added {
         EventBody::ReactionAdded {

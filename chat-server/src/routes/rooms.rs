@@ -25,13 +25,20 @@ use crate::{
     error::{ApiError, ApiJson},
     idempotency::{Fingerprint, IdempotencyKey, Keyed},
     moderation::{forbidden, runs_room},
+    rate_limit::{self, AddressLimit},
     state::AppState,
     validate,
 };
 
-pub fn router() -> OpenApiRouter<AppState> {
+/// `limit` is the per-address room-creation limit, enforced on `POST /api/rooms` before the body
+/// is read.
+pub fn router(limit: &AddressLimit) -> OpenApiRouter<AppState> {
+    let create = OpenApiRouter::new()
+        .routes(routes!(create))
+        .route_layer(rate_limit::room_layer(limit));
     OpenApiRouter::new()
-        .routes(routes!(list, create))
+        .routes(routes!(list))
+        .merge(create)
         .routes(routes!(show, update))
 }
 

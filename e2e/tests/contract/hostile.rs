@@ -506,3 +506,133 @@ async fn metrics_are_on_the_public_port_only_behind_a_proxy_and_on_metrics_addr_
         .unwrap();
     assert_eq!(other.status(), 404, "METRICS_ADDR serves /metrics alone");
 }
+
+/// Asserts a 429 with `code` and a `Retry-After`.
+fn assert_429(response: &reqwest::Response, what: &str) {
+    assert_eq!(response.status(), 429, "{what}");
+    let retry_after: u64 = response
+        .headers()
+        .get("retry-after")
+        .and_then(|v| v.to_str().ok())
+        .and_then(|v| v.parse().ok())
+        .unwrap_or_else(|| panic!("{what}: no Retry-After"));
+    assert!(retry_after >= 1, "{what}: Retry-After {retry_after}");
+}
+
+in_both_modes!(one_address_gets_at_most_its_share_of_event_streams);
+async fn one_address_gets_at_most_its_share_of_event_streams(mode: Mode) {
+    let mut stack = Stack::empty_in(mode).await;
+    stack.sse.max_streams_per_address = 3;
+    stack.sse.keepalive = Duration::from_secs(1);
+    stack.add_chat_server().await;
+    stack.add_default_publish_server().await;
+    let chat = stack.chat(0);
+    let alice = chat.sign_in("alice").await;
+    let room = chat.create_room(&alice, "fair").await["id"]
+        .as_str()
+        .unwrap()
+        .to_owned();
+    let events = stack.events_url(0, &room);
+    let mut open = Vec::new();
+    for _ in 0..3 {
+        open.push(SseClient::connect(&events, None).await);
+    }
+    let refused = reqwest::get(&events).await.unwrap();
+    assert_429(&refused, "a fourth stream from one address");
+    let body: serde_json::Value = refused.json().await.unwrap();
+    assert_eq!(body["error"]["code"], "too_many_streams", "{body}");
+
+    // The streams that are open go on.
+    chat.post(&alice, &room, "still here").await;
+    for stream in &mut open {
+        assert_eq!(
+            stream.next_of("message", WAIT).await.json()["text"],
+            "still here"
+        );
+    }
+    // A stream that ends gives its place back.
+    open.pop();
+    eventually(WAIT, "a place freed by a closed stream", || async {
+        let response = reqwest::get(&events).await.ok()?;
+        (response.status() == 200).then_some(())
+    })
+    .await;
+}
+
+in_both_modes!(one_address_creating_rooms_fast_is_refused_whoever_signs_in);
+async fn one_address_creating_rooms_fast_is_refused_whoever_signs_in(mode: Mode) {
+    let mut stack = Stack::empty_in(mode).await;
+    stack.room_limits = chat_server::rate_limit::RoomLimits { rate: 1, burst: 3 };
+    stack.add_chat_server().await;
+    let chat = stack.chat(0);
+    let alice = chat.sign_in("alice").await;
+    let bob = chat.sign_in("bob").await;
+    for i in 0..3 {
+        chat.create_room(&alice, &format!("room {i}")).await;
+    }
+    for who in [&alice, &bob] {
+        let response = chat
+            .http
+            .post(chat.url("/api/rooms"))
+            .bearer_auth(&who.token)
+            .json(&serde_json::json!({"name": "one too many"}))
+            .send()
+            .await
+            .unwrap();
+        assert_429(&response, "a fourth room from one address");
+        let body: serde_json::Value = response.json().await.unwrap();
+        assert_eq!(body["error"]["code"], "rate_limited", "{body}");
+    }
+    let listed: serde_json::Value = reqwest::get(chat.url("/api/rooms"))
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap();
+    assert_eq!(listed["rooms"].as_array().unwrap().len(), 3, "{listed}");
+}
+
+in_both_modes!(toggling_a_reaction_fast_is_refused_per_user_and_message);
+async fn toggling_a_reaction_fast_is_refused_per_user_and_message(mode: Mode) {
+    let mut stack = Stack::empty_in(mode).await;
+    stack.reaction_limits = chat_server::limits::ReactionLimits { rate: 2, burst: 2 };
+    stack.add_chat_server().await;
+    let chat = stack.chat(0);
+    let alice = chat.sign_in("alice").await;
+    let bob = chat.sign_in("bob").await;
+    let room = chat.create_room(&alice, "reactions").await["id"]
+        .as_str()
+        .unwrap()
+        .to_owned();
+    let first = chat.post(&alice, &room, "one").await["id"]
+        .as_str()
+        .unwrap()
+        .to_owned();
+    let second = chat.post(&alice, &room, "two").await["id"]
+        .as_str()
+        .unwrap()
+        .to_owned();
+    let url = chat.url(&format!("/api/rooms/{room}/messages/{first}/reactions/👍"));
+    assert_eq!(chat.react(&alice, &room, &first, "👍", true).await, 202);
+    assert_eq!(chat.react(&alice, &room, &first, "👍", false).await, 202);
+    let refused = chat
+        .http
+        .put(&url)
+        .bearer_auth(&alice.token)
+        .send()
+        .await
+        .unwrap();
+    assert_429(&refused, "a third toggle within a second");
+    let body: serde_json::Value = refused.json().await.unwrap();
+    assert_eq!(body["error"]["code"], "rate_limited", "{body}");
+    assert_eq!(
+        chat.react(&alice, &room, &second, "👍", true).await,
+        202,
+        "another message"
+    );
+    assert_eq!(
+        chat.react(&bob, &room, &first, "👍", true).await,
+        202,
+        "another user"
+    );
+}

@@ -23,7 +23,7 @@ use shared::{
     cursor::Cursor,
     event::RoomMode,
     http::{ApiError, ApiPath, ApiQuery, LAST_EVENT_ID, bearer},
-    openapi::{BadRequest, NotFound, Unavailable},
+    openapi::{BadRequest, NotFound, TooManyStreams, Unavailable},
     readmodel::{Message, Room},
 };
 use utoipa::{OpenApi, ToSchema};
@@ -153,6 +153,7 @@ struct ResumeQuery {
                 frames come in batches, at most one write per `HOT_SSE_BATCH_MS`."),
         BadRequest,
         NotFound,
+        TooManyStreams,
         Unavailable,
     ),
 )]
@@ -167,6 +168,18 @@ async fn events(
 ) -> Result<Response, ApiError> {
     let room_id: Uuid = room.parse().map_err(|_| ApiError::not_found("room"))?;
     let mode = room_mode(&state, room_id).await?;
+    // Fairness first: one address cannot take the instance's every stream.
+    let address = state
+        .streams_per_address
+        .admit(state.audience.client_addr(&headers, peer))
+        .ok_or_else(|| {
+            ApiError::new(
+                StatusCode::TOO_MANY_REQUESTS,
+                "too_many_streams",
+                "your address has as many event streams open here as it may; close one first",
+            )
+            .with_retry_after(5)
+        })?;
     let permit = state.connections.clone().try_acquire_owned().map_err(|_| {
         ApiError::new(
             StatusCode::SERVICE_UNAVAILABLE,
@@ -241,7 +254,7 @@ async fn events(
         },
         writers: subscription.writers,
         keepalive: state.keepalive,
-        guard: ClientGuard::new(state.metrics.clone(), permit, seat),
+        guard: ClientGuard::new(state.metrics.clone(), permit, address, seat),
     };
     let shutdown = state.shutdown.clone();
     let mut response = match can_take_over {
