@@ -648,10 +648,37 @@ impl ReadModel {
     }
 
     /// All rooms, oldest first.
-    pub async fn rooms(&self) -> Result<Vec<Room>, ReadModelError> {
-        let sql = format!("SELECT {ROOM_COLUMNS} FROM rooms ORDER BY created_at, id");
-        let rows: Vec<RoomRow> =
-            on_pool!(self, |pool| { sqlx::query_as(&sql).fetch_all(pool).await? });
+    /// Up to `limit` rooms in creation order (`created_at`, then id), those after the room `after`
+    /// names: one range scan of the `rooms_by_creation` index. A room created meanwhile comes last,
+    /// so paging on is never thrown off by inserts.
+    pub async fn rooms_page(
+        &self,
+        after: Option<(DateTime<Utc>, Uuid)>,
+        limit: i64,
+    ) -> Result<Vec<Room>, ReadModelError> {
+        let rows: Vec<RoomRow> = match after {
+            None => {
+                let sql =
+                    format!("SELECT {ROOM_COLUMNS} FROM rooms ORDER BY created_at, id LIMIT $1");
+                on_pool!(self, |pool| {
+                    sqlx::query_as(&sql).bind(limit).fetch_all(pool).await?
+                })
+            }
+            Some((created_at, id)) => {
+                let sql = format!(
+                    "SELECT {ROOM_COLUMNS} FROM rooms WHERE (created_at, id) > ($1, $2) \
+                     ORDER BY created_at, id LIMIT $3"
+                );
+                on_pool!(self, |pool| {
+                    sqlx::query_as(&sql)
+                        .bind(created_at)
+                        .bind(id)
+                        .bind(limit)
+                        .fetch_all(pool)
+                        .await?
+                })
+            }
+        };
         Ok(rows.into_iter().map(Room::from).collect())
     }
 

@@ -636,3 +636,74 @@ async fn toggling_a_reaction_fast_is_refused_per_user_and_message(mode: Mode) {
         "another user"
     );
 }
+
+/// `GET /api/rooms` with `query`: the status and body.
+async fn rooms_page(chat: &Api, query: &str) -> (u16, serde_json::Value) {
+    let response = reqwest::get(chat.url(&format!("/api/rooms?{query}")))
+        .await
+        .unwrap();
+    let status = response.status().as_u16();
+    (status, response.json().await.unwrap())
+}
+
+in_both_modes!(the_room_list_comes_in_bounded_pages_that_inserts_do_not_shift);
+async fn the_room_list_comes_in_bounded_pages_that_inserts_do_not_shift(mode: Mode) {
+    let stack = Stack::single(mode).await;
+    let chat = stack.chat(0);
+    let alice = chat.sign_in("alice").await;
+    let mut created = Vec::new();
+    for i in 0..7 {
+        let room = chat.create_room(&alice, &format!("room {i}")).await;
+        created.push(room["id"].as_str().unwrap().to_owned());
+    }
+    let (status, all) = rooms_page(chat, "").await;
+    assert_eq!(status, 200);
+    assert_eq!(all["rooms"].as_array().unwrap().len(), 7, "{all}");
+    assert!(
+        all["next_cursor"].is_null(),
+        "one page holds them all: {all}"
+    );
+
+    // Pages of 3, with a room created between the first and the second page.
+    let mut seen = Vec::new();
+    let mut query = "limit=3".to_owned();
+    let mut pages = 0;
+    loop {
+        let (status, page) = rooms_page(chat, &query).await;
+        assert_eq!(status, 200, "{page}");
+        let rooms = page["rooms"].as_array().unwrap();
+        assert!(rooms.len() <= 3, "{page}");
+        seen.extend(rooms.iter().map(|r| r["id"].as_str().unwrap().to_owned()));
+        pages += 1;
+        if pages == 1 {
+            let late = chat.create_room(&alice, "late").await;
+            created.push(late["id"].as_str().unwrap().to_owned());
+        }
+        match page["next_cursor"].as_str() {
+            Some(cursor) => query = format!("limit=3&cursor={cursor}"),
+            None => break,
+        }
+        assert!(pages < 10, "the pages do not end");
+    }
+    assert_eq!(
+        seen, created,
+        "every room once, in creation order, the late one last"
+    );
+    assert_eq!(pages, 3);
+
+    for bad in [
+        "limit=0",
+        "limit=101",
+        "limit=many",
+        "cursor=made-up",
+        "limit=3&cursor=1.2",
+    ] {
+        let (status, body) = rooms_page(chat, bad).await;
+        assert_eq!(status, 400, "{bad}: {body}");
+        let code = body["error"]["code"].as_str().unwrap();
+        assert!(
+            code == "invalid_limit" || code == "invalid_cursor",
+            "{bad}: {body}"
+        );
+    }
+}
