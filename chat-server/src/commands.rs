@@ -318,6 +318,7 @@ pub async fn react(
     live_message(state, room.id, message).await?;
     let message_id: Uuid = message.parse().map_err(|_| Refused::UnknownMessage)?;
     not_banned(&standing(state, &room, user.id))?;
+    state.reaction_limiter.admit(user.id, message_id)?;
     let emoji = emoji.to_owned();
     let body = if added {
         EventBody::ReactionAdded { message_id, emoji }

@@ -32,6 +32,8 @@ pub enum Refused {
     SlowMode(Duration),
     /// The writer writes too fast: again after this long.
     TooFast(Duration),
+    /// The writer changes reactions on one message too fast: again after this long.
+    ReactingTooFast(Duration),
     /// The same `Idempotency-Key` came with another request.
     KeyReused,
     /// A dependency (the broker, the read model) did not do its part.
@@ -82,6 +84,15 @@ impl From<Refused> for ApiError {
                 too_many_requests(
                     secs,
                     format!("you are writing too fast; try again in {secs} s"),
+                )
+            }
+            Refused::ReactingTooFast(wait) => {
+                let secs = retry_secs(wait);
+                too_many_requests(
+                    secs,
+                    format!(
+                        "you are changing reactions on this message too fast; try again in {secs} s"
+                    ),
                 )
             }
             Refused::KeyReused => ApiError::new(

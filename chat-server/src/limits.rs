@@ -42,6 +42,67 @@ impl Default for PostLimits {
     }
 }
 
+/// How often one user may toggle reactions on one message, per chat-server; 429 beyond. A reaction
+/// is one event in the log and one frame to every viewer of the room: toggling one emoji as fast
+/// as a script can would flood the room's streams while staying under `USER_POST_RATE`.
+#[derive(Debug, Clone, Copy, clap::Args)]
+#[command(next_help_heading = "Write limits")]
+pub struct ReactionLimits {
+    /// Reaction changes (PUT or DELETE) per second one user may make on one message.
+    #[arg(
+        id = "reaction_rate",
+        long = "reaction-rate",
+        env = "REACTION_RATE",
+        default_value_t = 2
+    )]
+    pub rate: u32,
+    /// Reaction changes one user may make on one message at once before the rate applies.
+    #[arg(
+        id = "reaction_burst",
+        long = "reaction-burst",
+        env = "REACTION_BURST",
+        default_value_t = 4
+    )]
+    pub burst: u32,
+}
+
+impl Default for ReactionLimits {
+    fn default() -> Self {
+        shared::settings::defaults()
+    }
+}
+
+/// [`ReactionLimits`], keyed by user and message.
+pub struct ReactionLimiter {
+    limiter: DefaultKeyedRateLimiter<(Uuid, Uuid)>,
+}
+
+impl ReactionLimiter {
+    pub fn new(limits: ReactionLimits) -> Self {
+        let rate = NonZeroU32::new(limits.rate).unwrap_or(NonZeroU32::MIN);
+        let burst = NonZeroU32::new(limits.burst).unwrap_or(NonZeroU32::MIN);
+        Self {
+            limiter: RateLimiter::keyed(Quota::per_second(rate).allow_burst(burst)),
+        }
+    }
+
+    /// Refused (429 with `Retry-After` at the edge) when `user` changes reactions on `message`
+    /// faster than allowed.
+    pub fn admit(&self, user: Uuid, message: Uuid) -> Result<(), Refused> {
+        self.limiter
+            .check_key(&(user, message))
+            .map_err(|not_until| {
+                Refused::ReactingTooFast(not_until.wait_time_from(DefaultClock::default().now()))
+            })
+    }
+
+    /// Forgets pairs that have not changed recently.
+    pub fn housekeeping(&self) {
+        self.limiter.retain_recent();
+        self.limiter.shrink_to_fit();
+    }
+}
+
 pub struct PostLimiter {
     limiter: DefaultKeyedRateLimiter<Uuid>,
 }
@@ -86,5 +147,18 @@ mod tests {
         assert_eq!(refused.status, StatusCode::TOO_MANY_REQUESTS);
         assert_eq!(refused.retry_after, Some(1));
         assert!(limiter.admit(other).is_ok(), "limits are per user");
+    }
+
+    #[test]
+    fn reactions_are_limited_per_user_and_message() {
+        let limiter = ReactionLimiter::new(ReactionLimits { rate: 2, burst: 2 });
+        let (user, message, other) = (Uuid::now_v7(), Uuid::now_v7(), Uuid::now_v7());
+        assert!(limiter.admit(user, message).is_ok());
+        assert!(limiter.admit(user, message).is_ok());
+        let refused = crate::error::ApiError::from(limiter.admit(user, message).unwrap_err());
+        assert_eq!(refused.code, "rate_limited");
+        assert_eq!(refused.retry_after, Some(1));
+        assert!(limiter.admit(user, other).is_ok(), "another message");
+        assert!(limiter.admit(other, message).is_ok(), "another user");
     }
 }

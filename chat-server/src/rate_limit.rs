@@ -1,7 +1,8 @@
 //! Limits that apply to a whole route, as a tower layer (tower-governor), and the one 429 shape.
 //!
-//! `POST /api/sessions` is limited per client address, before the handler runs, so sign-ups cannot
-//! be flooded. Limits that depend on what a request is about stay in the handlers with `governor`
+//! `POST /api/sessions` and `POST /api/rooms` are limited per client address, before the handler
+//! runs, so neither sign-ups nor rooms can be flooded from one address (whatever the number of
+//! users it signs in). Limits that depend on what a request is about stay in the handlers with `governor`
 //! itself: the throttled fetch limit applies only once the room is known to be hot, and the per-user
 //! write limit ([`crate::limits`]) needs the verified user, which can take a JWKS fetch.
 //!
@@ -59,6 +60,36 @@ impl Default for SessionLimits {
     }
 }
 
+/// How often one client address may create rooms (`POST /api/rooms`), per chat-server; 429 beyond.
+#[derive(Debug, Clone, Copy, clap::Args)]
+#[command(next_help_heading = "Room creation limits")]
+pub struct RoomLimits {
+    /// Rooms per minute one client address may create (at least 1).
+    #[arg(
+        id = "room_rate",
+        long = "room-rate",
+        env = "ROOM_RATE",
+        default_value = "10",
+        value_parser = settings::at_least(1u32)
+    )]
+    pub rate: u32,
+    /// Rooms one client address may create at once before the rate applies (at least 1).
+    #[arg(
+        id = "room_burst",
+        long = "room-burst",
+        env = "ROOM_BURST",
+        default_value = "5",
+        value_parser = settings::at_least(1u32)
+    )]
+    pub burst: u32,
+}
+
+impl Default for RoomLimits {
+    fn default() -> Self {
+        settings::defaults()
+    }
+}
+
 /// 429 `rate_limited` with `Retry-After: secs` (at least 1).
 pub fn too_many_requests(secs: u64, message: impl Into<String>) -> ApiError {
     ApiError::new(StatusCode::TOO_MANY_REQUESTS, "rate_limited", message)
@@ -89,15 +120,27 @@ impl KeyExtractor for ClientAddress {
     }
 }
 
-pub type SessionLimit = Arc<GovernorConfig<ClientAddress, NoOpMiddleware>>;
+/// A per-address limit's state (shared by its layer and the housekeeping that trims it).
+pub type AddressLimit = Arc<GovernorConfig<ClientAddress, NoOpMiddleware>>;
+pub type SessionLimit = AddressLimit;
 
-/// The sign-in limit's state (shared by the layer and the housekeeping that trims it).
+/// The sign-in limit's state.
 pub fn session_limit(limits: SessionLimits, trust_forwarded_for: bool) -> SessionLimit {
-    let period = Duration::from_secs(60) / limits.rate.max(1);
+    address_limit(limits.rate, limits.burst, trust_forwarded_for)
+}
+
+/// The room-creation limit's state.
+pub fn room_limit(limits: RoomLimits, trust_forwarded_for: bool) -> AddressLimit {
+    address_limit(limits.rate, limits.burst, trust_forwarded_for)
+}
+
+/// `per_minute` requests a minute per client address, `burst` at once.
+fn address_limit(per_minute: u32, burst: u32, trust_forwarded_for: bool) -> AddressLimit {
+    let period = Duration::from_secs(60) / per_minute.max(1);
     Arc::new(
         GovernorConfigBuilder::default()
             .period(period)
-            .burst_size(limits.burst.max(1))
+            .burst_size(burst.max(1))
             .key_extractor(ClientAddress {
                 trust_forwarded_for,
             })
@@ -106,19 +149,34 @@ pub fn session_limit(limits: SessionLimits, trust_forwarded_for: bool) -> Sessio
     )
 }
 
-/// The layer enforcing `limit`, answering in the API's 429 shape.
+/// The layer enforcing the sign-in limit, answering in the API's 429 shape.
 pub fn session_layer(
     limit: &SessionLimit,
 ) -> GovernorLayer<ClientAddress, NoOpMiddleware, axum::body::Body> {
-    GovernorLayer::new(limit.clone()).error_handler(|error| governor_error(error).into_response())
+    address_layer(limit, "sign-ins")
 }
 
-fn governor_error(error: GovernorError) -> ApiError {
+/// The layer enforcing the room-creation limit, answering in the API's 429 shape.
+pub fn room_layer(
+    limit: &AddressLimit,
+) -> GovernorLayer<ClientAddress, NoOpMiddleware, axum::body::Body> {
+    address_layer(limit, "new rooms")
+}
+
+fn address_layer(
+    limit: &AddressLimit,
+    what: &'static str,
+) -> GovernorLayer<ClientAddress, NoOpMiddleware, axum::body::Body> {
+    GovernorLayer::new(limit.clone())
+        .error_handler(move |error| governor_error(error, what).into_response())
+}
+
+fn governor_error(error: GovernorError, what: &str) -> ApiError {
     match error {
         GovernorError::TooManyRequests { wait_time, .. } => too_many_requests(
             wait_time,
             format!(
-                "too many sign-ins from your address; try again in {} s",
+                "too many {what} from your address; try again in {} s",
                 wait_time.max(1)
             ),
         ),
@@ -138,8 +196,8 @@ fn governor_error(error: GovernorError) -> ApiError {
     }
 }
 
-/// Forgets addresses that have not signed in recently.
-pub fn housekeeping(limit: &SessionLimit) {
+/// Forgets addresses that have not been limited recently.
+pub fn housekeeping(limit: &AddressLimit) {
     limit.limiter().retain_recent();
     limit.limiter().shrink_to_fit();
 }
@@ -150,10 +208,13 @@ mod tests {
 
     #[test]
     fn the_governor_refusal_is_the_api_429() {
-        let error = governor_error(GovernorError::TooManyRequests {
-            wait_time: 0,
-            headers: None,
-        });
+        let error = governor_error(
+            GovernorError::TooManyRequests {
+                wait_time: 0,
+                headers: None,
+            },
+            "sign-ins",
+        );
         assert_eq!(error.status, StatusCode::TOO_MANY_REQUESTS);
         assert_eq!(error.code, "rate_limited");
         assert_eq!(error.retry_after, Some(1));

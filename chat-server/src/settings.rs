@@ -15,7 +15,11 @@ use shared::{
     telemetry::LogSettings,
 };
 
-use crate::{hot::HotSettings, limits::PostLimits, rate_limit::SessionLimits};
+use crate::{
+    hot::HotSettings,
+    limits::{PostLimits, ReactionLimits},
+    rate_limit::{RoomLimits, SessionLimits},
+};
 
 /// Everything chat-server reads from its command line and environment.
 #[derive(Debug, Clone, clap::Parser)]
@@ -77,7 +81,11 @@ pub struct Cli {
     #[command(flatten)]
     pub post_limits: PostLimits,
     #[command(flatten)]
+    pub reaction_limits: ReactionLimits,
+    #[command(flatten)]
     pub session_limits: SessionLimits,
+    #[command(flatten)]
+    pub room_limits: RoomLimits,
     #[command(flatten)]
     pub sse: SseSettings,
     #[command(flatten)]
@@ -100,8 +108,12 @@ pub struct Settings {
     pub hot: HotSettings,
     /// Per-user write limits.
     pub post_limits: PostLimits,
+    /// `REACTION_RATE`, `REACTION_BURST`: reaction changes per user and message.
+    pub reaction_limits: ReactionLimits,
     /// `SESSION_RATE`, `SESSION_BURST`: sign-ins per client address.
     pub session_limits: SessionLimits,
+    /// `ROOM_RATE`, `ROOM_BURST`: rooms created per client address.
+    pub room_limits: RoomLimits,
     /// Event streams served by this process in the embedded mode.
     pub sse: SseSettings,
     /// `CORS_ORIGINS`: comma-separated origins allowed to call the API from a browser.
@@ -114,6 +126,10 @@ pub struct Settings {
     pub public_events_url: Option<String>,
     /// `HTTP_HEAD_TIMEOUT_MS` (default 10000): the longest a client may take to send a request head.
     pub head_timeout: Duration,
+    /// `METRICS_PUBLIC`: `/metrics` on `CHAT_ADDR` too (default: only with Kafka).
+    pub metrics_public: bool,
+    /// `METRICS_ADDR`: a listener of its own for `/metrics`.
+    pub metrics_addr: Option<SocketAddr>,
     /// `MAX_CONNECTIONS`: open connections at most, counted at accept (unset: what the open-file
     /// limit leaves room for; see `serve::connection_cap`).
     pub max_connections: Option<usize>,
@@ -158,6 +174,8 @@ impl Settings {
     /// `AUTH_SECRET`, the secret is the one generated into the data folder.
     pub fn new(cli: Cli) -> anyhow::Result<Self> {
         let kafka = cli.kafka.settings();
+        // Without Kafka this process's port is the public one: metrics only when asked for.
+        let metrics_public = cli.http.metrics_public.unwrap_or(kafka.is_some());
         let data_dir = cli.data_dir.path;
         let secret = match (cli.auth_secret, &kafka) {
             (Some(secret), _) => secret,
@@ -189,7 +207,9 @@ impl Settings {
             },
             hot: cli.hot,
             post_limits: cli.post_limits,
+            reaction_limits: cli.reaction_limits,
             session_limits: cli.session_limits,
+            room_limits: cli.room_limits,
             sse: cli.sse,
             cors_origins: cli.http.cors_origins(),
             web_dir: cli.web_dir.or_else(default_web_dir),
@@ -197,6 +217,8 @@ impl Settings {
                 .public_events_url
                 .map(|url| url.trim_end_matches('/').to_owned()),
             head_timeout: cli.http.head_timeout,
+            metrics_public,
+            metrics_addr: cli.http.metrics_addr,
             max_connections: cli.http.max_connections,
             drain: cli.http.drain,
             log: cli.log,
@@ -218,14 +240,20 @@ fn default_web_dir() -> Option<PathBuf> {
 /// survive a restart.
 fn embedded_secret(data_dir: &std::path::Path) -> anyhow::Result<String> {
     let path = data_dir.join("auth_secret");
+    shared::private_files::dir(data_dir).with_context(|| {
+        format!(
+            "creating the data folder {} (owner only)",
+            data_dir.display()
+        )
+    })?;
     if let Ok(secret) = std::fs::read_to_string(&path) {
         let secret = secret.trim().to_owned();
         if secret.len() >= MIN_SECRET_LEN {
+            shared::private_files::file(&path)
+                .with_context(|| format!("narrowing {} to its owner", path.display()))?;
             return Ok(secret);
         }
     }
-    std::fs::create_dir_all(data_dir)
-        .with_context(|| format!("creating the data folder {}", data_dir.display()))?;
     let secret = format!(
         "{}{}",
         uuid::Uuid::new_v4().simple(),
@@ -236,15 +264,8 @@ fn embedded_secret(data_dir: &std::path::Path) -> anyhow::Result<String> {
 }
 
 fn write_private(path: &std::path::Path, contents: &str) -> std::io::Result<()> {
-    use std::io::Write;
-    let mut options = std::fs::OpenOptions::new();
-    options.write(true).create(true).truncate(true);
-    #[cfg(unix)]
-    {
-        use std::os::unix::fs::OpenOptionsExt;
-        options.mode(0o600);
-    }
-    options.open(path)?.write_all(contents.as_bytes())
+    shared::private_files::file(path)?;
+    std::fs::write(path, contents)
 }
 
 #[cfg(test)]

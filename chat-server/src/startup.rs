@@ -25,7 +25,7 @@ use crate::{
         throttle::Throttle,
     },
     idempotency::KeyStore,
-    limits::PostLimiter,
+    limits::{PostLimiter, ReactionLimiter},
     metrics::Metrics,
     moderation::SlowMode,
     rate_limit, routes,
@@ -44,6 +44,8 @@ pub struct Application {
     /// The read side, when this process is the only one that can read its log.
     read_side: Option<ReadSide>,
     connection_options: ConnectionOptions,
+    /// The listener of `METRICS_ADDR` and what it serves.
+    metrics_listener: Option<(TcpListener, axum::Router)>,
     /// `SHUTDOWN_DRAIN_MS`: how long shutdown waits for open connections.
     drain: Duration,
 }
@@ -126,12 +128,17 @@ impl Application {
                 settings.session_limits,
                 settings.hot.trust_forwarded_for,
             ),
+            room_limit: rate_limit::room_limit(
+                settings.room_limits,
+                settings.hot.trust_forwarded_for,
+            ),
             metrics: metrics.clone(),
             hot: hot.clone(),
             counter: counter.clone(),
             throttle: throttle.clone(),
             idempotency: Arc::new(idempotency),
             post_limiter: Arc::new(PostLimiter::new(settings.post_limits)),
+            reaction_limiter: Arc::new(ReactionLimiter::new(settings.reaction_limits)),
             trust_forwarded_for: settings.hot.trust_forwarded_for,
         };
         let scheduler = Scheduler {
@@ -150,6 +157,14 @@ impl Application {
             &settings,
             read_side.as_ref().map(ReadSide::events_router),
         );
+        let metrics_listener = match settings.metrics_addr {
+            Some(addr) => Some((
+                shared::http::listen(addr)
+                    .with_context(|| format!("binding METRICS_ADDR {addr}"))?,
+                routes::metrics_router(state.clone()),
+            )),
+            None => None,
+        };
         let connection_options = match read_side {
             Some(_) => ReadSide::connection_options(
                 &settings.sse,
@@ -170,6 +185,7 @@ impl Application {
             write_tail,
             read_side,
             connection_options,
+            metrics_listener,
             drain: settings.drain,
         })
     }
@@ -185,6 +201,12 @@ impl Application {
             .expect("a bound listener has an address")
     }
 
+    /// Where `METRICS_ADDR` is bound, if it is set.
+    pub fn metrics_addr(&self) -> Option<SocketAddr> {
+        let (listener, _) = self.metrics_listener.as_ref()?;
+        listener.local_addr().ok()
+    }
+
     /// Serves until `shutdown` is cancelled, then finishes in-flight requests, hands the scheduler
     /// lock over, stops the read side (if here) and flushes the producer.
     pub async fn run_until_stopped(self, shutdown: CancellationToken) -> anyhow::Result<()> {
@@ -194,6 +216,9 @@ impl Application {
             .read_side
             .map(|r| tokio::spawn(r.run(shutdown.clone())));
         tokio::spawn(housekeeping(self.state.clone(), shutdown.clone()));
+        if let Some((listener, router)) = self.metrics_listener {
+            tokio::spawn(shared::http::serve_side(listener, router, shutdown.clone()));
+        }
         serve(
             self.listener,
             self.router,
@@ -242,7 +267,9 @@ async fn housekeeping(state: AppState, shutdown: CancellationToken) {
             _ = every.tick() => {
                 state.throttle.housekeeping();
                 state.post_limiter.housekeeping();
+                state.reaction_limiter.housekeeping();
                 rate_limit::housekeeping(&state.session_limit);
+                rate_limit::housekeeping(&state.room_limit);
             }
         }
     }

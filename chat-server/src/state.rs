@@ -9,10 +9,10 @@ use crate::{
     auth::TokenVerifier,
     hot::{FetchCounter, HotView, throttle::Throttle},
     idempotency::KeyStore,
-    limits::PostLimiter,
+    limits::{PostLimiter, ReactionLimiter},
     metrics::Metrics,
     moderation::SlowMode,
-    rate_limit::SessionLimit,
+    rate_limit::{AddressLimit, SessionLimit},
     write_model::WriteModel,
 };
 
@@ -36,8 +36,12 @@ pub struct AppState {
     pub idempotency: Arc<KeyStore>,
     /// Sign-ins per client address (the layer on `POST /api/sessions` enforces it).
     pub session_limit: SessionLimit,
+    /// Rooms created per client address (the layer on `POST /api/rooms` enforces it).
+    pub room_limit: AddressLimit,
     /// Per-user write limits.
     pub post_limiter: Arc<PostLimiter>,
+    /// Reaction changes per user and message.
+    pub reaction_limiter: Arc<ReactionLimiter>,
     /// Key anonymous clients by `X-Forwarded-For` (behind a trusted proxy).
     pub trust_forwarded_for: bool,
 }

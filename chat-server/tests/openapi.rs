@@ -5,7 +5,7 @@
 //! come from one place. A route added past that (a plain `.route(..)`, a merged `Router`) is what this
 //! test catches: the served router's route table, read from its `Debug` output
 //! ([`shared::openapi::route_table`], axum has no public route list), must equal the document's
-//! operations, apart from the `/api/{*rest}` not-found catch-all. And each documented operation,
+//! operations, apart from the `/api/{*rest}` and `/metrics` not-found routes. And each documented operation,
 //! requested over HTTP, must reach a handler: not a 405, not the not-found fallback.
 
 // A failed unwrap is a failed test, with its location.
@@ -55,6 +55,9 @@ async fn every_served_route_is_documented_and_every_documented_route_is_served()
 
     // Left out on purpose: it is the JSON 404 for every unknown API path.
     assert!(served.remove(&("*".to_owned(), "/api/{*rest}".to_owned())));
+    // The same 404 for `/metrics`, which the embedded mode does not serve on its public port
+    // (`METRICS_PUBLIC`), so that the web app's index.html does not answer it either.
+    assert!(served.remove(&("*".to_owned(), "/metrics".to_owned())));
     let undocumented: Vec<_> = served.difference(&documented).collect();
     assert!(
         undocumented.is_empty(),

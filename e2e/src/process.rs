@@ -76,6 +76,12 @@ impl ServerProcess {
             // Tests sign many users in from 127.0.0.1.
             .env("SESSION_RATE", "1000000")
             .env("SESSION_BURST", "100000")
+            // ...and create their rooms and open their streams from it.
+            .env("ROOM_RATE", "1000000")
+            .env("ROOM_BURST", "100000")
+            .env("SSE_MAX_STREAMS_PER_ADDRESS", "100000")
+            // Tests read `/metrics` from the base URL (an empty METRICS_PUBLIC is the default).
+            .env("METRICS_PUBLIC", "true")
             .current_dir(dir);
         command
     }
@@ -139,6 +145,8 @@ impl ServerProcess {
             .env("DATABASE_URL", &stack.database_url)
             .env("PROJECTOR_GROUP", stack.projector_group())
             .env("PUBLISH_ADDR", format!("127.0.0.1:{port}"))
+            // Every test's streams come from 127.0.0.1.
+            .env("SSE_MAX_STREAMS_PER_ADDRESS", "100000")
             .env("RUST_LOG", "warn");
         for (name, value) in env {
             command.env(name, value);

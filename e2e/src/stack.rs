@@ -14,7 +14,11 @@
 
 use std::{net::SocketAddr, path::PathBuf, time::Duration};
 
-use chat_server::{hot::HotSettings, limits::PostLimits, rate_limit::SessionLimits};
+use chat_server::{
+    hot::HotSettings,
+    limits::{PostLimits, ReactionLimits},
+    rate_limit::{RoomLimits, SessionLimits},
+};
 use publish_server::settings::SseSettings;
 use shared::{cursor::Cursor, kafka::KafkaSettings, shutdown::CancellationToken};
 
@@ -55,6 +59,11 @@ pub struct Stack {
     /// Sign-in limits of chat-servers added from now on (high by default: every test signs in
     /// from 127.0.0.1).
     pub session_limits: SessionLimits,
+    /// Room-creation limits of chat-servers added from now on (high by default: every test
+    /// creates its rooms from 127.0.0.1).
+    pub room_limits: RoomLimits,
+    /// Reaction limits per user and message of chat-servers added from now on (high by default).
+    pub reaction_limits: ReactionLimits,
     /// More variables for chat-servers added from now on (e.g. `AUTH_JWKS`).
     pub chat_vars: Vec<(&'static str, String)>,
     /// Event-stream settings of servers added from now on.
@@ -145,9 +154,19 @@ impl Stack {
                 rate: 1_000_000,
                 burst: 100_000,
             },
+            room_limits: RoomLimits {
+                rate: 1_000_000,
+                burst: 100_000,
+            },
+            reaction_limits: ReactionLimits {
+                rate: 100_000,
+                burst: 100_000,
+            },
             chat_vars: Vec::new(),
             sse: SseSettings {
                 max_connections: 1_000,
+                // Every test's streams come from 127.0.0.1.
+                max_streams_per_address: 100_000,
                 ..SseSettings::default()
             },
             publish_stops: Vec::new(),
@@ -194,10 +213,16 @@ impl Stack {
                     .map_or_else(String::new, |n| n.to_string()),
             ),
             ("SHUTDOWN_DRAIN_MS", "3000".to_owned()),
+            // Tests read `/metrics` from the base URL, the embedded mode's too.
+            ("METRICS_PUBLIC", "true".to_owned()),
             ("SSE_KEEPALIVE_SECS", secs(sse.keepalive)),
             ("SSE_ROOM_BUFFER", sse.room_buffer.to_string()),
             ("SSE_RESUME_BUFFER", sse.resume_buffer.to_string()),
             ("SSE_MAX_CONNECTIONS", sse.max_connections.to_string()),
+            (
+                "SSE_MAX_STREAMS_PER_ADDRESS",
+                sse.max_streams_per_address.to_string(),
+            ),
             ("SSE_SEND_BUFFER_BYTES", sse.send_buffer.to_string()),
             ("SSE_STALL_SECS", secs(sse.stall)),
             ("HOT_SSE_BATCH_MS", millis(sse.batch)),
@@ -240,6 +265,10 @@ impl Stack {
             ("USER_POST_BURST", self.post_limits.burst.to_string()),
             ("SESSION_RATE", self.session_limits.rate.to_string()),
             ("SESSION_BURST", self.session_limits.burst.to_string()),
+            ("ROOM_RATE", self.room_limits.rate.to_string()),
+            ("ROOM_BURST", self.room_limits.burst.to_string()),
+            ("REACTION_RATE", self.reaction_limits.rate.to_string()),
+            ("REACTION_BURST", self.reaction_limits.burst.to_string()),
         ]);
         vars.extend(self.chat_vars.iter().cloned());
         let mut settings =

@@ -121,8 +121,13 @@ impl Audience {
         {
             return Arc::from(format!("u:{}", user.id));
         }
-        let addr = client_ip(headers, Some(peer), self.trust_forwarded_for).unwrap_or(peer.ip());
-        Arc::from(format!("a:{addr}"))
+        Arc::from(format!("a:{}", self.client_addr(headers, peer)))
+    }
+
+    /// The client address of a request: its peer, or the first `X-Forwarded-For` address with
+    /// `TRUST_FORWARDED_FOR` ([`client_ip`]).
+    pub fn client_addr(&self, headers: &HeaderMap, peer: SocketAddr) -> std::net::IpAddr {
+        client_ip(headers, Some(peer), self.trust_forwarded_for).unwrap_or(peer.ip())
     }
 
     /// Seats `viewer` in `room` until the returned seat drops.

@@ -12,6 +12,7 @@ pub mod fanout;
 pub mod hub;
 pub mod live;
 pub mod metrics;
+pub mod per_address;
 pub mod projector;
 pub mod read_side;
 pub mod routes;

@@ -31,6 +31,7 @@ use crate::{
     audience::Seat,
     hub::{Frame, ResetReason, Subscriber, reset_frame},
     metrics::Metrics,
+    per_address::AddressSlot,
     serve::ChunkedStream,
 };
 
@@ -46,15 +47,22 @@ const KEEPALIVE: &[u8] = b":\n\n";
 pub struct ClientGuard {
     metrics: Arc<Metrics>,
     _permit: OwnedSemaphorePermit,
+    _address: AddressSlot,
     _seat: Seat,
 }
 
 impl ClientGuard {
-    pub fn new(metrics: Arc<Metrics>, permit: OwnedSemaphorePermit, seat: Seat) -> Self {
+    pub fn new(
+        metrics: Arc<Metrics>,
+        permit: OwnedSemaphorePermit,
+        address: AddressSlot,
+        seat: Seat,
+    ) -> Self {
         metrics.sse_clients.inc();
         Self {
             metrics,
             _permit: permit,
+            _address: address,
             _seat: seat,
         }
     }

@@ -8,7 +8,6 @@ use shared::{
     http::ApiError,
     openapi::{self, Document},
 };
-use tower_http::trace::TraceLayer;
 use utoipa_axum::{router::OpenApiRouter, routes};
 
 use crate::state::AppState;
@@ -21,24 +20,30 @@ pub fn events_router() -> OpenApiRouter<AppState> {
 }
 
 /// Every route, each registered with its documentation (see [`shared::openapi`]).
-fn api() -> OpenApiRouter<AppState> {
+fn api(metrics_public: bool) -> OpenApiRouter<AppState> {
     OpenApiRouter::with_openapi(openapi::base(
         "hotchat publish-server",
         "hotchat's read side: each room's events as Server-Sent Events, health and metrics.",
         env!("CARGO_PKG_VERSION"),
     ))
     .merge(events::router())
-    .merge(health::router())
+    .merge(health::router(metrics_public))
     .routes(routes!(openapi::document))
 }
 
-pub fn router(state: AppState, cors_origins: &[String]) -> Router {
-    let (router, doc) = api().split_for_parts();
+/// The API, `/metrics` included when `metrics_public` (`METRICS_PUBLIC`).
+pub fn router(state: AppState, cors_origins: &[String], metrics_public: bool) -> Router {
+    let (router, doc) = api(metrics_public).split_for_parts();
     // No compression layer: it would buffer the stream.
-    router
+    let router = router
         .layer(Extension(Document::new(&doc)))
         .fallback(|| async { ApiError::not_found("route") })
-        .layer(shared::http::cors(cors_origins))
-        .layer(TraceLayer::new_for_http())
-        .with_state(state)
+        .layer(shared::http::cors(cors_origins));
+    shared::http::edge(router, shared::http::API_CSP).with_state(state)
+}
+
+/// What the listener of `METRICS_ADDR` serves: `/metrics` alone.
+pub fn metrics_router(state: AppState) -> Router {
+    let router = health::metrics_router().fallback(|| async { ApiError::not_found("route") });
+    shared::http::edge(router, shared::http::API_CSP).with_state(state)
 }

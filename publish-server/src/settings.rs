@@ -103,6 +103,10 @@ pub struct Settings {
     pub drain: Duration,
     /// `HTTP_HEAD_TIMEOUT_MS` (default 10000): the longest a client may take to send a request head.
     pub head_timeout: Duration,
+    /// `METRICS_PUBLIC` (default true: publish-servers always run behind a proxy).
+    pub metrics_public: bool,
+    /// `METRICS_ADDR`: a listener of its own for `/metrics`.
+    pub metrics_addr: Option<SocketAddr>,
     /// `MAX_CONNECTIONS`: open connections at most, counted at accept (unset: what the open-file
     /// limit leaves room for; see `serve::connection_cap`).
     pub max_connections: Option<usize>,
@@ -164,6 +168,15 @@ pub struct SseSettings {
         value_parser = at_least(1usize)
     )]
     pub max_connections: usize,
+    /// Open event streams per client address per instance (the peer, or the first
+    /// `X-Forwarded-For` address with `TRUST_FORWARDED_FOR`; at least 1); more get 429.
+    #[arg(
+        long = "sse-max-streams-per-address",
+        env = "SSE_MAX_STREAMS_PER_ADDRESS",
+        default_value = "100",
+        value_parser = at_least(1usize)
+    )]
+    pub max_streams_per_address: usize,
     /// Seconds a stream may go without taking what waits for it (a resume's backlog, or what a full
     /// socket left) before it is cut off, whether or not new events arrive (at least 1).
     #[arg(
@@ -234,6 +247,8 @@ impl Settings {
             sse: cli.sse,
             drain: cli.http.drain,
             head_timeout: cli.http.head_timeout,
+            metrics_public: cli.http.metrics_public.unwrap_or(true),
+            metrics_addr: cli.http.metrics_addr,
             max_connections: cli.http.max_connections,
             cors_origins: cli.http.cors_origins(),
             auth: cli.auth_secret.map(|secret| ViewerAuth {

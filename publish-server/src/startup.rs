@@ -24,6 +24,8 @@ pub struct Application {
     read_side: ReadSide,
     drain: Duration,
     connection_options: ConnectionOptions,
+    /// The listener of `METRICS_ADDR` and what it serves.
+    metrics_listener: Option<(TcpListener, axum::Router)>,
 }
 
 impl Application {
@@ -66,7 +68,19 @@ impl Application {
         .await?;
         let listener = shared::http::listen(settings.addr)
             .with_context(|| format!("binding {}", settings.addr))?;
-        let router = routes::router(read_side.state().clone(), &settings.cors_origins);
+        let router = routes::router(
+            read_side.state().clone(),
+            &settings.cors_origins,
+            settings.metrics_public,
+        );
+        let metrics_listener = match settings.metrics_addr {
+            Some(addr) => Some((
+                shared::http::listen(addr)
+                    .with_context(|| format!("binding METRICS_ADDR {addr}"))?,
+                routes::metrics_router(read_side.state().clone()),
+            )),
+            None => None,
+        };
         Ok(Self {
             listener,
             router,
@@ -77,6 +91,7 @@ impl Application {
                 settings.head_timeout,
                 settings.max_connections,
             ),
+            metrics_listener,
         })
     }
 
@@ -86,11 +101,20 @@ impl Application {
             .expect("a bound listener has an address")
     }
 
+    /// Where `METRICS_ADDR` is bound, if it is set.
+    pub fn metrics_addr(&self) -> Option<SocketAddr> {
+        let (listener, _) = self.metrics_listener.as_ref()?;
+        listener.local_addr().ok()
+    }
+
     /// Serves until `shutdown` is cancelled: then every stream ends (clients reconnect elsewhere and
     /// resume), both readers stop (the projector commits what it wrote) and open connections get
     /// `SHUTDOWN_DRAIN_MS` to close.
     pub async fn run_until_stopped(self, shutdown: CancellationToken) -> anyhow::Result<()> {
         let read_side = tokio::spawn(self.read_side.run(shutdown.clone()));
+        if let Some((listener, router)) = self.metrics_listener {
+            tokio::spawn(shared::http::serve_side(listener, router, shutdown.clone()));
+        }
         serve(
             self.listener,
             self.router,

@@ -5,7 +5,7 @@ use std::{sync::Arc, time::Duration};
 use shared::{event_log::EventLog, readmodel::ReadModel, shutdown::CancellationToken};
 use tokio::sync::Semaphore;
 
-use crate::{audience::Audience, hub::Hub, metrics::Metrics};
+use crate::{audience::Audience, hub::Hub, metrics::Metrics, per_address::StreamsPerAddress};
 
 #[derive(Clone)]
 pub struct AppState {
@@ -17,6 +17,8 @@ pub struct AppState {
     pub log: Arc<EventLog>,
     /// One permit per open event stream (`SSE_MAX_CONNECTIONS`).
     pub connections: Arc<Semaphore>,
+    /// Open streams per client address (`SSE_MAX_STREAMS_PER_ADDRESS`).
+    pub streams_per_address: Arc<StreamsPerAddress>,
     /// The longest an idle stream waits before a keep-alive comment.
     pub keepalive: Duration,
     /// Cancelled at shutdown: every open stream ends so clients reconnect elsewhere.

@@ -1,4 +1,5 @@
-//! HTTP pieces both servers share: the API's one error type and the CORS allow-list.
+//! HTTP pieces both servers share: the API's one error type, the CORS allow-list, and the edge
+//! every answer passes through (security headers, the request log with tokens redacted).
 //!
 //! Policy: every failure a client can see is `{"error": {"code", "message"}}` with a 4xx or 5xx status.
 //! 4xx messages explain what to fix. 5xx messages say which dependency failed, never internals; the
@@ -14,12 +15,12 @@ use axum::{
     },
     http::Method,
     http::request::Parts,
-    http::{HeaderMap, HeaderValue, StatusCode, header},
+    http::{HeaderMap, HeaderValue, StatusCode, Uri, header},
     response::{IntoResponse, Response},
 };
 use serde::de::DeserializeOwned;
 use serde_json::json;
-use tower_http::cors::CorsLayer;
+use tower_http::{cors::CorsLayer, set_header::SetResponseHeaderLayer, trace::TraceLayer};
 
 use crate::readmodel::ReadModelError;
 
@@ -237,6 +238,23 @@ pub fn listen(addr: SocketAddr) -> std::io::Result<tokio::net::TcpListener> {
     socket.listen(LISTEN_BACKLOG)
 }
 
+/// Serves a side listener (`METRICS_ADDR`) until `shutdown`: a few short requests, nothing to drain.
+pub async fn serve_side(
+    listener: tokio::net::TcpListener,
+    router: axum::Router,
+    shutdown: crate::shutdown::CancellationToken,
+) {
+    let served = axum::serve(
+        listener,
+        router.into_make_service_with_connect_info::<SocketAddr>(),
+    )
+    .with_graceful_shutdown(shutdown.cancelled_owned())
+    .await;
+    if let Err(e) = served {
+        tracing::error!(error = %e, "the metrics listener failed");
+    }
+}
+
 /// Whom an anonymous request is charged to: its peer address, or the first `X-Forwarded-For`
 /// address when `TRUST_FORWARDED_FOR` says a proxy of ours sets it (anyone can send that header).
 pub fn client_ip(
@@ -288,6 +306,96 @@ pub fn cors(origins: &[String]) -> CorsLayer {
         .expose_headers([header::RETRY_AFTER, ROOM_MODE.clone()])
 }
 
+/// The web app's `Content-Security-Policy`: scripts, styles and everything else from this origin
+/// only (the built app has no inline script or style), images also as `data:` URLs (the icon), and
+/// `connect-src` widened to `events_origin` when the browser opens its streams on another origin
+/// (`PUBLIC_EVENTS_URL`). No page may frame it.
+pub fn web_app_csp(events_origin: Option<&str>) -> String {
+    let connect = match events_origin {
+        Some(origin) => format!("'self' {origin}"),
+        None => "'self'".to_owned(),
+    };
+    format!(
+        "default-src 'self'; script-src 'self'; style-src 'self'; img-src 'self' data:; \
+         connect-src {connect}; object-src 'none'; base-uri 'none'; form-action 'self'; \
+         frame-ancestors 'none'"
+    )
+}
+
+/// The `Content-Security-Policy` of a server that serves no page (publish-server): nothing may
+/// load from its answers, and nothing may frame them.
+pub const API_CSP: &str = "default-src 'none'; frame-ancestors 'none'";
+
+/// The origin (`scheme://host[:port]`) of `url`, for a CSP source; `None` if it has none.
+pub fn origin_of(url: &str) -> Option<String> {
+    let uri: Uri = url.parse().ok()?;
+    Some(format!("{}://{}", uri.scheme_str()?, uri.authority()?))
+}
+
+/// The layers every answer of both servers passes through, outermost last:
+///
+/// - the request log (tower-http's trace span at `debug`), whose `uri` field is the path and the
+///   query with every `token` value replaced by `[redacted]`: `EventSource` cannot send headers,
+///   so a stream's session token comes in the query, and no log line at any level may hold one;
+/// - browser security headers on every answer, errors and streams included:
+///   `Content-Security-Policy: csp`, `X-Content-Type-Options: nosniff`, `X-Frame-Options: DENY`
+///   (the old browsers' `frame-ancestors`) and `Referrer-Policy: no-referrer`.
+pub fn edge<S>(router: axum::Router<S>, csp: &str) -> axum::Router<S>
+where
+    S: Clone + Send + Sync + 'static,
+{
+    let csp = HeaderValue::from_str(csp).expect("a CSP is a valid header value");
+    router
+        .layer(
+            TraceLayer::new_for_http().make_span_with(|request: &Request| {
+                tracing::debug_span!(
+                    "request",
+                    method = %request.method(),
+                    uri = %redacted(request.uri()),
+                    version = ?request.version(),
+                )
+            }),
+        )
+        .layer(SetResponseHeaderLayer::overriding(
+            header::CONTENT_SECURITY_POLICY,
+            csp,
+        ))
+        .layer(SetResponseHeaderLayer::overriding(
+            header::X_CONTENT_TYPE_OPTIONS,
+            HeaderValue::from_static("nosniff"),
+        ))
+        .layer(SetResponseHeaderLayer::overriding(
+            header::X_FRAME_OPTIONS,
+            HeaderValue::from_static("DENY"),
+        ))
+        .layer(SetResponseHeaderLayer::overriding(
+            header::REFERRER_POLICY,
+            HeaderValue::from_static("no-referrer"),
+        ))
+}
+
+/// The path and query of `uri` for a log line, every `token` parameter's value replaced by
+/// `[redacted]` (whatever the name's case; a percent-encoded name's value too).
+pub fn redacted(uri: &Uri) -> String {
+    let path = uri.path();
+    let Some(query) = uri.query() else {
+        return path.to_owned();
+    };
+    let query: Vec<String> = query
+        .split('&')
+        .map(|pair| {
+            let name = pair.split_once('=').map_or(pair, |(name, _)| name);
+            // A percent-encoded name may decode to `token`: redacted too.
+            if name.eq_ignore_ascii_case("token") || name.contains(['%', '+']) {
+                format!("{name}=[redacted]")
+            } else {
+                pair.to_owned()
+            }
+        })
+        .collect();
+    format!("{path}?{}", query.join("&"))
+}
+
 /// The header that tells a client which mode served a fetch.
 pub static ROOM_MODE: axum::http::HeaderName = axum::http::HeaderName::from_static("x-room-mode");
 
@@ -326,6 +434,38 @@ mod tests {
             axum::http::HeaderValue::from_static("not-an-ip"),
         );
         assert_eq!(client_ip(&headers, Some(peer), true), Some(peer.ip()));
+    }
+
+    #[test]
+    fn the_logged_uri_has_no_token() {
+        let uri: Uri = "/api/rooms/r/events?last_event_id=0-1&token=secret.jwt.x&TOKEN=a&t%6Fken=b"
+            .parse()
+            .unwrap();
+        let logged = redacted(&uri);
+        assert_eq!(
+            logged,
+            "/api/rooms/r/events?last_event_id=0-1&token=[redacted]&TOKEN=[redacted]&t%6Fken=[redacted]"
+        );
+        assert_eq!(
+            redacted(&"/api/rooms?limit=5".parse().unwrap()),
+            "/api/rooms?limit=5"
+        );
+        assert_eq!(redacted(&"/healthz".parse().unwrap()), "/healthz");
+    }
+
+    #[test]
+    fn the_events_origin_widens_connect_src() {
+        assert_eq!(
+            origin_of("https://events.example.com:8443/x/").as_deref(),
+            Some("https://events.example.com:8443")
+        );
+        assert_eq!(origin_of("/relative"), None);
+        let csp = web_app_csp(Some("https://events.example.com"));
+        assert!(
+            csp.contains("connect-src 'self' https://events.example.com;"),
+            "{csp}"
+        );
+        assert!(web_app_csp(None).contains("connect-src 'self';"));
     }
 
     fn with(value: &str) -> HeaderMap {

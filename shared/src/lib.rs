@@ -13,6 +13,7 @@ pub mod http;
 pub mod kafka;
 pub mod openapi;
 pub mod presence;
+pub mod private_files;
 pub mod readmodel;
 pub mod redis_client;
 pub mod settings;

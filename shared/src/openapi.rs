@@ -151,6 +151,20 @@ impl IntoResponses for RateLimited {
     }
 }
 
+/// 429 on an event stream: the client's address has `SSE_MAX_STREAMS_PER_ADDRESS` open already.
+pub struct TooManyStreams;
+
+impl IntoResponses for TooManyStreams {
+    fn responses() -> BTreeMap<String, RefOr<ApiResponse>> {
+        responses(&[(
+            "429",
+            "This client address has as many event streams open on this server as it may \
+             (`too_many_streams`); close one, or try again after `Retry-After` seconds",
+            true,
+        )])
+    }
+}
+
 /// 403: the user may not do this in this room.
 pub struct Forbidden;
 

@@ -482,10 +482,8 @@ impl ReadModel {
     }
 
     async fn open_file_with(file: &Path, database: &DatabaseSettings) -> anyhow::Result<Self> {
-        if let Some(dir) = file.parent() {
-            std::fs::create_dir_all(dir)
-                .with_context(|| format!("creating the data folder {}", dir.display()))?;
-        }
+        crate::private_files::file(file)
+            .with_context(|| format!("creating {} (owner only)", file.display()))?;
         Self::connect_sqlite(&format!("sqlite://{}", file.display()), database).await
     }
 
@@ -784,14 +782,6 @@ impl ReadModel {
             };
             (mode, u32::try_from(interval).unwrap_or(0))
         }))
-    }
-
-    /// All rooms, oldest first.
-    pub async fn rooms(&self) -> Result<Vec<Room>, ReadModelError> {
-        let sql = format!("SELECT {ROOM_COLUMNS} FROM rooms ORDER BY created_at, id");
-        let rows: Vec<RoomRow> =
-            on_pool!(self, |pool| { sqlx::query_as(&sql).fetch_all(pool).await? });
-        Ok(rows.into_iter().map(Room::from).collect())
     }
 
     /// Up to `limit` messages of `room` before the message `before` (or the newest), oldest first.

@@ -275,6 +275,15 @@ pub struct HttpSettings {
         value_parser = millis
     )]
     pub drain: Duration,
+    /// Serve `/metrics` on the listen address too [default: true with KAFKA_BROKERS, where the
+    /// servers sit behind a proxy that does not route it; false without, where the embedded
+    /// chat-server's port is the public one].
+    #[arg(long = "metrics-public", env = "METRICS_PUBLIC")]
+    pub metrics_public: Option<bool>,
+    /// A second listen address that serves `/metrics` alone, e.g. `127.0.0.1:9090` (port 0 picks
+    /// a free one). Unset: none.
+    #[arg(long = "metrics-addr", env = "METRICS_ADDR")]
+    pub metrics_addr: Option<std::net::SocketAddr>,
     /// Comma-separated browser origins allowed to call this server, e.g.
     /// `https://a.example,https://b.example`. Unset: none.
     #[arg(long = "cors-origins", env = "CORS_ORIGINS")]

@@ -39,8 +39,13 @@ use crate::event::User;
 /// give every operator user a new id).
 pub const OPERATOR_NAMESPACE: Uuid = Uuid::from_u128(0x6f1c_2b8e_4d0a_5e7f_9a3b_1c2d_3e4f_5a6b);
 
-/// How long a token may be past its `exp` and still pass: clocks of the issuer and ours differ.
+/// How long a token may be past its `exp` (or before its `nbf`) and still pass: clocks of the
+/// issuer and ours differ.
 const LEEWAY_SECS: u64 = 30;
+
+/// How far in the future an operator token's `iat` may be: a token "issued" later than that was
+/// not issued by a clock we can trust (or was minted to outlive a key's rotation), so it is refused.
+pub const IAT_LEEWAY_SECS: i64 = 60;
 
 /// Why a token was refused; [`TokenError::code`] is the API's error code.
 #[derive(Debug, PartialEq, Eq, thiserror::Error)]
@@ -125,6 +130,8 @@ struct BuiltinClaims {
 #[derive(Deserialize)]
 struct OperatorClaims {
     sub: String,
+    /// Seconds since the epoch; a NumericDate may have a fraction.
+    iat: Option<f64>,
     name: Option<String>,
     preferred_username: Option<String>,
 }
@@ -245,6 +252,7 @@ impl TokenVerifier {
         }
         let mut validation = Validation::new(key.alg);
         validation.leeway = LEEWAY_SECS;
+        validation.validate_nbf = true;
         let mut required = vec!["exp", "sub"];
         match &self.issuer {
             Some(issuer) => {
@@ -264,6 +272,12 @@ impl TokenVerifier {
         let data = jsonwebtoken::decode::<OperatorClaims>(token, &key.decoding, &validation)
             .map_err(|e| refusal(e.kind()))?;
         let claims = data.claims;
+        if claims
+            .iat
+            .is_some_and(|iat| iat > (Utc::now().timestamp() + IAT_LEEWAY_SECS) as f64)
+        {
+            return Err(TokenError::Invalid("issued in the future"));
+        }
         Ok(User {
             id: operator_user_id(&claims.sub),
             name: claims

@@ -145,6 +145,21 @@ describe('API client', () => {
     expect(onUnauthorized).toHaveBeenCalledOnce();
   });
 
+  it('lists every room by following next_cursor', async () => {
+    const room = (id: string) => ({ id, name: id, created_at: '' });
+    const fetch = vi.fn(async (url: RequestInfo | URL) => {
+      const cursor = new URL(String(url), 'http://chat.test').searchParams.get('cursor');
+      if (!cursor) return json(200, { rooms: [room('a'), room('b')], next_cursor: 'c1' });
+      if (cursor === 'c1') return json(200, { rooms: [room('c')], next_cursor: null });
+      return json(400, { error: { code: 'invalid_cursor', message: 'no' } });
+    });
+    const api = createApi({ fetch });
+    expect((await api.listRooms()).map((r) => r.id)).toEqual(['a', 'b', 'c']);
+    expect(fetch).toHaveBeenCalledTimes(2);
+    expect(String(fetch.mock.calls[0][0])).toBe('/api/rooms?limit=100');
+    expect(String(fetch.mock.calls[1][0])).toBe('/api/rooms?limit=100&cursor=c1');
+  });
+
   it('turns a network failure into a retryable error', async () => {
     const api = createApi({
       fetch: async () => {

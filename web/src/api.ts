@@ -14,6 +14,18 @@ import type {
   Session,
 } from './types';
 
+/** Rooms asked for per page of `GET /api/rooms` (the server allows 1–100). */
+export const ROOM_PAGE = 100;
+/** Pages the sidebar reads at most, so a server with very many rooms costs a bounded refresh. */
+export const MAX_ROOM_PAGES = 20;
+
+/** A page of `GET /api/rooms`. */
+export interface RoomPage {
+  rooms: Room[];
+  /** The cursor of the next page; null on the last one. */
+  nextCursor: string | null;
+}
+
 /** A failed call: the server's `{"error": {"code", "message"}}`, or a network failure (status 0). */
 export class ApiError extends Error {
   readonly status: number;
@@ -227,6 +239,18 @@ export function createApi(options: ApiOptions = {}) {
     }
   }
 
+  /** One page of rooms in creation order; pass its `nextCursor` for the next one (null: the last). */
+  async function listRoomPage(cursor?: string | null, signal?: AbortSignal): Promise<RoomPage> {
+    const query = new URLSearchParams({ limit: String(ROOM_PAGE) });
+    if (cursor) query.set('cursor', cursor);
+    const { data } = await request<{ rooms: Room[]; next_cursor?: string | null }>(
+      'GET',
+      `/api/rooms?${query.toString()}`,
+      { signal },
+    );
+    return { rooms: data.rooms, nextCursor: data.next_cursor ?? null };
+  }
+
   const room = (id: string) => `/api/rooms/${encodeURIComponent(id)}`;
   const messagePath = (roomId: string, id: string) => `${room(roomId)}/messages/${encodeURIComponent(id)}`;
 
@@ -241,8 +265,18 @@ export function createApi(options: ApiOptions = {}) {
     async signIn(name: string): Promise<Session> {
       return (await request<Session>('POST', '/api/sessions', { body: { name } })).data;
     },
+    listRoomPage,
+    /** Every room (the sidebar): page after page, at most `MAX_ROOM_PAGES` of them. */
     async listRooms(signal?: AbortSignal): Promise<Room[]> {
-      return (await request<{ rooms: Room[] }>('GET', '/api/rooms', { signal })).data.rooms;
+      const rooms: Room[] = [];
+      let cursor: string | null = null;
+      for (let page = 0; page < MAX_ROOM_PAGES; page++) {
+        const next: RoomPage = await listRoomPage(cursor, signal);
+        rooms.push(...next.rooms);
+        cursor = next.nextCursor;
+        if (!cursor) break;
+      }
+      return rooms;
     },
     async createRoom(name: string): Promise<Room> {
       return (

@@ -5,10 +5,11 @@ use axum::{
     extract::State,
     http::{HeaderMap, StatusCode},
 };
+use chrono::{DateTime, Utc};
 use serde::{Deserialize, Serialize};
 use shared::{
     event::RoomMode,
-    http::ApiPath,
+    http::{ApiPath, ApiQuery},
     openapi::{
         BadRequest, Forbidden, IdempotencyHeader, InvalidBody, KeyedBody, NotFound, RateLimited,
         Unauthorized, Unavailable,
@@ -24,13 +25,20 @@ use crate::{
     commands::{self, synced_room},
     error::{ApiError, ApiJson},
     idempotency::{Fingerprint, IdempotencyKey, Keyed},
+    rate_limit::{self, AddressLimit},
     state::AppState,
     validate,
 };
 
-pub fn router() -> OpenApiRouter<AppState> {
+/// `limit` is the per-address room-creation limit, enforced on `POST /api/rooms` before the body
+/// is read.
+pub fn router(limit: &AddressLimit) -> OpenApiRouter<AppState> {
+    let create = OpenApiRouter::new()
+        .routes(routes!(create))
+        .route_layer(rate_limit::room_layer(limit));
     OpenApiRouter::new()
-        .routes(routes!(list, create))
+        .routes(routes!(list))
+        .merge(create)
         .routes(routes!(show, update))
 }
 
@@ -55,9 +63,69 @@ struct ListedRoom {
     online: Option<u64>,
 }
 
+/// A page of rooms, in creation order.
 #[derive(Serialize, ToSchema)]
 struct RoomList {
     rooms: Vec<ListedRoom>,
+    /// Pass it as `cursor` for the next page; `null` on the last page.
+    next_cursor: Option<String>,
+}
+
+/// Rooms per page when `limit` is not given.
+const DEFAULT_ROOM_PAGE: i64 = 50;
+/// The largest `limit`.
+const MAX_ROOM_PAGE: i64 = 100;
+
+#[derive(Deserialize)]
+struct RoomPageQuery {
+    limit: Option<String>,
+    cursor: Option<String>,
+}
+
+impl RoomPageQuery {
+    fn limit(&self) -> Result<i64, ApiError> {
+        let Some(raw) = self.limit.as_deref() else {
+            return Ok(DEFAULT_ROOM_PAGE);
+        };
+        match raw.parse::<i64>() {
+            Ok(n) if (1..=MAX_ROOM_PAGE).contains(&n) => Ok(n),
+            _ => Err(ApiError::bad_request(
+                "invalid_limit",
+                format!("limit must be a whole number from 1 to {MAX_ROOM_PAGE}"),
+            )),
+        }
+    }
+
+    fn cursor(&self) -> Result<Option<(DateTime<Utc>, Uuid)>, ApiError> {
+        match self.cursor.as_deref().filter(|c| !c.is_empty()) {
+            None => Ok(None),
+            Some(raw) => parse_room_cursor(raw).map(Some).ok_or_else(|| {
+                ApiError::bad_request(
+                    "invalid_cursor",
+                    "cursor must be a next_cursor this API gave",
+                )
+            }),
+        }
+    }
+}
+
+/// The cursor after `room`: its creation time (nanoseconds since the epoch, hex) and id. Clients
+/// treat it as opaque; the server reads it back with [`parse_room_cursor`].
+fn room_cursor(room: &Room) -> String {
+    let nanos = room.created_at.timestamp_nanos_opt().unwrap_or(i64::MAX);
+    format!("{nanos:x}.{}", room.id.simple())
+}
+
+fn parse_room_cursor(raw: &str) -> Option<(DateTime<Utc>, Uuid)> {
+    let (nanos, id) = raw.split_once('.')?;
+    let nanos = i64::from_str_radix(nanos, 16).ok()?;
+    if nanos < 0 || id.len() != 32 {
+        return None;
+    }
+    Some((
+        DateTime::from_timestamp_nanos(nanos),
+        Uuid::try_parse(id).ok()?,
+    ))
 }
 
 /// A room and the mode its history is served in.
@@ -100,11 +168,39 @@ async fn create(
     Ok((StatusCode::CREATED, Json(room)))
 }
 
-/// Every room.
+/// A page of rooms, oldest first.
+///
+/// Keyset pages: `next_cursor` names the last room of this page, and the next page starts after
+/// it, so rooms created meanwhile never shift a page (they come at the end). Served from memory
+/// (the write model's rooms), not the database.
 #[utoipa::path(get, path = "/api/rooms", operation_id = "list_rooms", tag = "rooms",
-    responses((status = 200, description = "Every room", body = RoomList), Unavailable))]
-async fn list(State(state): State<AppState>) -> Result<Json<RoomList>, ApiError> {
-    let rooms = state.read_model.rooms().await?;
+    params(
+        ("limit" = Option<i64>, Query, minimum = 1, maximum = 100,
+            description = "Rooms per page (default 50)"),
+        ("cursor" = Option<String>, Query,
+            description = "The previous page's `next_cursor`: this page starts after it"),
+    ),
+    responses(
+        (status = 200, description = "A page of rooms", body = RoomList),
+        BadRequest,
+        Unavailable,
+    ))]
+async fn list(
+    State(state): State<AppState>,
+    ApiQuery(query): ApiQuery<RoomPageQuery>,
+) -> Result<Json<RoomList>, ApiError> {
+    let (limit, after) = (query.limit()?, query.cursor()?);
+    // From the write model: every room, in memory, in creation order. One more than asked tells
+    // whether there is a next page.
+    let mut rooms = state
+        .write
+        .read(|facts| facts.rooms_after(after, limit as usize + 1));
+    let next_cursor = if rooms.len() as i64 > limit {
+        rooms.truncate(limit as usize);
+        rooms.last().map(room_cursor)
+    } else {
+        None
+    };
     let ids: Vec<Uuid> = rooms.iter().map(|room| room.id).collect();
     let online = state.online.counts(&ids).await;
     let rooms: Vec<ListedRoom> = rooms
@@ -115,7 +211,7 @@ async fn list(State(state): State<AppState>) -> Result<Json<RoomList>, ApiError>
             room,
         })
         .collect();
-    Ok(Json(RoomList { rooms }))
+    Ok(Json(RoomList { rooms, next_cursor }))
 }
 
 /// One room, with the mode its history is served in.
@@ -172,4 +268,50 @@ async fn update(
         .map_err(|e| ApiError::bad_request(e.code, e.message))?;
     let room = commands::update_room(&state, user, &room, slow_mode_secs).await?;
     Ok(Json(room))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn room(nanos: i64) -> Room {
+        Room {
+            id: Uuid::now_v7(),
+            name: "r".to_owned(),
+            created_at: DateTime::from_timestamp_nanos(nanos),
+            owner: shared::event::User {
+                id: Uuid::nil(),
+                name: "o".to_owned(),
+            },
+            slow_mode_secs: 0,
+        }
+    }
+
+    #[test]
+    fn a_room_cursor_reads_back_as_the_room_it_names() {
+        let room = room(1_796_611_868_123_456_789);
+        let cursor = room_cursor(&room);
+        assert_eq!(parse_room_cursor(&cursor), Some((room.created_at, room.id)));
+    }
+
+    #[test]
+    fn a_made_up_cursor_is_refused() {
+        for raw in [
+            "",
+            "x",
+            "12.nope",
+            "-1.00000000000000000000000000000000",
+            "ff",
+            "ff.",
+            ".ff",
+        ] {
+            assert_eq!(parse_room_cursor(raw), None, "{raw:?}");
+        }
+        let query = RoomPageQuery {
+            limit: Some("101".to_owned()),
+            cursor: Some("garbage".to_owned()),
+        };
+        assert_eq!(query.limit().unwrap_err().code, "invalid_limit");
+        assert_eq!(query.cursor().unwrap_err().code, "invalid_cursor");
+    }
 }

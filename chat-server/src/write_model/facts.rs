@@ -6,7 +6,10 @@
 //! read model would, without asking it. Applying an event twice changes nothing (the producer can
 //! write one twice).
 
-use std::collections::{HashMap, VecDeque};
+use std::{
+    collections::{BTreeSet, HashMap, VecDeque},
+    ops::Bound,
+};
 
 use chrono::{DateTime, Utc};
 use shared::{
@@ -18,6 +21,8 @@ use uuid::Uuid;
 /// Rooms, roles, bans and a bounded window of recent messages.
 pub struct Facts {
     rooms: HashMap<Uuid, Room>,
+    /// Rooms by creation time, then id: the room list's order.
+    by_creation: BTreeSet<(DateTime<Utc>, Uuid)>,
     /// Per room: moderator → since.
     moderators: HashMap<Uuid, HashMap<Uuid, DateTime<Utc>>>,
     /// Per room: banned user → their ban (expired ones stay until lifted, as in the read model).
@@ -34,6 +39,7 @@ impl Facts {
     pub fn new(capacity: usize) -> Self {
         Self {
             rooms: HashMap::new(),
+            by_creation: BTreeSet::new(),
             moderators: HashMap::new(),
             bans: HashMap::new(),
             messages: HashMap::new(),
@@ -45,7 +51,7 @@ impl Facts {
     /// Takes in the read model's rows (the state of the log up to the snapshot's positions).
     pub fn load(&mut self, snapshot: WriteSnapshot) {
         for room in snapshot.rooms {
-            self.rooms.insert(room.id, room);
+            self.add_room(room);
         }
         for (room, moderator) in snapshot.moderators {
             self.moderators
@@ -66,13 +72,15 @@ impl Facts {
         let room = event.room_id;
         match &event.body {
             EventBody::RoomCreated { name } => {
-                self.rooms.entry(room).or_insert_with(|| Room {
-                    id: room,
-                    name: name.clone(),
-                    created_at: event.at,
-                    owner: event.user.clone(),
-                    slow_mode_secs: 0,
-                });
+                if !self.rooms.contains_key(&room) {
+                    self.add_room(Room {
+                        id: room,
+                        name: name.clone(),
+                        created_at: event.at,
+                        owner: event.user.clone(),
+                        slow_mode_secs: 0,
+                    });
+                }
             }
             EventBody::MessagePosted { message_id, .. } => self.remember(RecentMessage {
                 id: *message_id,
@@ -131,6 +139,13 @@ impl Facts {
         }
     }
 
+    fn add_room(&mut self, room: Room) {
+        self.by_creation.insert((room.created_at, room.id));
+        if let Some(replaced) = self.rooms.insert(room.id, room) {
+            self.by_creation.remove(&(replaced.created_at, replaced.id));
+        }
+    }
+
     fn remember(&mut self, message: RecentMessage) {
         if self.messages.insert(message.id, message).is_some() {
             return;
@@ -145,6 +160,17 @@ impl Facts {
 
     pub fn room(&self, id: Uuid) -> Option<&Room> {
         self.rooms.get(&id)
+    }
+
+    /// Up to `limit` rooms in creation order, after the room created at `after` (time, id), or
+    /// from the first.
+    pub fn rooms_after(&self, after: Option<(DateTime<Utc>, Uuid)>, limit: usize) -> Vec<Room> {
+        let from = after.map_or(Bound::Unbounded, Bound::Excluded);
+        self.by_creation
+            .range((from, Bound::Unbounded))
+            .take(limit)
+            .filter_map(|(_, id)| self.rooms.get(id).cloned())
+            .collect()
     }
 
     /// `user`'s role and ban in `room`, and the room's slow mode; `None` for an unknown room.
@@ -291,6 +317,23 @@ mod tests {
             EventBody::RoomCreated { name: "x".into() },
         ));
         assert_eq!(facts.room(room).unwrap().owner, owner);
+    }
+
+    #[test]
+    fn rooms_are_listed_in_creation_order_after_a_cursor() {
+        let owner = user("owner");
+        let mut facts = Facts::new(10);
+        let rooms: Vec<Uuid> = (0..4).map(|_| Uuid::now_v7()).collect();
+        for (i, room) in rooms.iter().enumerate() {
+            let mut created = event(*room, &owner, EventBody::RoomCreated { name: "r".into() });
+            created.at = Utc::now() + chrono::Duration::seconds(i as i64);
+            facts.apply(&created);
+        }
+        let ids = |page: Vec<Room>| page.into_iter().map(|r| r.id).collect::<Vec<_>>();
+        assert_eq!(ids(facts.rooms_after(None, 3)), rooms[..3]);
+        let third = facts.room(rooms[2]).unwrap();
+        let after = Some((third.created_at, third.id));
+        assert_eq!(ids(facts.rooms_after(after, 3)), rooms[3..]);
     }
 
     #[test]

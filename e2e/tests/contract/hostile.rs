@@ -1,5 +1,7 @@
-//! What one anonymous client could do to take a server down: resumes it never reads, connections
-//! in a protocol nobody asked for, more connections than the process has files for.
+//! What one anonymous client could do to take a server down, or to turn it against its users:
+//! resumes it never reads, connections in a protocol nobody asked for, more connections than the
+//! process has files for, framing the web app or injecting script into it, reading tokens from the
+//! logs.
 
 use std::{
     path::PathBuf,
@@ -244,4 +246,464 @@ async fn max_connections_above_the_open_file_limit_is_lowered_and_said_at_start_
     );
     drop(server);
     let _ = std::fs::remove_dir_all(&dir);
+}
+
+/// The headers every answer must carry, whatever it is.
+fn assert_security_headers(response: &reqwest::Response, what: &str) {
+    let headers = response.headers();
+    let csp = headers
+        .get("content-security-policy")
+        .and_then(|v| v.to_str().ok())
+        .unwrap_or_else(|| panic!("{what}: no Content-Security-Policy"));
+    assert!(csp.contains("frame-ancestors 'none'"), "{what}: {csp}");
+    assert!(!csp.contains("unsafe-inline"), "{what}: {csp}");
+    for (name, value) in [
+        ("x-content-type-options", "nosniff"),
+        ("x-frame-options", "DENY"),
+        ("referrer-policy", "no-referrer"),
+    ] {
+        assert_eq!(
+            headers.get(name).and_then(|v| v.to_str().ok()),
+            Some(value),
+            "{what}: {name}"
+        );
+    }
+}
+
+in_both_modes!(every_answer_of_both_servers_carries_the_browser_security_headers);
+async fn every_answer_of_both_servers_carries_the_browser_security_headers(mode: Mode) {
+    let stack = Stack::single(mode).await;
+    let chat = stack.chat(0);
+    let alice = chat.sign_in("alice").await;
+    let room = chat.create_room(&alice, "headers").await["id"]
+        .as_str()
+        .unwrap()
+        .to_owned();
+    let http = reqwest::Client::new();
+    let publisher = &stack.publishers[0];
+    let answers = [
+        ("GET", chat.url("/api/rooms")),
+        ("GET", chat.url(&format!("/api/rooms/{room}/messages"))),
+        ("GET", chat.url("/api/no-such-route")),
+        ("POST", chat.url("/api/sessions")),
+        ("GET", chat.url("/healthz")),
+        ("GET", format!("{publisher}/api/openapi.json")),
+        ("GET", format!("{publisher}/readyz")),
+        (
+            "GET",
+            format!("{publisher}/api/rooms/{}/events", uuid::Uuid::nil()),
+        ),
+    ];
+    for (method, url) in answers {
+        let response = http
+            .request(method.parse().unwrap(), &url)
+            .send()
+            .await
+            .unwrap();
+        assert_security_headers(&response, &format!("{method} {url}"));
+    }
+    // A stream, on the connection take-over path (the first request of a fresh connection).
+    let events = stack.events_url(0, &room);
+    let stream = reqwest::Client::new()
+        .get(&events)
+        .header("accept", "text/event-stream")
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(stream.status(), 200);
+    assert_security_headers(&stream, &events);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_web_app_is_served_under_a_strict_csp_that_lets_it_reach_its_streams() {
+    let dir = std::env::temp_dir().join(format!("hotchat-csp-{}", uuid::Uuid::now_v7()));
+    std::fs::create_dir_all(&dir).unwrap();
+    let server = ServerProcess::embedded_chat_server_with(
+        &dir,
+        &[(
+            "PUBLIC_EVENTS_URL",
+            "https://events.example.com:8443/".to_owned(),
+        )],
+        &dir.join("server.log"),
+    )
+    .await;
+    let index = reqwest::get(format!("{}/", server.base)).await.unwrap();
+    assert_eq!(index.status(), 200);
+    assert_security_headers(&index, "the web app");
+    let csp = index.headers()["content-security-policy"]
+        .to_str()
+        .unwrap()
+        .to_owned();
+    for directive in [
+        "default-src 'self'",
+        "script-src 'self'",
+        "connect-src 'self' https://events.example.com:8443;",
+    ] {
+        assert!(csp.contains(directive), "{directive:?} is not in {csp:?}");
+    }
+    let html = index.text().await.unwrap();
+    assert!(
+        !html.contains("<script>") && !html.contains("<style"),
+        "inline script or style in index.html: {html}"
+    );
+    let script = html
+        .split('"')
+        .find(|part| part.starts_with("/assets/") && part.ends_with(".js"))
+        .expect("the app's script")
+        .to_owned();
+    let js = reqwest::get(format!("{}{script}", server.base))
+        .await
+        .unwrap();
+    assert_security_headers(&js, &script);
+    assert!(
+        !js.text().await.unwrap().contains("sourceMappingURL"),
+        "the served build points at a source map"
+    );
+    drop(server);
+    let _ = std::fs::remove_dir_all(&dir);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_stream_token_is_in_no_log_line_even_at_debug() {
+    let dir = std::env::temp_dir().join(format!("hotchat-log-{}", uuid::Uuid::now_v7()));
+    std::fs::create_dir_all(&dir).unwrap();
+    let log = dir.join("server.log");
+    let server =
+        ServerProcess::embedded_chat_server_with(&dir, &[("RUST_LOG", "debug".to_owned())], &log)
+            .await;
+    let chat = Api::new(server.base.clone());
+    let alice = chat.sign_in("alice").await;
+    let room = chat.create_room(&alice, "logged").await["id"]
+        .as_str()
+        .unwrap()
+        .to_owned();
+    let events = format!(
+        "{}/api/rooms/{room}/events?token={}",
+        server.base, alice.token
+    );
+    let mut stream = SseClient::connect(&events, None).await;
+    chat.post(&alice, &room, "hello").await;
+    stream.next_of("message", WAIT).await;
+    drop(stream);
+    // The same request again on a reused connection (hyper's path, not the take-over).
+    let http = reqwest::Client::new();
+    http.get(chat.url("/healthz")).send().await.unwrap();
+    let reused = http.get(&events).send().await.unwrap();
+    assert_eq!(reused.status(), 200);
+    drop(reused);
+    let path = format!("/api/rooms/{room}/events");
+    let text = eventually(WAIT, "both stream requests in the debug log", || async {
+        let text = std::fs::read_to_string(&log).ok()?;
+        (text.matches(&path).count() >= 2).then_some(text)
+    })
+    .await;
+    let secret_part = alice.token.rsplit('.').next().unwrap();
+    assert!(
+        !text.contains(&alice.token) && !text.contains(secret_part),
+        "the token is in the log:\n{}",
+        text.lines()
+            .filter(|line| line.contains(secret_part))
+            .collect::<Vec<_>>()
+            .join("\n")
+    );
+    drop(server);
+    let _ = std::fs::remove_dir_all(&dir);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_embedded_data_folder_and_its_files_are_its_owners_alone() {
+    use std::os::unix::fs::PermissionsExt;
+    let dir = std::env::temp_dir().join(format!("hotchat-modes-{}", uuid::Uuid::now_v7()));
+    std::fs::create_dir_all(&dir).unwrap();
+    let server = ServerProcess::embedded_chat_server(&dir).await;
+    let chat = Api::new(server.base.clone());
+    let alice = chat.sign_in("alice").await;
+    let room = chat.create_room(&alice, "private").await["id"]
+        .as_str()
+        .unwrap()
+        .to_owned();
+    chat.post(&alice, &room, "only for us").await;
+    let data = dir.join("data");
+    let mode =
+        |path: &std::path::Path| std::fs::metadata(path).unwrap().permissions().mode() & 0o777;
+    assert_eq!(mode(&data), 0o700, "{}", data.display());
+    let files: Vec<_> = std::fs::read_dir(&data)
+        .unwrap()
+        .map(|entry| entry.unwrap().path())
+        .collect();
+    let names: Vec<_> = files
+        .iter()
+        .map(|f| f.file_name().unwrap().to_string_lossy().into_owned())
+        .collect();
+    for expected in [
+        "auth_secret",
+        "events.db",
+        "events.db-wal",
+        "hotchat.db",
+        "hotchat.db-wal",
+    ] {
+        assert!(
+            names.iter().any(|n| n == expected),
+            "{expected} in {names:?}"
+        );
+    }
+    for file in &files {
+        assert_eq!(mode(file), 0o600, "{}", file.display());
+    }
+    drop(server);
+    let _ = std::fs::remove_dir_all(&dir);
+}
+
+in_both_modes!(metrics_are_on_the_public_port_only_behind_a_proxy_and_on_metrics_addr_when_set);
+async fn metrics_are_on_the_public_port_only_behind_a_proxy_and_on_metrics_addr_when_set(
+    mode: Mode,
+) {
+    let port = std::net::TcpListener::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap()
+        .port();
+    let env = [
+        // Empty is unset: the default of the mode.
+        ("METRICS_PUBLIC", String::new()),
+        ("METRICS_ADDR", format!("127.0.0.1:{port}")),
+    ];
+    let served = serve(mode, &env).await;
+    let public = reqwest::get(format!("{}/metrics", served.server.base))
+        .await
+        .unwrap();
+    match mode {
+        // The embedded chat-server's port is the one browsers use.
+        Mode::Embedded => {
+            assert_eq!(public.status(), 404, "/metrics on the embedded public port");
+            let body: serde_json::Value = public.json().await.unwrap();
+            assert_eq!(body["error"]["code"], "not_found");
+            let doc: serde_json::Value =
+                reqwest::get(format!("{}/api/openapi.json", served.server.base))
+                    .await
+                    .unwrap()
+                    .json()
+                    .await
+                    .unwrap();
+            assert!(
+                doc["paths"].get("/metrics").is_none(),
+                "documented but not served"
+            );
+        }
+        // Behind the proxy, which does not route it: kept where scrapers find it.
+        Mode::Distributed => assert_eq!(public.status(), 200, "/metrics on publish-server"),
+    }
+    let side = reqwest::get(format!("http://127.0.0.1:{port}/metrics"))
+        .await
+        .unwrap();
+    assert_eq!(side.status(), 200, "/metrics on METRICS_ADDR");
+    assert!(
+        side.text().await.unwrap().contains("hotchat_sse_clients"),
+        "the server's own metrics on METRICS_ADDR"
+    );
+    let other = reqwest::get(format!("http://127.0.0.1:{port}/api/rooms"))
+        .await
+        .unwrap();
+    assert_eq!(other.status(), 404, "METRICS_ADDR serves /metrics alone");
+}
+
+/// Asserts a 429 with `code` and a `Retry-After`.
+fn assert_429(response: &reqwest::Response, what: &str) {
+    assert_eq!(response.status(), 429, "{what}");
+    let retry_after: u64 = response
+        .headers()
+        .get("retry-after")
+        .and_then(|v| v.to_str().ok())
+        .and_then(|v| v.parse().ok())
+        .unwrap_or_else(|| panic!("{what}: no Retry-After"));
+    assert!(retry_after >= 1, "{what}: Retry-After {retry_after}");
+}
+
+in_both_modes!(one_address_gets_at_most_its_share_of_event_streams);
+async fn one_address_gets_at_most_its_share_of_event_streams(mode: Mode) {
+    let mut stack = Stack::empty_in(mode).await;
+    stack.sse.max_streams_per_address = 3;
+    stack.sse.keepalive = Duration::from_secs(1);
+    stack.add_chat_server().await;
+    stack.add_default_publish_server().await;
+    let chat = stack.chat(0);
+    let alice = chat.sign_in("alice").await;
+    let room = chat.create_room(&alice, "fair").await["id"]
+        .as_str()
+        .unwrap()
+        .to_owned();
+    let events = stack.events_url(0, &room);
+    let mut open = Vec::new();
+    for _ in 0..3 {
+        open.push(SseClient::connect(&events, None).await);
+    }
+    let refused = reqwest::get(&events).await.unwrap();
+    assert_429(&refused, "a fourth stream from one address");
+    let body: serde_json::Value = refused.json().await.unwrap();
+    assert_eq!(body["error"]["code"], "too_many_streams", "{body}");
+
+    // The streams that are open go on.
+    chat.post(&alice, &room, "still here").await;
+    for stream in &mut open {
+        assert_eq!(
+            stream.next_of("message", WAIT).await.json()["text"],
+            "still here"
+        );
+    }
+    // A stream that ends gives its place back.
+    open.pop();
+    eventually(WAIT, "a place freed by a closed stream", || async {
+        let response = reqwest::get(&events).await.ok()?;
+        (response.status() == 200).then_some(())
+    })
+    .await;
+}
+
+in_both_modes!(one_address_creating_rooms_fast_is_refused_whoever_signs_in);
+async fn one_address_creating_rooms_fast_is_refused_whoever_signs_in(mode: Mode) {
+    let mut stack = Stack::empty_in(mode).await;
+    stack.room_limits = chat_server::rate_limit::RoomLimits { rate: 1, burst: 3 };
+    stack.add_chat_server().await;
+    let chat = stack.chat(0);
+    let alice = chat.sign_in("alice").await;
+    let bob = chat.sign_in("bob").await;
+    for i in 0..3 {
+        chat.create_room(&alice, &format!("room {i}")).await;
+    }
+    for who in [&alice, &bob] {
+        let response = chat
+            .http
+            .post(chat.url("/api/rooms"))
+            .bearer_auth(&who.token)
+            .json(&serde_json::json!({"name": "one too many"}))
+            .send()
+            .await
+            .unwrap();
+        assert_429(&response, "a fourth room from one address");
+        let body: serde_json::Value = response.json().await.unwrap();
+        assert_eq!(body["error"]["code"], "rate_limited", "{body}");
+    }
+    let listed: serde_json::Value = reqwest::get(chat.url("/api/rooms"))
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap();
+    assert_eq!(listed["rooms"].as_array().unwrap().len(), 3, "{listed}");
+}
+
+in_both_modes!(toggling_a_reaction_fast_is_refused_per_user_and_message);
+async fn toggling_a_reaction_fast_is_refused_per_user_and_message(mode: Mode) {
+    let mut stack = Stack::empty_in(mode).await;
+    stack.reaction_limits = chat_server::limits::ReactionLimits { rate: 2, burst: 2 };
+    stack.add_chat_server().await;
+    let chat = stack.chat(0);
+    let alice = chat.sign_in("alice").await;
+    let bob = chat.sign_in("bob").await;
+    let room = chat.create_room(&alice, "reactions").await["id"]
+        .as_str()
+        .unwrap()
+        .to_owned();
+    let first = chat.post(&alice, &room, "one").await["id"]
+        .as_str()
+        .unwrap()
+        .to_owned();
+    let second = chat.post(&alice, &room, "two").await["id"]
+        .as_str()
+        .unwrap()
+        .to_owned();
+    let url = chat.url(&format!("/api/rooms/{room}/messages/{first}/reactions/👍"));
+    assert_eq!(chat.react(&alice, &room, &first, "👍", true).await, 202);
+    assert_eq!(chat.react(&alice, &room, &first, "👍", false).await, 202);
+    let refused = chat
+        .http
+        .put(&url)
+        .bearer_auth(&alice.token)
+        .send()
+        .await
+        .unwrap();
+    assert_429(&refused, "a third toggle within a second");
+    let body: serde_json::Value = refused.json().await.unwrap();
+    assert_eq!(body["error"]["code"], "rate_limited", "{body}");
+    assert_eq!(
+        chat.react(&alice, &room, &second, "👍", true).await,
+        202,
+        "another message"
+    );
+    assert_eq!(
+        chat.react(&bob, &room, &first, "👍", true).await,
+        202,
+        "another user"
+    );
+}
+
+/// `GET /api/rooms` with `query`: the status and body.
+async fn rooms_page(chat: &Api, query: &str) -> (u16, serde_json::Value) {
+    let response = reqwest::get(chat.url(&format!("/api/rooms?{query}")))
+        .await
+        .unwrap();
+    let status = response.status().as_u16();
+    (status, response.json().await.unwrap())
+}
+
+in_both_modes!(the_room_list_comes_in_bounded_pages_that_inserts_do_not_shift);
+async fn the_room_list_comes_in_bounded_pages_that_inserts_do_not_shift(mode: Mode) {
+    let stack = Stack::single(mode).await;
+    let chat = stack.chat(0);
+    let alice = chat.sign_in("alice").await;
+    let mut created = Vec::new();
+    for i in 0..7 {
+        let room = chat.create_room(&alice, &format!("room {i}")).await;
+        created.push(room["id"].as_str().unwrap().to_owned());
+    }
+    let (status, all) = rooms_page(chat, "").await;
+    assert_eq!(status, 200);
+    assert_eq!(all["rooms"].as_array().unwrap().len(), 7, "{all}");
+    assert!(
+        all["next_cursor"].is_null(),
+        "one page holds them all: {all}"
+    );
+
+    // Pages of 3, with a room created between the first and the second page.
+    let mut seen = Vec::new();
+    let mut query = "limit=3".to_owned();
+    let mut pages = 0;
+    loop {
+        let (status, page) = rooms_page(chat, &query).await;
+        assert_eq!(status, 200, "{page}");
+        let rooms = page["rooms"].as_array().unwrap();
+        assert!(rooms.len() <= 3, "{page}");
+        seen.extend(rooms.iter().map(|r| r["id"].as_str().unwrap().to_owned()));
+        pages += 1;
+        if pages == 1 {
+            let late = chat.create_room(&alice, "late").await;
+            created.push(late["id"].as_str().unwrap().to_owned());
+        }
+        match page["next_cursor"].as_str() {
+            Some(cursor) => query = format!("limit=3&cursor={cursor}"),
+            None => break,
+        }
+        assert!(pages < 10, "the pages do not end");
+    }
+    assert_eq!(
+        seen, created,
+        "every room once, in creation order, the late one last"
+    );
+    assert_eq!(pages, 3);
+
+    for bad in [
+        "limit=0",
+        "limit=101",
+        "limit=many",
+        "cursor=made-up",
+        "limit=3&cursor=1.2",
+    ] {
+        let (status, body) = rooms_page(chat, bad).await;
+        assert_eq!(status, 400, "{bad}: {body}");
+        let code = body["error"]["code"].as_str().unwrap();
+        assert!(
+            code == "invalid_limit" || code == "invalid_cursor",
+            "{bad}: {body}"
+        );
+    }
 }

@@ -318,6 +318,51 @@ async fn operator_tokens_are_checked_against_the_jwks_issuer_and_audience() {
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn an_operator_token_not_valid_yet_or_issued_in_the_future_is_refused() {
+    let ec1 = ec1();
+    let identity = IdentityService::start(&[&ec1]).await;
+    let stack = stack_with_jwks(&identity.url, 0).await;
+    let api = stack.chat(0);
+    let room = new_room(api).await;
+
+    let later = with(claims(), "nbf", json!(now() + 3600));
+    refused(
+        api,
+        &room,
+        &ec1.sign(&later),
+        401,
+        "token_invalid",
+        "nbf an hour ahead",
+    )
+    .await;
+    let from_the_future = with(claims(), "iat", json!(now() + 3600));
+    refused(
+        api,
+        &room,
+        &ec1.sign(&from_the_future),
+        401,
+        "token_invalid",
+        "iat an hour ahead",
+    )
+    .await;
+
+    // Within the clocks' leeway, and the ordinary token, still work.
+    let slightly_ahead = with(
+        with(claims(), "iat", json!(now() + 20)),
+        "nbf",
+        json!(now() + 20),
+    );
+    let (status, body) = post(api, &room, &ec1.sign(&slightly_ahead)).await;
+    assert_eq!(
+        status,
+        StatusCode::CREATED,
+        "iat and nbf 20 s ahead: {body}"
+    );
+    let (status, body) = post(api, &room, &ec1.sign(&claims())).await;
+    assert_eq!(status, StatusCode::CREATED, "a normal token: {body}");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
 async fn the_jwks_is_fetched_again_at_most_once_per_interval() {
     let (rsa1, rsa2) = (rsa1(), rsa2());
     let identity = IdentityService::start(&[&rsa1]).await;

@@ -23,7 +23,7 @@ use shared::{
     cursor::Cursor,
     event::RoomMode,
     http::{ApiError, ApiPath, ApiQuery, LAST_EVENT_ID, bearer},
-    openapi::{BadRequest, NotFound, Unavailable},
+    openapi::{BadRequest, NotFound, TooManyStreams, Unavailable},
     readmodel::{Message, Room},
 };
 use utoipa::{OpenApi, ToSchema};
@@ -98,10 +98,21 @@ async fn room_mode(state: &AppState, room: Uuid) -> Result<ModeData, ApiError> {
     };
     let asked = state.read_model.room_mode(room);
     if known.is_none() {
-        return asked
-            .await?
-            .map(as_data)
-            .ok_or_else(|| ApiError::not_found("room"));
+        if let Some(mode) = asked.await? {
+            return Ok(as_data(mode));
+        }
+        // Neither the log so far nor the read model has it: it may have been created a moment ago
+        // (the creator opens its stream at once). The log is the judge: once the fan-out has read
+        // the room's partition up to where it ends now, the room is known, or it does not exist.
+        if caught_up(state, room).await
+            && let Some(mode) = state.hub.room(room)
+        {
+            return Ok(mode.unwrap_or(ModeData {
+                mode: RoomMode::Normal,
+                fetch_interval_ms: 0,
+            }));
+        }
+        return Err(ApiError::not_found("room"));
     }
     match tokio::time::timeout(KNOWN_ROOM_LOOKUP, asked).await {
         Ok(Ok(Some(mode))) => Ok(as_data(mode)),
@@ -110,6 +121,33 @@ async fn room_mode(state: &AppState, room: Uuid) -> Result<ModeData, ApiError> {
             mode: RoomMode::Normal,
             fetch_interval_ms: 0,
         }),
+    }
+}
+
+/// How long a stream request for a room nobody knows waits for the fan-out to catch up.
+const CATCH_UP: Duration = Duration::from_secs(1);
+
+/// Whether the fan-out has read `room`'s partition up to where it ends now (waiting at most
+/// [`CATCH_UP`]).
+async fn caught_up(state: &AppState, room: Uuid) -> bool {
+    let partition = state.log.partition_of(room);
+    let Ok((_, end)) = state.log.bounds(partition).await else {
+        return false;
+    };
+    let deadline = tokio::time::Instant::now() + CATCH_UP;
+    loop {
+        let last = state
+            .hub
+            .positions()
+            .into_iter()
+            .find_map(|(p, last)| (p == partition).then_some(last).flatten());
+        if end == 0 || last.is_some_and(|last| last + 1 >= end) {
+            return true;
+        }
+        if tokio::time::Instant::now() >= deadline {
+            return false;
+        }
+        tokio::time::sleep(Duration::from_millis(5)).await;
     }
 }
 
@@ -153,6 +191,7 @@ struct ResumeQuery {
                 frames come in batches, at most one write per `HOT_SSE_BATCH_MS`."),
         BadRequest,
         NotFound,
+        TooManyStreams,
         Unavailable,
     ),
 )]
@@ -167,6 +206,18 @@ async fn events(
 ) -> Result<Response, ApiError> {
     let room_id: Uuid = room.parse().map_err(|_| ApiError::not_found("room"))?;
     let mode = room_mode(&state, room_id).await?;
+    // Fairness first: one address cannot take the instance's every stream.
+    let address = state
+        .streams_per_address
+        .admit(state.audience.client_addr(&headers, peer))
+        .ok_or_else(|| {
+            ApiError::new(
+                StatusCode::TOO_MANY_REQUESTS,
+                "too_many_streams",
+                "your address has as many event streams open here as it may; close one first",
+            )
+            .with_retry_after(5)
+        })?;
     let permit = state.connections.clone().try_acquire_owned().map_err(|_| {
         ApiError::new(
             StatusCode::SERVICE_UNAVAILABLE,
@@ -241,7 +292,7 @@ async fn events(
         },
         writers: subscription.writers,
         keepalive: state.keepalive,
-        guard: ClientGuard::new(state.metrics.clone(), permit, seat),
+        guard: ClientGuard::new(state.metrics.clone(), permit, address, seat),
     };
     let shutdown = state.shutdown.clone();
     let mut response = match can_take_over {

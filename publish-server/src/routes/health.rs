@@ -11,11 +11,21 @@ use utoipa_axum::{router::OpenApiRouter, routes};
 
 use crate::state::AppState;
 
-pub fn router() -> OpenApiRouter<AppState> {
-    OpenApiRouter::new()
+/// Liveness and readiness, and `/metrics` when `metrics_public` (`METRICS_PUBLIC`).
+pub fn router(metrics_public: bool) -> OpenApiRouter<AppState> {
+    let router = OpenApiRouter::new()
         .routes(routes!(live))
-        .routes(routes!(ready))
-        .routes(routes!(metrics))
+        .routes(routes!(ready));
+    if metrics_public {
+        router.routes(routes!(metrics))
+    } else {
+        router
+    }
+}
+
+/// `/metrics` alone, for the listener of `METRICS_ADDR`.
+pub fn metrics_router() -> axum::Router<AppState> {
+    axum::Router::new().route("/metrics", axum::routing::get(metrics))
 }
 
 /// Answers while the process runs.

@@ -60,10 +60,8 @@ pub struct EmbeddedLog {
 impl EmbeddedLog {
     /// Opens (or creates) the log in `file` and starts its writer.
     pub async fn open(file: &Path) -> anyhow::Result<Self> {
-        if let Some(dir) = file.parent() {
-            std::fs::create_dir_all(dir)
-                .with_context(|| format!("creating the data folder {}", dir.display()))?;
-        }
+        crate::private_files::file(file)
+            .with_context(|| format!("creating {} (owner only)", file.display()))?;
         let options = SqliteConnectOptions::from_str(&format!("sqlite://{}", file.display()))?
             .create_if_missing(true)
             .journal_mode(SqliteJournalMode::Wal)
