@@ -118,6 +118,8 @@ async fn append(state: &AppState, event: &Envelope) -> Result<Cursor, Refused> {
     let started = Instant::now();
     match state.log.append(event).await {
         Ok(cursor) => {
+            // Each event goes to every viewer: counted toward the room's delivery rate.
+            state.written.record(event.room_id);
             let metrics = &state.metrics;
             metrics
                 .append_duration_seconds

@@ -8,8 +8,10 @@
 //!
 //! **Detection.** Once per second the leader (one instance, by a Redis lock with a 2 s expiry,
 //! renewed every 250 ms) sums the last four complete quarters — the last second, cluster-wide — and
-//! applies [`detector::decide`]: above `HOT_FETCH_THRESHOLD` turns a room hot, and it stays hot until it
-//! has been at or below the threshold for `HOT_COOLDOWN_SECS`. Mode changes are appended to the topic
+//! applies [`detector::decide`]: above `HOT_FETCH_THRESHOLD` fetches, or `HOT_DELIVERY_THRESHOLD`
+//! deliveries (events written to the room, counted the same way, × its viewers as the
+//! publish-servers count them), turns a room hot, and it stays hot until it has been at or below
+//! both for `HOT_COOLDOWN_SECS`. The mode change says which (`reason`). Mode changes are appended to the topic
 //! as `room.mode_changed`, so every publish-server tells the room's subscribers (`event: mode`).
 //!
 //! **Local copy.** Every instance reads the hot map every 250 ms into [`HotView`]; handlers consult
@@ -56,7 +58,15 @@ pub struct HotSettings {
         default_value_t = 200
     )]
     pub threshold: u64,
-    /// Seconds a room stays hot after it drops to or below the threshold.
+    /// Deliveries per second of one room (events written × viewers), cluster-wide, that make it
+    /// hot: its stream then goes out in batches (`HOT_SSE_BATCH_MS`) and its history is throttled.
+    #[arg(
+        long = "hot-delivery-threshold",
+        env = "HOT_DELIVERY_THRESHOLD",
+        default_value_t = 20_000
+    )]
+    pub delivery_threshold: u64,
+    /// Seconds a room stays hot after it drops to or below the thresholds.
     #[arg(
         long = "hot-cooldown-secs",
         env = "HOT_COOLDOWN_SECS",
@@ -162,13 +172,13 @@ impl HotView {
     }
 }
 
-/// Fetches counted in this process since the last flush.
+/// Per-room counts in this process since the last flush: history fetches, or events written.
 #[derive(Default)]
-pub struct FetchCounter {
+pub struct RoomCounter {
     counts: Mutex<HashMap<Uuid, u64>>,
 }
 
-impl FetchCounter {
+impl RoomCounter {
     pub fn record(&self, room: Uuid) {
         *self
             .counts

@@ -19,7 +19,7 @@ use crate::{
     audience::Online,
     auth::TokenVerifier,
     hot::{
-        FetchCounter, HotView,
+        HotView, RoomCounter,
         scheduler::Scheduler,
         store::{HotStore, LocalStore, RedisStore},
         throttle::Throttle,
@@ -108,7 +108,8 @@ impl Application {
         };
         let metrics = Arc::new(metrics);
         let hot = Arc::new(HotView::default());
-        let counter = Arc::new(FetchCounter::default());
+        let counter = Arc::new(RoomCounter::default());
+        let written = Arc::new(RoomCounter::default());
         let throttle = Arc::new(Throttle::new(&settings.hot));
         let (store, idempotency) = match &redis {
             Some(redis) => (
@@ -123,7 +124,7 @@ impl Application {
             write,
             slow_mode: Arc::new(SlowMode::new(redis.clone())),
             tokens,
-            online,
+            online: online.clone(),
             session_limit: rate_limit::session_limit(
                 settings.session_limits,
                 settings.hot.trust_forwarded_for,
@@ -135,6 +136,7 @@ impl Application {
             metrics: metrics.clone(),
             hot: hot.clone(),
             counter: counter.clone(),
+            written: written.clone(),
             throttle: throttle.clone(),
             idempotency: Arc::new(idempotency),
             post_limiter: Arc::new(PostLimiter::new(settings.post_limits)),
@@ -146,6 +148,8 @@ impl Application {
             settings: settings.hot.clone(),
             store,
             counter,
+            written,
+            online,
             view: hot,
             log,
             metrics,

@@ -7,7 +7,7 @@ use shared::{event_log::EventLog, readmodel::ReadModel};
 use crate::{
     audience::Online,
     auth::TokenVerifier,
-    hot::{FetchCounter, HotView, throttle::Throttle},
+    hot::{HotView, RoomCounter, throttle::Throttle},
     idempotency::KeyStore,
     limits::{PostLimiter, ReactionLimiter},
     metrics::Metrics,
@@ -30,7 +30,10 @@ pub struct AppState {
     pub tokens: Arc<TokenVerifier>,
     pub metrics: Arc<Metrics>,
     pub hot: Arc<HotView>,
-    pub counter: Arc<FetchCounter>,
+    /// History fetches per room, counted toward hot-room detection.
+    pub counter: Arc<RoomCounter>,
+    /// Events written per room, counted toward hot-room detection (× viewers: deliveries).
+    pub written: Arc<RoomCounter>,
     pub throttle: Arc<Throttle>,
     /// `Idempotency-Key`s of the last 24 hours.
     pub idempotency: Arc<KeyStore>,

@@ -144,6 +144,8 @@ impl Stack {
             max_connections: None,
             hot: HotSettings {
                 key_prefix: format!("hotchat-test:{id}"),
+                // Rooms turn hot by their deliveries only in the tests that say so.
+                delivery_threshold: 1_000_000_000,
                 ..HotSettings::local()
             },
             post_limits: PostLimits {
@@ -378,6 +380,7 @@ fn hot_vars(hot: &HotSettings) -> Vec<(&'static str, String)> {
     let mut vars = vec![
         ("REDIS_KEY_PREFIX", hot.key_prefix.clone()),
         ("HOT_FETCH_THRESHOLD", hot.threshold.to_string()),
+        ("HOT_DELIVERY_THRESHOLD", hot.delivery_threshold.to_string()),
         ("HOT_COOLDOWN_SECS", secs(hot.cooldown)),
         ("HOT_CACHE_TTL_MS", millis(hot.cache_ttl)),
         ("HOT_CLIENT_RATE", hot.client_rate.to_string()),

@@ -641,16 +641,15 @@ impl Inner {
     /// Notes the room of `event`: its partition, and its mode when the event tells it.
     fn learn(&mut self, cursor: Cursor, event: &Envelope) {
         let mode = match &event.body {
-            EventBody::RoomCreated { .. } => Some(ModeData {
-                mode: RoomMode::Normal,
-                fetch_interval_ms: 0,
-            }),
+            EventBody::RoomCreated { .. } => Some(ModeData::NORMAL),
             EventBody::RoomModeChanged {
                 mode,
                 fetch_interval_ms,
+                reason,
             } => Some(ModeData {
                 mode: *mode,
                 fetch_interval_ms: *fetch_interval_ms,
+                reason: *reason,
             }),
             _ => None,
         };
@@ -793,23 +792,21 @@ mod tests {
         assert_eq!(hub.room(room), None);
         let created = Envelope::new(room, user(), EventBody::RoomCreated { name: "r".into() });
         hub.dispatch(at(1, 0), Some(created));
-        let normal = ModeData {
-            mode: RoomMode::Normal,
-            fetch_interval_ms: 0,
-        };
-        assert_eq!(hub.room(room), Some(Some(normal)));
+        assert_eq!(hub.room(room), Some(Some(ModeData::NORMAL)));
         let hot = Envelope::new(
             room,
             user(),
             EventBody::RoomModeChanged {
                 mode: RoomMode::Throttled,
                 fetch_interval_ms: 250,
+                reason: Some(shared::event::HotReason::Deliveries),
             },
         );
         hub.dispatch(at(1, 1), Some(hot));
         let throttled = ModeData {
             mode: RoomMode::Throttled,
             fetch_interval_ms: 250,
+            reason: Some(shared::event::HotReason::Deliveries),
         };
         assert_eq!(hub.room(room), Some(Some(throttled)));
         let (_, message) = posted(Uuid::now_v7());
@@ -826,6 +823,7 @@ mod tests {
         let body = EventBody::RoomModeChanged {
             mode,
             fetch_interval_ms: 100,
+            reason: None,
         };
         Envelope::new(room, user(), body)
     }

@@ -48,11 +48,20 @@ pub enum EventBody {
     /// The hot-room scheduler switched the room's fetch API (written by the scheduler's leader).
     /// `fetch_interval_ms` is the least time a client should leave between history fetches in
     /// this mode (0: no limit); records written before it existed read as 0.
+    ///
+    /// `reason` says what made the room hot: its history fetches or its deliveries (messages ×
+    /// viewers); absent when it turned normal, and in records written before it existed.
     #[serde(rename = "room.mode_changed")]
     RoomModeChanged {
         mode: RoomMode,
         #[serde(default)]
         fetch_interval_ms: u32,
+        #[serde(
+            default,
+            skip_serializing_if = "Option::is_none",
+            deserialize_with = "known_reason"
+        )]
+        reason: Option<HotReason>,
     },
     /// The author changed a message's text. `posted_at` is the message's own time, so that a reader
     /// can show the whole message without looking it up.
@@ -89,6 +98,34 @@ pub enum EventBody {
     },
     #[serde(rename = "user.unbanned")]
     UserUnbanned { user_id: Uuid },
+}
+
+/// A mode change's `reason` if this build knows it; a reason added by a later release reads as
+/// none rather than making the whole event unreadable.
+fn known_reason<'de, D: serde::Deserializer<'de>>(
+    deserializer: D,
+) -> Result<Option<HotReason>, D::Error> {
+    let value = Option::<serde_json::Value>::deserialize(deserializer)?;
+    Ok(value.and_then(|value| serde_json::from_value(value).ok()))
+}
+
+/// What made a room hot.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize, utoipa::ToSchema)]
+#[serde(rename_all = "lowercase")]
+pub enum HotReason {
+    /// Its history fetches per second, cluster-wide (`HOT_FETCH_THRESHOLD`).
+    Fetches,
+    /// Its deliveries per second: events written × viewers, cluster-wide (`HOT_DELIVERY_THRESHOLD`).
+    Deliveries,
+}
+
+impl HotReason {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            HotReason::Fetches => "fetches",
+            HotReason::Deliveries => "deliveries",
+        }
+    }
 }
 
 /// How a room's history API is served.
@@ -256,11 +293,19 @@ mod tests {
                 .prop_map(|(message_id, emoji)| EventBody::ReactionRemoved { message_id, emoji }),
             (
                 prop_oneof![Just(RoomMode::Normal), Just(RoomMode::Throttled)],
-                any::<u32>()
+                any::<u32>(),
+                prop_oneof![
+                    Just(None),
+                    Just(Some(HotReason::Fetches)),
+                    Just(Some(HotReason::Deliveries))
+                ]
             )
-                .prop_map(|(mode, fetch_interval_ms)| EventBody::RoomModeChanged {
-                    mode,
-                    fetch_interval_ms
+                .prop_map(|(mode, fetch_interval_ms, reason)| {
+                    EventBody::RoomModeChanged {
+                        mode,
+                        fetch_interval_ms,
+                        reason,
+                    }
                 }),
             (any_uuid(), text(), any_instant()).prop_map(|(message_id, text, posted_at)| {
                 EventBody::MessageEdited {

@@ -303,6 +303,7 @@ macro_rules! apply_event {
                 EventBody::RoomModeChanged {
                     mode,
                     fetch_interval_ms,
+                    ..
                 } => {
                     sqlx::query("UPDATE rooms SET mode = $2, fetch_interval_ms = $3 WHERE id = $1")
                         .bind(event.room_id)

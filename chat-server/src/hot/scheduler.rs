@@ -5,18 +5,18 @@
 use std::{collections::HashSet, sync::Arc, time::Duration};
 
 use shared::{
-    event::{Envelope, EventBody, RoomMode, system_user},
+    event::{Envelope, EventBody, HotReason, RoomMode, system_user},
     event_log::EventLog,
     shutdown::CancellationToken,
 };
 use uuid::Uuid;
 
 use super::{
-    FetchCounter, HotSettings, HotView,
-    detector::{Thresholds, decide},
-    store::{HotStore, StoreError},
+    HotSettings, HotView, RoomCounter,
+    detector::{Rates, Thresholds, decide},
+    store::{Counted, HotStore, StoreError},
 };
-use crate::metrics::Metrics;
+use crate::{audience::Online, metrics::Metrics};
 
 /// The loop's period: counts are flushed and the view refreshed this often.
 pub const TICK: Duration = Duration::from_millis(250);
@@ -31,7 +31,12 @@ pub struct Scheduler {
     pub instance: Uuid,
     pub settings: HotSettings,
     pub store: HotStore,
-    pub counter: Arc<FetchCounter>,
+    /// History fetches counted here since the last flush.
+    pub counter: Arc<RoomCounter>,
+    /// Events written here since the last flush.
+    pub written: Arc<RoomCounter>,
+    /// Each room's viewers, cluster-wide: with the events written, its deliveries.
+    pub online: Online,
     pub view: Arc<HotView>,
     pub log: Arc<EventLog>,
     pub metrics: Arc<Metrics>,
@@ -79,8 +84,10 @@ impl Scheduler {
     async fn round(&self, now_ms: i64, last_detect: &mut i64) -> Result<(), StoreError> {
         let quarter = now_ms / TICK.as_millis() as i64;
         // Counts taken here are lost if the store is down: detection fails open, fetches go on.
-        let counts = self.counter.take();
-        self.store.add_fetches(quarter, &counts).await?;
+        let fetched = self.counter.take();
+        self.store.add(Counted::Fetches, quarter, &fetched).await?;
+        let written = self.written.take();
+        self.store.add(Counted::Events, quarter, &written).await?;
         let leading = self.store.lead(self.instance, LEADER_TTL).await?;
         self.metrics.scheduler_leader.set(i64::from(leading));
         if leading && now_ms - *last_detect >= DETECT_EVERY_MS {
@@ -94,13 +101,24 @@ impl Scheduler {
 
     /// One detection round over the last complete second.
     async fn detect(&self, now_ms: i64, quarter: i64) -> Result<(), StoreError> {
-        let rates = self
-            .store
-            .fetches(quarter - WINDOW_QUARTERS..quarter)
-            .await?;
+        let window = quarter - WINDOW_QUARTERS..quarter;
+        let fetches = self.store.sums(Counted::Fetches, window.clone()).await?;
+        let events = self.store.sums(Counted::Events, window).await?;
+        // Deliveries: each event goes to every viewer. Only rooms written to are asked about.
+        let written: Vec<Uuid> = events.keys().copied().collect();
+        let viewers = self.online.counts(&written).await;
+        let deliveries = events
+            .iter()
+            .map(|(room, n)| (*room, n * viewers.get(room).copied().unwrap_or(0)))
+            .collect();
+        let rates = Rates {
+            fetches,
+            deliveries,
+        };
         let previous = self.store.hot_map().await?;
         let limits = Thresholds {
             fetches_per_sec: self.settings.threshold,
+            deliveries_per_sec: self.settings.delivery_threshold,
             cooldown_ms: self.settings.cooldown.as_millis() as i64,
         };
         let decision = decide(now_ms, &rates, &previous, limits);
@@ -110,16 +128,24 @@ impl Scheduler {
         let changes = decision
             .became_hot
             .iter()
-            .map(|room| (*room, RoomMode::Throttled))
+            .map(|(room, reason)| (*room, RoomMode::Throttled, Some(*reason)))
             .chain(
                 decision
                     .became_normal
                     .iter()
-                    .map(|room| (*room, RoomMode::Normal)),
+                    .map(|room| (*room, RoomMode::Normal, None::<HotReason>)),
             );
-        for (room, mode) in changes {
-            let rate = rates.get(&room).copied().unwrap_or(0);
-            tracing::info!(room_id = %room, mode = mode.as_str(), fetches_per_sec = rate, "room mode changed");
+        for (room, mode, reason) in changes {
+            let fetches_per_sec = rates.fetches.get(&room).copied().unwrap_or(0);
+            let deliveries_per_sec = rates.deliveries.get(&room).copied().unwrap_or(0);
+            tracing::info!(
+                room_id = %room,
+                mode = mode.as_str(),
+                reason = reason.map(HotReason::as_str),
+                fetches_per_sec,
+                deliveries_per_sec,
+                "room mode changed"
+            );
             self.metrics
                 .mode_changes
                 .get_or_create(&crate::metrics::ModeLabel {
@@ -136,6 +162,7 @@ impl Scheduler {
             let body = EventBody::RoomModeChanged {
                 mode,
                 fetch_interval_ms,
+                reason,
             };
             let event = Envelope::new(room, system_user(), body);
             let log = self.log.clone();

@@ -4,6 +4,7 @@
 //! this process (the embedded mode, one chat-server). Redis keys, all under `REDIS_KEY_PREFIX`:
 //! - `{prefix}:fetches:{quarter}`: hash room → fetches counted during that 250 ms quarter (expires
 //!   after 10 s). The last four complete quarters are the last second's rate.
+//! - `{prefix}:events:{quarter}`: the same for events written to each room (posts, reactions...).
 //! - `{prefix}:hot`: hash room → last time (Unix ms) its rate was above the threshold.
 //! - `{prefix}:leader`: the instance id of the scheduler's leader, with a short expiry.
 
@@ -25,32 +26,55 @@ const BUCKET_TTL_SECS: i64 = 10;
 
 pub use shared::redis_client::StoreError;
 
+/// What is counted per room and quarter.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub enum Counted {
+    /// History fetches.
+    Fetches,
+    /// Events written (each one goes to every viewer of the room).
+    Events,
+}
+
+impl Counted {
+    fn as_str(self) -> &'static str {
+        match self {
+            Counted::Fetches => "fetches",
+            Counted::Events => "events",
+        }
+    }
+}
+
 pub enum HotStore {
     Redis(RedisStore),
     Local(LocalStore),
 }
 
 impl HotStore {
-    /// Adds this instance's counts for one quarter.
-    pub async fn add_fetches(
+    /// Adds this instance's counts of `what` for one quarter.
+    pub async fn add(
         &self,
+        what: Counted,
         quarter: i64,
         counts: &HashMap<Uuid, u64>,
     ) -> Result<(), StoreError> {
         match self {
-            HotStore::Redis(r) => r.add_fetches(quarter, counts).await,
+            HotStore::Redis(r) => r.add(what, quarter, counts).await,
             HotStore::Local(l) => {
-                l.add_fetches(quarter, counts);
+                l.add(what, quarter, counts);
                 Ok(())
             }
         }
     }
 
-    /// Fetches per room summed over `quarters`, across all instances.
-    pub async fn fetches(&self, quarters: Range<i64>) -> Result<HashMap<Uuid, u64>, StoreError> {
+    /// Counts of `what` per room summed over `quarters`, across all instances.
+    pub async fn sums(
+        &self,
+        what: Counted,
+        quarters: Range<i64>,
+    ) -> Result<HashMap<Uuid, u64>, StoreError> {
         match self {
-            HotStore::Redis(r) => r.fetches(quarters).await,
-            HotStore::Local(l) => Ok(l.fetches(quarters)),
+            HotStore::Redis(r) => r.sums(what, quarters).await,
+            HotStore::Local(l) => Ok(l.sums(what, quarters)),
         }
     }
 
@@ -89,16 +113,20 @@ impl HotStore {
     }
 }
 
+/// Counts per quarter, then per room.
+type Buckets = BTreeMap<i64, HashMap<Uuid, u64>>;
+
 /// The in-process store of the embedded mode.
 #[derive(Default)]
 pub struct LocalStore {
-    buckets: Mutex<BTreeMap<i64, HashMap<Uuid, u64>>>,
+    buckets: Mutex<HashMap<Counted, Buckets>>,
     hot: Mutex<HotMap>,
 }
 
 impl LocalStore {
-    fn add_fetches(&self, quarter: i64, counts: &HashMap<Uuid, u64>) {
-        let mut buckets = self.buckets.lock().expect("bucket lock");
+    fn add(&self, what: Counted, quarter: i64, counts: &HashMap<Uuid, u64>) {
+        let mut all = self.buckets.lock().expect("bucket lock");
+        let buckets = all.entry(what).or_default();
         let bucket = buckets.entry(quarter).or_default();
         for (room, n) in counts {
             *bucket.entry(*room).or_default() += n;
@@ -108,9 +136,12 @@ impl LocalStore {
         *buckets = buckets.split_off(&oldest);
     }
 
-    fn fetches(&self, quarters: Range<i64>) -> HashMap<Uuid, u64> {
-        let buckets = self.buckets.lock().expect("bucket lock");
+    fn sums(&self, what: Counted, quarters: Range<i64>) -> HashMap<Uuid, u64> {
+        let all = self.buckets.lock().expect("bucket lock");
         let mut sums = HashMap::new();
+        let Some(buckets) = all.get(&what) else {
+            return sums;
+        };
         for (_, bucket) in buckets.range(quarters) {
             for (room, n) in bucket {
                 *sums.entry(*room).or_default() += n;
@@ -145,15 +176,16 @@ impl RedisStore {
         self.redis.run(op).await
     }
 
-    async fn add_fetches(
+    async fn add(
         &self,
+        what: Counted,
         quarter: i64,
         counts: &HashMap<Uuid, u64>,
     ) -> Result<(), StoreError> {
         if counts.is_empty() {
             return Ok(());
         }
-        let key = self.key(&format!("fetches:{quarter}"));
+        let key = self.key(&format!("{}:{quarter}", what.as_str()));
         let mut pipe = redis::pipe();
         for (room, n) in counts {
             pipe.hincr(&key, room.to_string(), *n).ignore();
@@ -163,10 +195,14 @@ impl RedisStore {
         self.run(pipe.query_async::<()>(&mut connection)).await
     }
 
-    async fn fetches(&self, quarters: Range<i64>) -> Result<HashMap<Uuid, u64>, StoreError> {
+    async fn sums(
+        &self,
+        what: Counted,
+        quarters: Range<i64>,
+    ) -> Result<HashMap<Uuid, u64>, StoreError> {
         let mut pipe = redis::pipe();
         for quarter in quarters {
-            pipe.hgetall(self.key(&format!("fetches:{quarter}")));
+            pipe.hgetall(self.key(&format!("{}:{quarter}", what.as_str())));
         }
         let mut connection = self.connection().await?;
         let buckets: Vec<HashMap<String, u64>> =

@@ -12,6 +12,7 @@ mod faults;
 mod fetch;
 mod hostile;
 mod hot;
+mod hot_deliveries;
 mod hot_push;
 mod keying;
 mod live_path;

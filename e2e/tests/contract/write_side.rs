@@ -78,14 +78,14 @@ async fn with_postgresql_and_redis_hung_writes_are_answered_at_once_and_bans_sti
     let bob = b.sign_in("bob").await;
     let mallory = a.sign_in("mallory").await;
     let room = id(&a.create_room(&alice, "hung").await);
+    let mut stream = SseClient::connect(&stack.events_url(0, &room), None).await;
     let first = id(&b.post(&bob, &room, "before").await);
     assert_eq!(ban(&a, &alice, &room, &mallory).await, StatusCode::ACCEPTED);
-    let mut stream = SseClient::connect(&stack.events_url(0, &room), None).await;
 
     database.hang();
     redis.hang();
     let mut took = Vec::new();
-    let mut posted = Vec::new();
+    let mut posted = vec!["before".to_owned()];
     for i in 0..10 {
         let api = [&a, &b][i % 2];
         let text = format!("hung {i}");

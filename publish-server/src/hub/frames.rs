@@ -7,7 +7,7 @@ use chrono::{DateTime, Utc};
 use serde::Serialize;
 use shared::{
     cursor::Cursor,
-    event::{Envelope, EventBody, RoomMode, User},
+    event::{Envelope, EventBody, HotReason, RoomMode, User},
     readmodel::{Message, Room},
 };
 use uuid::Uuid;
@@ -82,10 +82,12 @@ pub fn event_frame(cursor: Cursor, event: &Envelope, count: Option<usize>) -> Op
         EventBody::RoomModeChanged {
             mode,
             fetch_interval_ms,
+            reason,
         } => {
             let data = ModeData {
                 mode: *mode,
                 fetch_interval_ms: *fetch_interval_ms,
+                reason: *reason,
             };
             Some(frame(cursor, "mode", &data))
         }
@@ -128,6 +130,18 @@ pub struct ModeData {
     /// The least time a client should leave between history fetches (0: no limit). A client that
     /// keeps to it is never refused with 429.
     pub fetch_interval_ms: u32,
+    /// What made the room hot (`fetches` or `deliveries`), when this instance knows it.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub reason: Option<HotReason>,
+}
+
+impl ModeData {
+    /// A room in normal mode.
+    pub const NORMAL: ModeData = ModeData {
+        mode: RoomMode::Normal,
+        fetch_interval_ms: 0,
+        reason: None,
+    };
 }
 
 /// `count` is left out rather than guessed when this instance does not know it (its read model

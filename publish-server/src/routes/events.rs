@@ -92,9 +92,11 @@ async fn room_mode(state: &AppState, room: Uuid) -> Result<ModeData, ApiError> {
     if let Some(Some(mode)) = known {
         return Ok(mode);
     }
+    // The read model keeps the mode, not why: a subscriber learns the reason from the next change.
     let as_data = |(mode, fetch_interval_ms)| ModeData {
         mode,
         fetch_interval_ms,
+        reason: None,
     };
     let asked = state.read_model.room_mode(room);
     if known.is_none() {
@@ -107,20 +109,14 @@ async fn room_mode(state: &AppState, room: Uuid) -> Result<ModeData, ApiError> {
         if caught_up(state, room).await
             && let Some(mode) = state.hub.room(room)
         {
-            return Ok(mode.unwrap_or(ModeData {
-                mode: RoomMode::Normal,
-                fetch_interval_ms: 0,
-            }));
+            return Ok(mode.unwrap_or(ModeData::NORMAL));
         }
         return Err(ApiError::not_found("room"));
     }
     match tokio::time::timeout(KNOWN_ROOM_LOOKUP, asked).await {
         Ok(Ok(Some(mode))) => Ok(as_data(mode)),
         // Not projected yet, or the database did not answer in time: the log says the room exists.
-        Ok(Ok(None)) | Ok(Err(_)) | Err(_) => Ok(ModeData {
-            mode: RoomMode::Normal,
-            fetch_interval_ms: 0,
-        }),
+        Ok(Ok(None)) | Ok(Err(_)) | Err(_) => Ok(ModeData::NORMAL),
     }
 }
 
