@@ -19,7 +19,7 @@ use crate::{
     error::Refused,
     idempotency::Keyed,
     metrics::EventTypeLabel,
-    moderation::{PostedHere, forbidden, not_banned, runs_room},
+    moderation::{forbidden, not_banned, runs_room},
     state::AppState,
     write_model::Synced,
 };
@@ -74,20 +74,27 @@ async fn writable(state: &AppState, raw: &str, user: &User) -> Result<(Room, Sta
     Ok((room, standing))
 }
 
+/// A message an edit, a delete or a reaction acts on.
+struct LiveMessage {
+    id: Uuid,
+    author: Uuid,
+    at: chrono::DateTime<chrono::Utc>,
+}
+
 /// How long an edit, delete or reaction of a message older than the write model's window waits
 /// for the read model.
 const OLD_MESSAGE_DEADLINE: Duration = Duration::from_millis(800);
 
 /// The message `raw` of `room`, if it is there and not deleted: from the write model's window of
 /// recent messages, else (an older message) from the read model.
-async fn live_message(state: &AppState, room: Uuid, raw: &str) -> Result<PostedHere, Refused> {
+async fn live_message(state: &AppState, room: Uuid, raw: &str) -> Result<LiveMessage, Refused> {
     let id: Uuid = raw.parse().map_err(|_| Refused::UnknownMessage)?;
     if let Some(message) = state.write.read(|facts| facts.message(id)) {
         if message.room_id != room || message.deleted {
             return Err(Refused::UnknownMessage);
         }
-        return Ok(PostedHere {
-            room,
+        return Ok(LiveMessage {
+            id,
             author: message.author,
             at: message.at,
         });
@@ -102,8 +109,8 @@ async fn live_message(state: &AppState, room: Uuid, raw: &str) -> Result<PostedH
         }
     };
     match facts {
-        Some(facts) if !facts.deleted => Ok(PostedHere {
-            room,
+        Some(facts) if !facts.deleted => Ok(LiveMessage {
+            id,
             author: facts.author,
             at: facts.at,
         }),
@@ -268,7 +275,7 @@ pub async fn edit_message(
 ) -> Result<Envelope, Refused> {
     let room = synced_room(state, raw).await?;
     let posted = live_message(state, room.id, message).await?;
-    let message_id: Uuid = message.parse().map_err(|_| Refused::UnknownMessage)?;
+    let message_id = posted.id;
     if posted.author != user.id {
         return Err(forbidden("only its author can edit a message"));
     }
@@ -292,7 +299,7 @@ pub async fn delete_message(
 ) -> Result<Envelope, Refused> {
     let room = synced_room(state, raw).await?;
     let posted = live_message(state, room.id, message).await?;
-    let message_id: Uuid = message.parse().map_err(|_| Refused::UnknownMessage)?;
+    let message_id = posted.id;
     let standing = standing(state, &room, user.id);
     not_banned(&standing)?;
     if posted.author != user.id && !runs_room(&standing, user.id) {
@@ -317,8 +324,7 @@ pub async fn react(
     added: bool,
 ) -> Result<Envelope, Refused> {
     let room = synced_room(state, raw).await?;
-    live_message(state, room.id, message).await?;
-    let message_id: Uuid = message.parse().map_err(|_| Refused::UnknownMessage)?;
+    let message_id = live_message(state, room.id, message).await?.id;
     not_banned(&standing(state, &room, user.id))?;
     state.reaction_limiter.admit(user.id, message_id)?;
     let emoji = emoji.to_owned();

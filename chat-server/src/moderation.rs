@@ -10,7 +10,7 @@
 
 use std::time::{Duration, Instant};
 
-use chrono::{DateTime, Utc};
+use chrono::Utc;
 use moka::{future::Cache, ops::compute::Op};
 use shared::{
     readmodel::Standing,
@@ -19,14 +19,6 @@ use shared::{
 use uuid::Uuid;
 
 use crate::error::Refused;
-
-/// A message an edit, a delete or a reaction acts on: its room, author and time.
-#[derive(Debug, Clone, Copy, PartialEq)]
-pub struct PostedHere {
-    pub room: Uuid,
-    pub author: Uuid,
-    pub at: DateTime<Utc>,
-}
 
 /// The owner and moderators: they run the room.
 pub fn runs_room(standing: &Standing, user: Uuid) -> bool {

@@ -272,6 +272,39 @@ impl Wire {
     }
 }
 
+/// Opens `room`'s stream on a socket with a tiny receive buffer (resuming after `last_event_id` if
+/// given), reads the response head and nothing more: a client that stopped reading.
+pub async fn unread_stream(
+    base: &str,
+    room: &str,
+    last_event_id: Option<&str>,
+) -> tokio::net::TcpStream {
+    use tokio::io::{AsyncReadExt, AsyncWriteExt};
+    let addr: std::net::SocketAddr = base
+        .trim_start_matches("http://")
+        .parse()
+        .expect("a base URL of host:port");
+    let socket = tokio::net::TcpSocket::new_v4().expect("a socket");
+    socket.set_recv_buffer_size(4096).expect("a receive buffer");
+    let mut stream = socket.connect(addr).await.expect("connect");
+    let resume = last_event_id
+        .map(|id| format!("Last-Event-ID: {id}\r\n"))
+        .unwrap_or_default();
+    let request = format!(
+        "GET /api/rooms/{room}/events HTTP/1.1\r\nHost: {addr}\r\nAccept: text/event-stream\r\n\
+         {resume}\r\n"
+    );
+    stream.write_all(request.as_bytes()).await.expect("write");
+    let mut head = vec![0u8; 512];
+    let n = stream.read(&mut head).await.expect("read the head");
+    assert!(
+        head[..n].starts_with(b"HTTP/1.1 200"),
+        "{}",
+        String::from_utf8_lossy(&head[..n])
+    );
+    stream
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

@@ -58,28 +58,6 @@ async fn serve(mode: Mode, env: &[(&str, String)]) -> Served {
     }
 }
 
-/// Opens a stream resuming after `cursor` on a socket with a tiny receive buffer, reads the
-/// response head and nothing more.
-async fn resume_without_reading(base: &str, room: &str, cursor: &str) -> TcpStream {
-    let addr: std::net::SocketAddr = base.trim_start_matches("http://").parse().unwrap();
-    let socket = tokio::net::TcpSocket::new_v4().unwrap();
-    socket.set_recv_buffer_size(4096).unwrap();
-    let mut stream = socket.connect(addr).await.unwrap();
-    let request = format!(
-        "GET /api/rooms/{room}/events HTTP/1.1\r\nHost: {addr}\r\nAccept: text/event-stream\r\n\
-         Last-Event-ID: {cursor}\r\n\r\n"
-    );
-    stream.write_all(request.as_bytes()).await.unwrap();
-    let mut head = vec![0u8; 512];
-    let n = stream.read(&mut head).await.unwrap();
-    assert!(
-        head[..n].starts_with(b"HTTP/1.1 200"),
-        "{}",
-        String::from_utf8_lossy(&head[..n])
-    );
-    stream
-}
-
 /// Reads `socket` until the server closes it; the bytes read, or `None` if it is still open at
 /// `deadline`.
 async fn read_to_close(socket: &mut TcpStream, deadline: tokio::time::Instant) -> Option<usize> {
@@ -137,7 +115,7 @@ async fn resuming_streams_that_never_read_pin_no_backlog_and_are_cut_off_in_a_qu
     let opened = tokio::time::Instant::now();
     let mut stalled = Vec::new();
     for _ in 0..10 {
-        stalled.push(resume_without_reading(&served.server.base, &room, &cursor).await);
+        stalled.push(e2e::sse::unread_stream(&served.server.base, &room, Some(&cursor)).await);
     }
     // The room stays quiet. Until they are cut off, what the server holds for them is measured.
     let mut rss_most = served.server.rss_kib();

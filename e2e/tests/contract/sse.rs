@@ -313,26 +313,6 @@ async fn an_http_1_0_client_gets_a_body_it_can_read(mode: Mode) {
     assert!(body.contains("event: message\n"), "{body}");
 }
 
-/// Opens an SSE request on a socket with a tiny receive buffer and never reads the body.
-async fn stalled_client(base: &str, room: &str) -> tokio::net::TcpStream {
-    let addr: std::net::SocketAddr = base.trim_start_matches("http://").parse().unwrap();
-    let socket = tokio::net::TcpSocket::new_v4().unwrap();
-    socket.set_recv_buffer_size(4096).unwrap();
-    let mut stream = socket.connect(addr).await.unwrap();
-    let request = format!(
-        "GET /api/rooms/{room}/events HTTP/1.1\r\nHost: {addr}\r\nAccept: text/event-stream\r\n\r\n"
-    );
-    stream.write_all(request.as_bytes()).await.unwrap();
-    let mut head = vec![0u8; 512];
-    let n = stream.read(&mut head).await.unwrap();
-    assert!(
-        head[..n].starts_with(b"HTTP/1.1 200"),
-        "{}",
-        String::from_utf8_lossy(&head[..n])
-    );
-    stream
-}
-
 /// Appends `n` message events of about `size` bytes straight to the topic.
 async fn flood(stack: &Stack, room: &str, n: usize, size: usize) {
     let producer = stack.kafka().producer().unwrap();
@@ -439,7 +419,7 @@ async fn a_client_that_stops_reading_until_its_socket_fills_then_reads_gets_ever
     let (_, room) = room(&stack).await;
     let server = ServerProcess::publish_server(&stack, &[]).await;
     let api = e2e::Api::new(server.base.clone());
-    let mut client = stalled_client(&server.base, &room).await;
+    let mut client = e2e::sse::unread_stream(&server.base, &room, None).await;
     // 400 KiB: far more than the sockets hold, far less than the room buffer (1,024 events).
     flood(&stack, &room, 400, 1024).await;
     eventually(WAIT, "the client's socket to fill", || async {
@@ -469,7 +449,7 @@ async fn a_stalled_client_is_cut_off_without_delaying_others_or_growing_memory()
     let mut normal = SseClient::connect(&url, None).await;
     let mut stalled = Vec::new();
     for _ in 0..10 {
-        stalled.push(stalled_client(&server.base, &room).await);
+        stalled.push(e2e::sse::unread_stream(&server.base, &room, None).await);
     }
     let rss_before = server.rss_kib();
 
