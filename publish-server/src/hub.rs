@@ -59,7 +59,10 @@ use tokio::sync::broadcast;
 use uuid::Uuid;
 
 use self::{batches::Pending, resume::PartitionLog, seeds::SeedQueue, tallies::Tallies};
-use crate::live::Writers;
+use crate::{
+    live::Writers,
+    metrics::{FrameClass, Metrics, Stamp},
+};
 
 /// Rooms with at most this many members are written by the sender itself ([`Hub::write_due`]).
 const INLINE_PASS: usize = 32;
@@ -75,6 +78,22 @@ pub struct Frame {
     /// For a throttled room's batch ([`batches`]): its frames one by one, for a subscriber that
     /// must skip some of them.
     pub batch: Option<Arc<Batch>>,
+    /// When its event reached the hub (a batch's first): its age is counted from here.
+    pub received: Instant,
+}
+
+impl Frame {
+    /// What the frame's age is counted from, and its class.
+    pub fn stamp(&self) -> Stamp {
+        Stamp {
+            received: self.received,
+            class: if self.batch.is_some() {
+                FrameClass::Batched
+            } else {
+                FrameClass::Normal
+            },
+        }
+    }
 }
 
 /// A subscriber's progress, watched by [`Hub::sweep`].
@@ -226,6 +245,8 @@ pub struct Hub {
     coalesce: bool,
     /// Shards of each room's writers: one per core.
     shards: usize,
+    /// Where rooms' writers count what they write.
+    metrics: Arc<Metrics>,
 }
 
 #[derive(Default)]
@@ -263,6 +284,7 @@ impl Room {
         offset: i64,
         bytes: Bytes,
         batch: Option<Arc<Batch>>,
+        received: Instant,
         due: &mut Vec<Arc<Writers>>,
     ) {
         self.sent += 1;
@@ -272,6 +294,7 @@ impl Room {
             seq: self.sent,
             bytes,
             batch,
+            received,
         });
         if !self.writers.due.swap(true, Ordering::Relaxed) {
             due.push(self.writers.clone());
@@ -280,8 +303,8 @@ impl Room {
 
     /// Sends what the room's batch holds, as one frame.
     fn send_batch(&mut self, flushed: &mut Flushed, due: &mut Vec<Arc<Writers>>) {
-        if let Some((offset, bytes, batch)) = self.pending.take(flushed) {
-            self.send(offset, bytes, Some(batch), due);
+        if let Some((offset, bytes, batch, received)) = self.pending.take(flushed) {
+            self.send(offset, bytes, Some(batch), received, due);
         }
     }
 }
@@ -295,6 +318,7 @@ impl Hub {
         resume_capacity: usize,
         read_model: ReadModel,
         coalesce: bool,
+        metrics: Arc<Metrics>,
     ) -> Self {
         Self {
             inner: Mutex::new(Inner::default()),
@@ -304,6 +328,7 @@ impl Hub {
             resume_capacity,
             coalesce,
             shards: std::thread::available_parallelism().map_or(1, |n| n.get()),
+            metrics,
         }
     }
 
@@ -346,7 +371,7 @@ impl Hub {
             sent: 0,
             subscribers: Vec::new(),
             pending: Pending::default(),
-            writers: Arc::new(Writers::new(self.shards)),
+            writers: Arc::new(Writers::new(self.shards, &self.metrics)),
         });
         let subscriber = Arc::new(Subscriber {
             consumed: AtomicU64::new(channel.sent),
@@ -385,6 +410,7 @@ impl Hub {
     /// Records an event (or, with `None`, a record that was not one) read at `cursor`, and sends it
     /// to the room's subscribers. Takes the hub's lock once and waits on nothing else.
     pub fn dispatch(&self, cursor: Cursor, event: Option<Envelope>) {
+        let received = Instant::now();
         let mut guard = self.lock();
         let inner = &mut *guard;
         let partition = inner.partition(cursor, self.resume_capacity);
@@ -466,19 +492,25 @@ impl Hub {
                         counts: &counts,
                     };
                     let bytes = frame(cursor, "reaction", &data);
-                    if room.pending.fold(message_id, cursor.offset, bytes) {
+                    if room
+                        .pending
+                        .fold(message_id, cursor.offset, bytes, received)
+                    {
                         batching.push(room_id);
                     }
                     Payload::event(&event, count)
                 } else if let Some(bytes) = frames::event_frame(cursor, &event, count) {
                     if throttled {
-                        if room.pending.push(Some(cursor.offset), bytes.clone()) {
+                        if room
+                            .pending
+                            .push(Some(cursor.offset), bytes.clone(), received)
+                        {
                             batching.push(room_id);
                         }
                     } else {
                         // What waited in the batch goes first (the room just cooled down).
                         room.send_batch(early, due);
-                        room.send(cursor.offset, bytes.clone(), None, due);
+                        room.send(cursor.offset, bytes.clone(), None, received, due);
                     }
                     Payload::Frame(bytes)
                 } else {
@@ -516,9 +548,10 @@ impl Hub {
         if let Some(room) = rooms.get_mut(&room_id)
             && room.sender.receiver_count() > 0
         {
+            let now = Instant::now();
             if !throttled {
-                room.send(i64::MAX, bytes, None, due);
-            } else if room.pending.push(None, bytes) {
+                room.send(i64::MAX, bytes, None, now, due);
+            } else if room.pending.push(None, bytes, now) {
                 batching.push(room_id);
             }
         }
@@ -689,7 +722,7 @@ mod tests {
         // Only seeds would touch the read model; these tests do not run the seeder.
         let dir = std::env::temp_dir().join(format!("hotchat-hub-test-{}", Uuid::now_v7()));
         let read_model = ReadModel::open_file(&dir.join("read.db")).await.unwrap();
-        Hub::new(16, 16, read_model, true)
+        Hub::new(16, 16, read_model, true, Arc::default())
     }
 
     fn user() -> User {

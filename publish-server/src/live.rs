@@ -30,7 +30,7 @@ use tokio::{
 use crate::{
     audience::Seat,
     hub::{Frame, ResetReason, Subscriber, reset_frame},
-    metrics::Metrics,
+    metrics::{Metrics, Stamp},
     per_address::AddressSlot,
     serve::ChunkedStream,
 };
@@ -91,6 +91,27 @@ pub struct Live {
     pub writers: Arc<Writers>,
     pub keepalive: Duration,
     pub guard: ClientGuard,
+}
+
+/// Frames to write as one chunk, and what their ages count from (one stamp per frame).
+#[derive(Default)]
+pub struct Chunk {
+    pub parts: Vec<Bytes>,
+    pub stamps: Vec<Stamp>,
+}
+
+impl Chunk {
+    fn clear(&mut self) {
+        self.parts.clear();
+        self.stamps.clear();
+    }
+}
+
+/// What is left of a chunk the socket did not take, and the frames it holds (counted in
+/// `hotchat_sse_frame_age_seconds` once it is all written).
+pub struct Unsent {
+    pub rest: Vec<Bytes>,
+    pub stamps: Vec<Stamp>,
 }
 
 /// What waiting for the next frames gave.
@@ -164,13 +185,18 @@ impl Live {
                         return Some((keepalive, Some((live, idle, now))));
                     }
                 };
-                let mut batch = Vec::new();
-                return match live.reader.take(received, &mut batch) {
-                    Next::Frames if batch.is_empty() => continue,
+                let mut chunk = Chunk::default();
+                return match live.reader.take(received, &mut chunk) {
+                    Next::Frames if chunk.parts.is_empty() => continue,
                     Next::Frames => {
-                        live.reader.metrics.sse_writes.inc();
+                        let metrics = &live.reader.metrics;
+                        metrics.sse_writes.inc();
                         last_write = Instant::now();
-                        Some((concat(batch), Some((live, idle, last_write))))
+                        // Handed to hyper, which writes it as the socket takes it.
+                        metrics
+                            .frame_ages
+                            .observe(&chunk.stamps, last_write.into_std());
+                        Some((concat(chunk.parts), Some((live, idle, last_write))))
                     }
                     Next::Lagged(last) => Some((last, None)),
                     Next::Closed => None,
@@ -212,13 +238,17 @@ enum Woken {
 
 impl Stream {
     async fn run(self, mut reader: Reader, written: io::Result<Option<Vec<Bytes>>>) {
-        let Ok(mut unsent) = written else { return };
+        let Ok(head) = written else { return };
+        let mut unsent = head.map(|rest| Unsent {
+            rest,
+            stamps: Vec::new(),
+        });
         // Made once, not per wait: each new one would register with the token under its lock.
         let cancelled = self.shutdown.cancelled();
         tokio::pin!(cancelled);
         let mut last_write = Instant::now();
         loop {
-            if let Some(rest) = unsent.take() {
+            if let Some(Unsent { rest, stamps }) = unsent.take() {
                 // Owed until written: the sweep cuts the connection off if the client does not
                 // take it within the stall period, whether or not new events arrive.
                 reader.subscriber.owing();
@@ -231,6 +261,10 @@ impl Stream {
                 }
                 reader.subscriber.paid();
                 last_write = Instant::now();
+                reader
+                    .metrics
+                    .frame_ages
+                    .observe(&stamps, last_write.into_std());
             }
             let member = Member {
                 reader,
@@ -259,8 +293,9 @@ impl Stream {
                             Some(_member) => break,
                             // Parked meanwhile: whatever it left is written first.
                             None => match self.handoff.take().map(|parked| *parked) {
-                                Some(Parked::Behind(_, rest)) => {
-                                    if Box::pin(self.socket.write_rest(rest)).await.is_err() {
+                                Some(Parked::Behind(_, unsent)) => {
+                                    if Box::pin(self.socket.write_rest(unsent.rest)).await.is_err()
+                                    {
                                         return;
                                     }
                                     break;
@@ -292,20 +327,20 @@ impl Stream {
 }
 
 impl Reader {
-    /// Adds what is queued (up to [`MAX_COALESCED`] frames) to `batch` without waiting; `None`
+    /// Adds what is queued (up to [`MAX_COALESCED`] frames) to `chunk` without waiting; `None`
     /// when nothing is.
-    fn ready(&mut self, batch: &mut Vec<Bytes>) -> Option<Next> {
+    fn ready(&mut self, chunk: &mut Chunk) -> Option<Next> {
         let received = match self.receiver.try_recv() {
             Ok(frame) => Ok(frame),
             Err(TryRecvError::Empty) => return None,
             Err(TryRecvError::Lagged(missed)) => Err(RecvError::Lagged(missed)),
             Err(TryRecvError::Closed) => Err(RecvError::Closed),
         };
-        Some(self.take(received, batch))
+        Some(self.take(received, chunk))
     }
 
-    /// Adds `received` and whatever else is already queued (up to [`MAX_COALESCED`]) to `batch`.
-    fn take(&mut self, received: Result<Frame, RecvError>, batch: &mut Vec<Bytes>) -> Next {
+    /// Adds `received` and whatever else is already queued (up to [`MAX_COALESCED`]) to `chunk`.
+    fn take(&mut self, received: Result<Frame, RecvError>, chunk: &mut Chunk) -> Next {
         let first = match received {
             Ok(frame) => frame,
             Err(RecvError::Lagged(missed)) => {
@@ -318,8 +353,10 @@ impl Reader {
         let mut last_seq = first.seq;
         let (mut taken, mut batched, mut batched_events) = (0u64, false, 0u64);
         let skip_through = self.skip_through;
-        let mut push = |frame: Frame, batch: &mut Vec<Bytes>| {
+        let mut push = |frame: Frame, chunk: &mut Chunk| {
             last_seq = frame.seq;
+            let (stamp, parts) = (frame.stamp(), chunk.parts.len());
+            let batch = &mut chunk.parts;
             match (frame.batch, skip_through) {
                 // Part of this batch is from before the subscription: only the rest is sent.
                 (Some(parts), Some(seen)) if parts.starts_at_or_before(seen) => {
@@ -344,11 +381,14 @@ impl Reader {
                     }
                 }
             }
+            if chunk.parts.len() > parts {
+                chunk.stamps.push(stamp);
+            }
         };
-        push(first, batch);
+        push(first, chunk);
         for _ in 1..MAX_COALESCED {
             match self.receiver.try_recv() {
-                Ok(frame) => push(frame, batch),
+                Ok(frame) => push(frame, chunk),
                 // A lag shows up on the next `recv`.
                 Err(_) => break,
             }

@@ -1,8 +1,16 @@
 //! Prometheus metrics served at `/metrics`, one registry per application instance.
 
+use std::{
+    sync::{
+        Arc,
+        atomic::{AtomicU64, Ordering},
+    },
+    time::{Duration, Instant},
+};
+
 use prometheus_client::{
-    encoding::{EncodeLabelSet, text::encode},
-    metrics::{counter::Counter, family::Family, gauge::Gauge},
+    encoding::{EncodeLabelSet, EncodeMetric, MetricEncoder, NoLabelSet, text::encode},
+    metrics::{MetricType, TypedMetric, counter::Counter, family::Family, gauge::Gauge},
     registry::Registry,
 };
 
@@ -66,6 +74,8 @@ pub struct Metrics {
     /// Rooms watched here, by how many watch them across the cluster (cumulative `le` buckets, as
     /// a histogram, but of the last second's snapshot): no label per room.
     pub room_viewers: Family<SizeLabel, Gauge>,
+    /// How old each frame is when it is written to a socket, by its room's class.
+    pub frame_ages: FrameAges,
 }
 
 impl Default for Metrics {
@@ -155,8 +165,20 @@ impl Metrics {
             "Rooms with viewers on this instance, by their audience across the cluster (le: at most)",
             room_viewers.clone(),
         );
+        let ages = Family::<ClassLabel, AgeHistogram>::default();
+        registry.register(
+            "sse_frame_age_seconds",
+            "Time from the fan-out handing a frame's event to the hub to the frame's write to a \
+             socket, by room class (batched: a hot room's batch, from its first event)",
+            ages.clone(),
+        );
+        // One statement each: the family's guard must be gone before it is written again.
+        let normal = ages.get_or_create(&FrameClass::Normal.label()).clone();
+        let batched = ages.get_or_create(&FrameClass::Batched.label()).clone();
+        let frame_ages = FrameAges { normal, batched };
         Self {
             registry: Registry::default(),
+            frame_ages,
             room_viewers,
             sse_rooms,
             consumer_lag,
@@ -174,11 +196,239 @@ impl Metrics {
     }
 }
 
+/// A frame's room class, as `hotchat_sse_frame_age_seconds` labels it.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum FrameClass {
+    /// Sent on its own: a cold room's frame (or a hot room's, while batching is off).
+    Normal,
+    /// A hot room's batch of frames (`HOT_SSE_BATCH_MS`).
+    Batched,
+}
+
+impl FrameClass {
+    fn label(self) -> ClassLabel {
+        ClassLabel {
+            class: match self {
+                FrameClass::Normal => "normal",
+                FrameClass::Batched => "batched",
+            },
+        }
+    }
+
+    fn index(self) -> usize {
+        self as usize
+    }
+}
+
+#[derive(Debug, Clone, Hash, PartialEq, Eq, EncodeLabelSet)]
+pub struct ClassLabel {
+    pub class: &'static str,
+}
+
+/// Upper bounds of the frame-age buckets, in microseconds: fine below 10 ms, where a cold room's
+/// frames should be, so that a p99 can be told within a fraction of a millisecond.
+const AGE_BOUNDS_US: [u64; 24] = [
+    100, 250, 500, 750, 1_000, 1_500, 2_000, 3_000, 4_000, 5_000, 6_000, 8_000, 10_000, 15_000,
+    20_000, 30_000, 50_000, 75_000, 100_000, 250_000, 500_000, 1_000_000, 2_500_000, 5_000_000,
+];
+/// The buckets, `+Inf` included.
+const AGE_BUCKETS: usize = AGE_BOUNDS_US.len() + 1;
+
+/// The bucket of an age.
+fn age_bucket(age: Duration) -> usize {
+    let micros = u64::try_from(age.as_micros()).unwrap_or(u64::MAX);
+    AGE_BOUNDS_US.partition_point(|&bound| bound < micros)
+}
+
+/// A histogram of frame ages, kept in atomics.
+///
+/// Hot path: prometheus-client's own histogram takes a lock per observation, and a delivery
+/// pass makes one observation per frame and member. Passes count into an [`AgeTally`] of their
+/// own and add it here once per slice: a few atomic additions per pass, not one lock per frame.
+#[derive(Debug, Clone, Default)]
+pub struct AgeHistogram(Arc<AgeCounts>);
+
+#[derive(Debug, Default)]
+struct AgeCounts {
+    buckets: [AtomicU64; AGE_BUCKETS],
+    sum_ns: AtomicU64,
+}
+
+impl TypedMetric for AgeHistogram {
+    const TYPE: MetricType = MetricType::Histogram;
+}
+
+impl EncodeMetric for AgeHistogram {
+    fn encode(&self, mut encoder: MetricEncoder) -> Result<(), std::fmt::Error> {
+        let counts = &self.0;
+        let buckets: Vec<(f64, u64)> = AGE_BOUNDS_US
+            .iter()
+            .map(|&bound| bound as f64 / 1e6)
+            .chain(std::iter::once(f64::MAX))
+            .zip(counts.buckets.iter().map(|n| n.load(Ordering::Relaxed)))
+            .collect();
+        // The count from the buckets themselves, so the two always agree.
+        let count = buckets.iter().map(|(_, n)| n).sum();
+        let sum = counts.sum_ns.load(Ordering::Relaxed) as f64 / 1e9;
+        encoder.encode_histogram::<NoLabelSet>(sum, count, &buckets, None)
+    }
+
+    fn metric_type(&self) -> MetricType {
+        MetricType::Histogram
+    }
+}
+
+/// `hotchat_sse_frame_age_seconds`, one histogram per [`FrameClass`].
+///
+/// A frame's age is counted from the moment the fan-out handed its event to the hub (for a batch:
+/// its first event), on this process's monotonic clock, to the moment the frame was written to
+/// the socket in full. Not from the event's `at` (the chat-server's wall clock, before the broker's
+/// round trip, on another machine's clock): what this measures is the publish-server's own part,
+/// where one room's writes could hold up another's; the log's part is `hotchat_consumer_lag`, and
+/// the whole of it is what a client sees.
+pub struct FrameAges {
+    normal: AgeHistogram,
+    batched: AgeHistogram,
+}
+
+impl FrameAges {
+    fn of(&self, class: FrameClass) -> &AgeCounts {
+        match class {
+            FrameClass::Normal => &self.normal.0,
+            FrameClass::Batched => &self.batched.0,
+        }
+    }
+
+    /// Counts the frames of `stamps` as written `now`.
+    pub fn observe(&self, stamps: &[Stamp], now: Instant) {
+        let mut tally = AgeTally::default();
+        tally.add(stamps, now);
+        self.merge(&mut tally);
+    }
+
+    /// Adds what `tally` counted, and empties it.
+    pub fn merge(&self, tally: &mut AgeTally) {
+        if !std::mem::take(&mut tally.any) {
+            return;
+        }
+        for class in [FrameClass::Normal, FrameClass::Batched] {
+            let (counts, i) = (self.of(class), class.index());
+            for (bucket, n) in counts.buckets.iter().zip(&mut tally.buckets[i]) {
+                if *n > 0 {
+                    bucket.fetch_add(std::mem::take(n), Ordering::Relaxed);
+                }
+            }
+            let sum = std::mem::take(&mut tally.sum_ns[i]);
+            if sum > 0 {
+                counts.sum_ns.fetch_add(sum, Ordering::Relaxed);
+            }
+        }
+    }
+}
+
+/// When a frame's event reached the hub, and its class: what its age is counted from.
+#[derive(Debug, Clone, Copy)]
+pub struct Stamp {
+    pub received: Instant,
+    pub class: FrameClass,
+}
+
+/// Frame ages counted by one pass, to add to [`FrameAges`] at once.
+#[derive(Debug, Default)]
+pub struct AgeTally {
+    buckets: [[u64; AGE_BUCKETS]; 2],
+    sum_ns: [u64; 2],
+    any: bool,
+}
+
+impl AgeTally {
+    /// Counts the frames of `stamps` as written `now`.
+    pub fn add(&mut self, stamps: &[Stamp], now: Instant) {
+        for stamp in stamps {
+            let age = now.saturating_duration_since(stamp.received);
+            let i = stamp.class.index();
+            self.buckets[i][age_bucket(age)] += 1;
+            self.sum_ns[i] =
+                self.sum_ns[i].saturating_add(u64::try_from(age.as_nanos()).unwrap_or(u64::MAX));
+            self.any = true;
+        }
+    }
+}
+
 impl Metrics {
     /// The metrics in this instance's own registry, in the Prometheus text format.
     pub fn render(&self) -> String {
         let mut out = String::new();
         encode(&mut out, &self.registry).expect("writing to a String cannot fail");
         out
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn stamp(received: Instant, class: FrameClass) -> Stamp {
+        Stamp { received, class }
+    }
+
+    #[test]
+    fn an_age_falls_in_the_first_bucket_whose_bound_is_at_least_it() {
+        assert_eq!(age_bucket(Duration::ZERO), 0);
+        assert_eq!(age_bucket(Duration::from_micros(100)), 0);
+        assert_eq!(age_bucket(Duration::from_micros(101)), 1);
+        assert_eq!(age_bucket(Duration::from_millis(10)), 12);
+        assert_eq!(age_bucket(Duration::from_secs(5)), AGE_BUCKETS - 2);
+        assert_eq!(
+            age_bucket(Duration::from_secs(3600)),
+            AGE_BUCKETS - 1,
+            "+Inf"
+        );
+    }
+
+    #[test]
+    fn frame_ages_are_exposed_as_one_histogram_per_room_class() {
+        let metrics = Metrics::default();
+        let now = Instant::now();
+        let mut tally = AgeTally::default();
+        tally.add(
+            &[
+                stamp(now - Duration::from_micros(700), FrameClass::Normal),
+                stamp(now - Duration::from_millis(3), FrameClass::Normal),
+                stamp(now - Duration::from_millis(40), FrameClass::Batched),
+            ],
+            now,
+        );
+        metrics.frame_ages.merge(&mut tally);
+        metrics.frame_ages.merge(&mut tally); // Emptied by the first merge: nothing counts twice.
+        let text = metrics.render();
+        let line = |series: &str| {
+            text.lines()
+                .find(|line| line.starts_with(series))
+                .unwrap_or_else(|| panic!("no {series} in\n{text}"))
+                .rsplit(' ')
+                .next()
+                .unwrap()
+                .to_owned()
+        };
+        let bucket = |le: &str, class: &str| {
+            line(&format!(
+                r#"hotchat_sse_frame_age_seconds_bucket{{le="{le}",class="{class}"}}"#
+            ))
+        };
+        assert_eq!(bucket("0.0005", "normal"), "0");
+        assert_eq!(bucket("0.00075", "normal"), "1");
+        assert_eq!(bucket("0.003", "normal"), "2");
+        assert_eq!(
+            line(r#"hotchat_sse_frame_age_seconds_count{class="normal"}"#),
+            "2"
+        );
+        assert_eq!(bucket("0.03", "batched"), "0");
+        assert_eq!(bucket("0.05", "batched"), "1");
+        assert_eq!(bucket("+Inf", "batched"), "1");
+        let sum: f64 = line(r#"hotchat_sse_frame_age_seconds_sum{class="batched"}"#)
+            .parse()
+            .unwrap();
+        assert!((sum - 0.04).abs() < 1e-6, "{sum}");
     }
 }

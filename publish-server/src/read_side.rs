@@ -53,6 +53,7 @@ impl ReadSide {
             sse.resume_buffer,
             read_model.clone(),
             !sse.batch.is_zero(),
+            metrics.clone(),
         ));
         let fanout = Fanout::start(&log, sse.resume_buffer, &hub, &metrics).await?;
         let projector =

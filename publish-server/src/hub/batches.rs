@@ -13,6 +13,7 @@
 use std::{
     collections::{BTreeMap, HashMap},
     sync::Arc,
+    time::Instant,
 };
 
 use bytes::{Bytes, BytesMut};
@@ -62,13 +63,16 @@ pub struct Pending {
     folded: u64,
     /// The offset of the last event waiting.
     last: Option<i64>,
+    /// When the first frame waiting reached the hub (the batch's age counts from it).
+    since: Option<Instant>,
 }
 
 impl Pending {
     /// Adds a frame (an event's at `offset`, or one that is not an event). True when the batch was
     /// empty: the room must be flushed.
-    pub fn push(&mut self, offset: Option<i64>, bytes: Bytes) -> bool {
+    pub fn push(&mut self, offset: Option<i64>, bytes: Bytes, received: Instant) -> bool {
         let first = self.parts.is_empty();
+        self.since.get_or_insert(received);
         if offset.is_some() {
             self.events += 1;
             self.last = offset;
@@ -78,13 +82,13 @@ impl Pending {
     }
 
     /// Adds a reaction on `message` as its counts frame, replacing the one the batch already has.
-    pub fn fold(&mut self, message: Uuid, offset: i64, bytes: Bytes) -> bool {
+    pub fn fold(&mut self, message: Uuid, offset: i64, bytes: Bytes, received: Instant) -> bool {
         if let Some(&earlier) = self.counts_at.get(&message) {
             self.parts[earlier].1 = None;
             self.folded += 1;
         }
         self.counts_at.insert(message, self.parts.len());
-        self.push(Some(offset), bytes)
+        self.push(Some(offset), bytes, received)
     }
 
     /// The offset of the last event waiting, if any.
@@ -93,11 +97,12 @@ impl Pending {
     }
 
     /// Empties the batch into one frame: its last event's offset (`i64::MAX` if it holds none, as
-    /// for any frame no client skips), its bytes, and its parts.
-    pub fn take(&mut self, flushed: &mut Flushed) -> Option<(i64, Bytes, Arc<Batch>)> {
+    /// for any frame no client skips), its bytes, its parts, and when its first frame came.
+    pub fn take(&mut self, flushed: &mut Flushed) -> Option<(i64, Bytes, Arc<Batch>, Instant)> {
         if self.parts.is_empty() {
             return None;
         }
+        let since = self.since.take().unwrap_or_else(Instant::now);
         let parts: Vec<(Option<i64>, Bytes)> = self
             .parts
             .drain(..)
@@ -115,7 +120,7 @@ impl Pending {
             parts,
             events: std::mem::take(&mut self.events),
         };
-        Some((offset, bytes.freeze(), Arc::new(batch)))
+        Some((offset, bytes.freeze(), Arc::new(batch), since))
     }
 }
 
@@ -179,16 +184,19 @@ mod tests {
     fn a_batch_keeps_order_and_folds_reactions_per_message_where_the_last_one_was() {
         let (a, b) = (Uuid::now_v7(), Uuid::now_v7());
         let mut pending = Pending::default();
-        assert!(pending.push(Some(1), Bytes::from_static(b"m1;")));
-        assert!(!pending.fold(a, 2, Bytes::from_static(b"a2;")));
-        pending.fold(b, 3, Bytes::from_static(b"b3;"));
-        pending.push(None, Bytes::from_static(b"presence;"));
-        pending.fold(a, 4, Bytes::from_static(b"a4;"));
-        pending.push(Some(5), Bytes::from_static(b"m5;"));
+        let first = Instant::now();
+        let later = first + std::time::Duration::from_millis(5);
+        assert!(pending.push(Some(1), Bytes::from_static(b"m1;"), first));
+        assert!(!pending.fold(a, 2, Bytes::from_static(b"a2;"), later));
+        pending.fold(b, 3, Bytes::from_static(b"b3;"), later);
+        pending.push(None, Bytes::from_static(b"presence;"), later);
+        pending.fold(a, 4, Bytes::from_static(b"a4;"), later);
+        pending.push(Some(5), Bytes::from_static(b"m5;"), later);
         assert_eq!(pending.last_offset(), Some(5));
 
         let mut flushed = Flushed::default();
-        let (offset, bytes, batch) = pending.take(&mut flushed).expect("a batch");
+        let (offset, bytes, batch, since) = pending.take(&mut flushed).expect("a batch");
+        assert_eq!(since, first, "a batch is as old as its first frame");
         assert_eq!(text(&bytes), "m1;b3;presence;a4;m5;");
         assert_eq!(offset, 5);
         assert_eq!(batch.events, 5, "every event is told, the folded one too");
@@ -205,7 +213,7 @@ mod tests {
         assert!(pending.take(&mut flushed).is_none(), "nothing is left");
         assert_eq!(pending.last_offset(), None);
         assert!(
-            pending.fold(a, 6, Bytes::from_static(b"a6;")),
+            pending.fold(a, 6, Bytes::from_static(b"a6;"), later),
             "a new batch starts"
         );
     }
@@ -213,8 +221,8 @@ mod tests {
     #[test]
     fn a_batch_of_frames_that_are_not_events_is_skipped_by_nobody() {
         let mut pending = Pending::default();
-        pending.push(None, Bytes::from_static(b"presence;"));
-        let (offset, _, batch) = pending.take(&mut Flushed::default()).unwrap();
+        pending.push(None, Bytes::from_static(b"presence;"), Instant::now());
+        let (offset, _, batch, _) = pending.take(&mut Flushed::default()).unwrap();
         assert_eq!((offset, batch.events), (i64::MAX, 0));
     }
 

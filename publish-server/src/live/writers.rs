@@ -25,8 +25,11 @@ use futures::task::AtomicWaker;
 use slab::Slab;
 use tokio::time::Instant;
 
-use super::{KEEPALIVE, Next, Reader};
-use crate::serve::ChunkedStream;
+use super::{Chunk, KEEPALIVE, Next, Reader, Unsent};
+use crate::{
+    metrics::{AgeTally, Metrics},
+    serve::ChunkedStream,
+};
 
 /// The members of one room, in shards that passes write in parallel (one per core), so that a
 /// big room's last member does not wait for one core to write to all the others.
@@ -37,9 +40,10 @@ pub struct Writers {
 }
 
 /// Some of a room's members, and their lock.
-#[derive(Default)]
 struct Shard {
     members: Mutex<Slab<Member>>,
+    /// Where the ages of the frames its passes write are counted.
+    metrics: Arc<Metrics>,
     /// Members now, read without the lock.
     size: AtomicUsize,
     /// Passes asked of [`Shard::request_pass`]: none, one running, or one running and another
@@ -63,7 +67,7 @@ pub struct Member {
 /// Why a member left its room's writers (given to its connection's task).
 pub enum Parked {
     /// Its socket was full: the rest of a chunk waits to be written.
-    Behind(Member, Vec<Bytes>),
+    Behind(Member, Unsent),
     /// Its stream is over.
     Over(End),
 }
@@ -133,27 +137,39 @@ enum Outcome {
     /// Everything its position held is written.
     Written,
     /// Its socket is full: this is what is left of the chunk.
-    Behind(Vec<Bytes>),
+    Behind(Unsent),
     Over(End),
+}
+
+/// A pass's scratch space: the chunk being written, and the ages of the frames written.
+#[derive(Default)]
+struct Scratch {
+    chunk: Chunk,
+    ages: AgeTally,
 }
 
 impl Member {
     /// Writes what the member's position in the channel holds, a chunk per
-    /// [`super::MAX_COALESCED`] frames, without waiting. `batch` is scratch space.
-    fn write_ready(&mut self, now: Instant, batch: &mut Vec<Bytes>) -> Outcome {
+    /// [`super::MAX_COALESCED`] frames, without waiting.
+    fn write_ready(&mut self, now: Instant, scratch: &mut Scratch) -> Outcome {
+        let chunk = &mut scratch.chunk;
         loop {
-            batch.clear();
-            match self.reader.ready(batch) {
+            chunk.clear();
+            match self.reader.ready(chunk) {
                 None => return Outcome::Written,
                 // Every frame was one the client had seen.
-                Some(Next::Frames) if batch.is_empty() => {}
+                Some(Next::Frames) if chunk.parts.is_empty() => {}
                 Some(Next::Frames) => {
                     self.reader.metrics.sse_writes.inc();
-                    match self.socket.try_write_chunk(batch) {
-                        Ok(None) => self.last_write = now,
+                    match self.socket.try_write_chunk(&chunk.parts) {
+                        Ok(None) => {
+                            self.last_write = now;
+                            scratch.ages.add(&chunk.stamps, std::time::Instant::now());
+                        }
                         Ok(Some(rest)) => {
                             self.reader.metrics.sse_parked.inc();
-                            return Outcome::Behind(rest);
+                            let stamps = std::mem::take(&mut chunk.stamps);
+                            return Outcome::Behind(Unsent { rest, stamps });
                         }
                         Err(_) => return Outcome::Over(End::Failed),
                     }
@@ -180,7 +196,10 @@ impl Member {
             }
             Ok(Some(rest)) => {
                 self.reader.metrics.sse_parked.inc();
-                Outcome::Behind(rest)
+                Outcome::Behind(Unsent {
+                    rest,
+                    stamps: Vec::new(),
+                })
             }
             Err(_) => Outcome::Over(End::Failed),
         }
@@ -188,6 +207,15 @@ impl Member {
 }
 
 impl Shard {
+    fn new(metrics: Arc<Metrics>) -> Self {
+        Self {
+            members: Mutex::default(),
+            metrics,
+            size: AtomicUsize::new(0),
+            passes: AtomicU8::new(IDLE),
+        }
+    }
+
     fn lock(&self) -> MutexGuard<'_, Slab<Member>> {
         self.members.lock().expect("writers lock")
     }
@@ -201,9 +229,11 @@ impl Shard {
     /// if that did not all go out, says why it stays with its task.
     fn join(&self, mut member: Member) -> Result<Membership<'_>, Box<Parked>> {
         let mut members = self.lock();
-        let mut batch = Vec::new();
+        let mut scratch = Scratch::default();
         let handoff = member.handoff.clone();
-        match member.write_ready(Instant::now(), &mut batch) {
+        let outcome = member.write_ready(Instant::now(), &mut scratch);
+        self.metrics.frame_ages.merge(&mut scratch.ages);
+        match outcome {
             Outcome::Written => {}
             Outcome::Behind(rest) => return Err(Box::new(Parked::Behind(member, rest))),
             Outcome::Over(end) => return Err(Box::new(Parked::Over(end))),
@@ -236,8 +266,9 @@ impl Shard {
     /// Writes to every member what its position holds: one pass by whoever sent the frames.
     fn pass(&self) {
         let now = Instant::now();
-        let mut batch = Vec::new();
-        self.each(|member| member.write_ready(now, &mut batch));
+        let mut scratch = Scratch::default();
+        self.each(|member| member.write_ready(now, &mut scratch));
+        self.metrics.frame_ages.merge(&mut scratch.ages);
     }
 
     /// Runs a pass on a task of its own, so that the sender goes on to other rooms and a big room
@@ -309,10 +340,12 @@ impl Shard {
 }
 
 impl Writers {
-    /// Writers in `shards` shards (at least one).
-    pub fn new(shards: usize) -> Self {
+    /// Writers in `shards` shards (at least one), counting what they write in `metrics`.
+    pub fn new(shards: usize, metrics: &Arc<Metrics>) -> Self {
         Self {
-            shards: (0..shards.max(1)).map(|_| Arc::default()).collect(),
+            shards: (0..shards.max(1))
+                .map(|_| Arc::new(Shard::new(metrics.clone())))
+                .collect(),
             due: AtomicBool::new(false),
         }
     }
