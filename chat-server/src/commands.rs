@@ -28,11 +28,16 @@ use crate::{
 /// before now: what a write decides on, and what a read that must see every earlier write shows.
 pub async fn synced_room(state: &AppState, raw: &str) -> Result<Room, Refused> {
     let id: Uuid = raw.parse().map_err(|_| Refused::UnknownRoom)?;
+    let started = Instant::now();
     let synced = state
         .write
         .sync(id)
         .await
         .map_err(|e| Refused::unavailable("the event log", e))?;
+    state
+        .metrics
+        .write_sync_seconds
+        .observe(started.elapsed().as_secs_f64());
     if synced == Synced::Unknown {
         state.metrics.writes_unsynced.inc();
     }

@@ -30,6 +30,9 @@ pub struct Metrics {
     /// Writes decided without knowing where their room's partition ends (the broker did not say
     /// in time): see `WriteModel::sync`.
     pub writes_unsynced: Counter,
+    /// Time a write waited for the write model to catch up with its room's partition (asking
+    /// where it ends, then applying up to there): what cross-instance order costs a write.
+    pub write_sync_seconds: Histogram,
     /// Message fetches served, by mode.
     pub fetches: Family<ModeLabel, Counter>,
     /// Read-model queries made to serve fetches, by mode.
@@ -78,6 +81,14 @@ impl Default for Metrics {
             "writes_unsynced",
             "Writes decided without knowing where their room's partition ends (broker slow or out)",
             writes_unsynced.clone(),
+        );
+        let write_sync_seconds = Histogram::new([
+            0.0001, 0.00025, 0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.1, 1.0,
+        ]);
+        registry.register(
+            "write_sync_seconds",
+            "Time a write waited for the write model to catch up with its room's partition",
+            write_sync_seconds.clone(),
         );
         let fetches = Family::default();
         registry.register("fetches", "Message fetches served", fetches.clone());
@@ -142,6 +153,7 @@ impl Default for Metrics {
             append_failures,
             append_duration_seconds,
             writes_unsynced,
+            write_sync_seconds,
             fetches,
             fetch_db_queries,
         }

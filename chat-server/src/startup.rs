@@ -30,7 +30,7 @@ use crate::{
     moderation::SlowMode,
     rate_limit, routes,
     settings::{AuthSettings, Settings},
-    state::AppState,
+    state::{AppState, Services},
     write_model::{MESSAGE_WINDOW, WriteModel, WriteTail},
 };
 
@@ -118,7 +118,7 @@ impl Application {
             ),
             None => (HotStore::Local(LocalStore::default()), KeyStore::local()),
         };
-        let state = AppState {
+        let state = AppState::new(Services {
             log: log.clone(),
             read_model,
             write,
@@ -142,7 +142,7 @@ impl Application {
             post_limiter: Arc::new(PostLimiter::new(settings.post_limits)),
             reaction_limiter: Arc::new(ReactionLimiter::new(settings.reaction_limits)),
             trust_forwarded_for: settings.hot.trust_forwarded_for,
-        };
+        });
         let scheduler = Scheduler {
             instance: Uuid::now_v7(),
             settings: settings.hot.clone(),

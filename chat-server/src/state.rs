@@ -1,6 +1,6 @@
 //! What every handler can reach.
 
-use std::sync::Arc;
+use std::{ops::Deref, sync::Arc};
 
 use shared::{event_log::EventLog, readmodel::ReadModel};
 
@@ -16,8 +16,25 @@ use crate::{
     write_model::WriteModel,
 };
 
+/// Shared by every handler; a clone is one reference count (axum clones the state per request).
 #[derive(Clone)]
-pub struct AppState {
+pub struct AppState(Arc<Services>);
+
+impl AppState {
+    pub fn new(services: Services) -> Self {
+        Self(Arc::new(services))
+    }
+}
+
+impl Deref for AppState {
+    type Target = Services;
+
+    fn deref(&self) -> &Services {
+        &self.0
+    }
+}
+
+pub struct Services {
     pub log: Arc<EventLog>,
     pub read_model: ReadModel,
     /// What every write is decided on: rooms, roles, bans and recent messages, kept from the log.

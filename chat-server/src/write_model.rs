@@ -133,7 +133,7 @@ impl WriteModel {
         let model = Arc::new(Self {
             facts: RwLock::new(facts),
             applied,
-            ends: ends::Ends::new(log.partitions()),
+            ends: ends::Ends::default(),
             log: log.clone(),
             deadline,
         });

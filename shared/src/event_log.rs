@@ -24,6 +24,10 @@ use crate::{
     kafka::KafkaSettings,
 };
 
+/// The longest a consumer group's read waits to fill a batch once a record is there: what the
+/// projection may lag the log by when the log is quiet.
+pub const GROUP_WAIT: Duration = Duration::from_millis(100);
+
 /// One record read from the log.
 #[derive(Debug)]
 pub struct Record {
@@ -118,6 +122,25 @@ impl EventLog {
             Self::Kafka(log) => log.bounds(partition).await,
             Self::Embedded(_) if partition != embedded::PARTITION => Ok((0, 0)),
             Self::Embedded(log) => Ok((0, log.end())),
+        }
+    }
+
+    /// Where each of `partitions` ends (the offset its next record will get), read after this
+    /// call began, in one request to the broker.
+    pub async fn ends(&self, partitions: &[i32]) -> anyhow::Result<Vec<(i32, i64)>> {
+        match self {
+            Self::Kafka(log) => log.ends(partitions).await,
+            Self::Embedded(log) => Ok(partitions
+                .iter()
+                .map(|&partition| {
+                    let end = if partition == embedded::PARTITION {
+                        log.end()
+                    } else {
+                        0
+                    };
+                    (partition, end)
+                })
+                .collect()),
         }
     }
 

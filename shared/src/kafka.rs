@@ -35,6 +35,8 @@ pub struct KafkaSettings {
     /// `KAFKA_PRODUCE_TIMEOUT_MS` (default 5000): how long a post waits for the broker's
     /// acknowledgement before it answers 503.
     pub produce_timeout: Duration,
+    /// `KAFKA_LINGER_MS` (default 1): the producer's `linger.ms`.
+    pub linger: Duration,
 }
 
 /// Kafka's murmur2 hash of `data` (the Java client's `Utils.murmur2`, seed `0x9747b28c`), which
@@ -90,6 +92,7 @@ impl KafkaSettings {
             partitions: defaults.partitions,
             replication_factor: defaults.replication_factor,
             produce_timeout: defaults.produce_timeout,
+            linger: defaults.linger,
         }
     }
 
@@ -111,7 +114,7 @@ impl KafkaSettings {
             .set("acks", "all")
             // Java's default partitioner for keyed records (null keys never occur here).
             .set("partitioner", "murmur2_random")
-            .set("linger.ms", "1")
+            .set("linger.ms", millis(self.linger))
             .set("message.timeout.ms", millis(self.produce_timeout))
             .create()
             .context("creating the Kafka producer")

@@ -498,6 +498,8 @@ impl ReadModel {
             .busy_timeout(Duration::from_secs(5));
         let pool = SqlitePoolOptions::new()
             .max_connections(database.max_connections.unwrap_or(DEFAULT_SQLITE_POOL))
+            // A file does not go stale like a server connection: no ping before each use.
+            .test_before_acquire(false)
             .acquire_timeout(database.acquire_timeout)
             .connect_with(options)
             .await

@@ -186,6 +186,15 @@ pub struct KafkaArgs {
         value_parser = millis
     )]
     pub produce_timeout: Duration,
+    /// Milliseconds the producer holds a record back to send it with others (`linger.ms`): fewer
+    /// produce requests for the broker under load, this much more latency for a lone post.
+    #[arg(
+        long = "kafka-linger-ms",
+        env = "KAFKA_LINGER_MS",
+        default_value = "1",
+        value_parser = millis
+    )]
+    pub linger: Duration,
 }
 
 impl KafkaArgs {
@@ -197,6 +206,7 @@ impl KafkaArgs {
             partitions: self.partitions,
             replication_factor: self.replication_factor,
             produce_timeout: self.produce_timeout,
+            linger: self.linger,
         })
     }
 }

@@ -1,56 +1,53 @@
-//! Where each partition ends, asked once per round for every write waiting on it.
+//! Where partitions end, asked once per round for every write waiting, whatever its partition.
 //!
 //! A write must see every event acknowledged before it arrived, so the end it waits for must be
 //! read *after* it arrived: a read already under way when it arrives may have started too early.
 //! So callers that arrive while a read is under way wait for the next round, which starts as soon
-//! as that read returns and answers all of them with one request.
+//! as that read returns and answers all of them with one request naming every partition they wait
+//! on. Under load that is one request per round trip to the broker, not one per write. The
+//! embedded log's end is in this process: it is read at once.
 
-use std::sync::{Arc, Mutex};
+use std::{
+    collections::HashMap,
+    sync::{Arc, Mutex},
+};
 
 use shared::event_log::EventLog;
 use tokio::sync::oneshot;
 
 type Answer = Result<i64, String>;
 
-/// One round keeper per partition.
-pub struct Ends {
-    partitions: Box<[Arc<Rounds>]>,
-}
-
+/// The round keeper of one log.
 #[derive(Default)]
-struct Rounds {
-    state: Mutex<Round>,
+pub struct Ends {
+    state: Arc<Mutex<Round>>,
 }
 
 #[derive(Default)]
 struct Round {
-    /// Callers waiting for a read that has not started yet.
-    waiting: Vec<oneshot::Sender<Answer>>,
+    /// Callers waiting for a read that has not started yet, by partition.
+    waiting: HashMap<i32, Vec<oneshot::Sender<Answer>>>,
     /// Whether a task is reading rounds.
     running: bool,
 }
 
 impl Ends {
-    pub fn new(partitions: i32) -> Self {
-        Self {
-            partitions: (0..partitions.max(1)).map(|_| Arc::default()).collect(),
-        }
-    }
-
     /// The offset `partition`'s next record will get, read after this call began.
     pub async fn end(&self, log: &Arc<EventLog>, partition: i32) -> Answer {
-        let rounds = usize::try_from(partition)
-            .ok()
-            .and_then(|p| self.partitions.get(p))
-            .ok_or_else(|| format!("no partition {partition}"))?;
+        if log.is_private() {
+            return match log.ends(&[partition]).await {
+                Ok(ends) => ends.first().map(|(_, end)| *end).ok_or_else(String::new),
+                Err(e) => Err(format!("{e:#}")),
+            };
+        }
         let (answer, answered) = oneshot::channel();
         let start = {
-            let mut round = rounds.state.lock().expect("ends lock");
-            round.waiting.push(answer);
+            let mut round = self.state.lock().expect("ends lock");
+            round.waiting.entry(partition).or_default().push(answer);
             !std::mem::replace(&mut round.running, true)
         };
         if start {
-            tokio::spawn(read_rounds(rounds.clone(), log.clone(), partition));
+            tokio::spawn(read_rounds(self.state.clone(), log.clone()));
         }
         answered
             .await
@@ -58,24 +55,34 @@ impl Ends {
     }
 }
 
-/// Reads the partition's end for everyone who waits, round after round, until nobody does.
-async fn read_rounds(rounds: Arc<Rounds>, log: Arc<EventLog>, partition: i32) {
+/// Reads the ends for everyone who waits, round after round, until nobody does.
+async fn read_rounds(state: Arc<Mutex<Round>>, log: Arc<EventLog>) {
     loop {
         let waiting = {
-            let mut round = rounds.state.lock().expect("ends lock");
+            let mut round = state.lock().expect("ends lock");
             if round.waiting.is_empty() {
                 round.running = false;
                 return;
             }
             std::mem::take(&mut round.waiting)
         };
-        let end = log
-            .bounds(partition)
+        let partitions: Vec<i32> = waiting.keys().copied().collect();
+        let ends: Result<HashMap<i32, i64>, String> = log
+            .ends(&partitions)
             .await
-            .map(|(_, end)| end)
+            .map(|ends| ends.into_iter().collect())
             .map_err(|e| format!("{e:#}"));
-        for caller in waiting {
-            let _ = caller.send(end.clone());
+        for (partition, callers) in waiting {
+            let end = match &ends {
+                Ok(ends) => ends
+                    .get(&partition)
+                    .copied()
+                    .ok_or_else(|| format!("the broker named no end for partition {partition}")),
+                Err(e) => Err(e.clone()),
+            };
+            for caller in callers {
+                let _ = caller.send(end.clone());
+            }
         }
     }
 }

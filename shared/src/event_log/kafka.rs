@@ -22,7 +22,7 @@ use rdkafka::{
 };
 use uuid::Uuid;
 
-use super::{AppendError, Record};
+use super::{AppendError, GROUP_WAIT, Record};
 use crate::{cursor::Cursor, event::Envelope, kafka::KafkaSettings};
 
 pub struct KafkaLog {
@@ -132,6 +132,40 @@ impl KafkaLog {
         .context("watermark task panicked")?
     }
 
+    /// Where each of `partitions` ends (the offset its next record will get), in one `ListOffsets`
+    /// request: the watermarks above cost two, and a write that must see every earlier one asks
+    /// this before it is decided.
+    pub async fn ends(&self, partitions: &[i32]) -> anyhow::Result<Vec<(i32, i64)>> {
+        let mut list = TopicPartitionList::new();
+        for partition in partitions {
+            list.add_partition_offset(&self.settings.topic, *partition, Offset::End)?;
+        }
+        let client = self.metadata.clone();
+        let answer = tokio::task::spawn_blocking(move || {
+            client
+                .offsets_for_times(list, Duration::from_secs(5))
+                .context("reading where the partitions end")
+        })
+        .await
+        .context("offsets task panicked")??;
+        answer
+            .elements()
+            .iter()
+            .map(|element| {
+                if let Some(error) = element.error().err() {
+                    anyhow::bail!("partition {}: {error}", element.partition());
+                }
+                match element.offset() {
+                    Offset::Offset(end) => Ok((element.partition(), end)),
+                    other => anyhow::bail!(
+                        "partition {}: the broker named no end ({other:?})",
+                        element.partition()
+                    ),
+                }
+            })
+            .collect()
+    }
+
     pub fn tail(&self, from: &[(i32, i64)]) -> anyhow::Result<KafkaTail> {
         // A group id is required by the client, but nothing joins it or commits to it.
         let consumer: StreamConsumer = self
@@ -156,7 +190,7 @@ impl KafkaLog {
             // has this much or the wait is over, so a quiet log costs a few fetches a second and
             // one transaction per batch, not one of each per event.
             .set("fetch.min.bytes", "1048576")
-            .set("fetch.wait.max.ms", GROUP_FETCH_WAIT_MS)
+            .set("fetch.wait.max.ms", GROUP_WAIT.as_millis().to_string())
             .create()
             .context("creating a Kafka group consumer")?;
         consumer
@@ -181,10 +215,6 @@ impl KafkaLog {
         }
     }
 }
-
-/// The longest a group member's fetch waits to fill: what the projection may lag the log by when
-/// the log is quiet.
-const GROUP_FETCH_WAIT_MS: &str = "100";
 
 /// Reads assigned partitions; commits nothing.
 pub struct KafkaTail {
