@@ -1142,6 +1142,9 @@ fn hot_push_table(md: &mut String, hot: &HotPushResult) {
 }
 
 fn embedded_section(md: &mut String, e: &EmbeddedResult) {
+    if !md.ends_with("\n\n") {
+        md.push('\n');
+    }
     let _ = writeln!(
         md,
         "## Embedded mode\n\nOne chat-server with no `KAFKA_BROKERS`, `DATABASE_URL` or `REDIS_URL`, \
