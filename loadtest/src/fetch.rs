@@ -13,14 +13,14 @@
 //!    own saturation point.
 //! 6. **mix** — hot readers and writers (3 : 1) plus the cold background, throttling on.
 
-use std::time::Duration;
+use std::{sync::Arc, time::Duration};
 
 use anyhow::{Context, anyhow};
 use serde::{Deserialize, Serialize};
 
 use crate::{
     plan::{PlanResult, PlanSpec, Server, StepResult, run_plan, run_step},
-    scenarios::{self, COLD, HOT, POST, REACT},
+    scenarios::{self, COLD, HOT, POST, REACT, Target},
     seed::{SeedSpec, seed},
 };
 
@@ -66,6 +66,15 @@ impl FetchConfig {
             cold_messages: 5,
         }
     }
+
+    /// The rooms and history the plans need.
+    pub fn seed_spec(&self) -> SeedSpec {
+        SeedSpec {
+            cold_rooms: self.cold_rooms,
+            hot_messages: self.hot_messages,
+            cold_messages: self.cold_messages,
+        }
+    }
 }
 
 #[derive(Debug, Clone, Serialize, Deserialize)]
@@ -98,15 +107,7 @@ pub struct Servers {
 pub async fn run(servers: Servers, config: FetchConfig) -> anyhow::Result<FetchReport> {
     let Servers { off, on, limited } = servers;
     eprintln!("seeding rooms and history");
-    let target = seed(
-        &off.api,
-        SeedSpec {
-            cold_rooms: config.cold_rooms,
-            hot_messages: config.hot_messages,
-            cold_messages: config.cold_messages,
-        },
-    )
-    .await?;
+    let target = seed(&off.api, config.seed_spec()).await?;
 
     let background = config.cold_users;
     let readers = |server: &Server, name: &str, title: &str| {
@@ -183,19 +184,12 @@ pub async fn run(servers: Servers, config: FetchConfig) -> anyhow::Result<FetchR
     .await?;
 
     eprintln!("posts");
-    let posts_target = target.clone();
-    let posts = run_plan(&PlanSpec {
-        name: "posts".to_owned(),
-        title: "Posts only, each acknowledged by the broker (the write path)".to_owned(),
-        server: off.clone(),
-        users: config.writer_users.clone(),
-        background_users: 0,
-        step_secs: config.step_secs,
-        focus: vec![POST.to_owned()],
-        scenarios: Box::new(move |users| {
-            Ok(vec![scenarios::posters(&posts_target).set_weight(users)?])
-        }),
-    })
+    let posts = run_plan(&posts_plan(
+        &off,
+        &target,
+        &config,
+        "Posts only, each acknowledged by the broker (the write path)",
+    ))
     .await?;
 
     eprintln!("mix");
@@ -230,6 +224,28 @@ pub async fn run(servers: Servers, config: FetchConfig) -> anyhow::Result<FetchR
         mix,
         hot_after_secs,
     })
+}
+
+/// The posts-only plan against `server`: signed-in users posting to random cold rooms of `target`
+/// in closed loops, the writers' users per step. The embedded mode runs it too
+/// ([`crate::embedded`]).
+pub fn posts_plan(
+    server: &Server,
+    target: &Arc<Target>,
+    config: &FetchConfig,
+    title: &str,
+) -> PlanSpec {
+    let target = target.clone();
+    PlanSpec {
+        name: "posts".to_owned(),
+        title: title.to_owned(),
+        server: server.clone(),
+        users: config.writer_users.clone(),
+        background_users: 0,
+        step_secs: config.step_secs,
+        focus: vec![POST.to_owned()],
+        scenarios: Box::new(move |users| Ok(vec![scenarios::posters(&target).set_weight(users)?])),
+    }
 }
 
 /// Fetches the hot room from a few loops until the server says it is throttled; returns how long

@@ -8,6 +8,8 @@
 //!   publish-server's CPU and memory per connection ([`procstat`], [`prom`]); [`isolation`] runs
 //!   its phases with and without a viral room beside other rooms, and [`idle`] opens idle
 //!   connections by the hundred thousand (`--full`).
+//! - [`embedded`] measures the embedded mode (one chat-server, SQLite log and read model, its own
+//!   event streams) with the same harnesses: CPU per post paced and at saturation, post→SSE latency.
 //! - [`resume`] storms publish-servers with clients reconnecting at once with cursors: the time
 //!   until all have their backlog and the server's CPU per resume, before and after a change.
 //! - [`report`] and [`chart`] turn the results into `report.json`, `report.md` and `chart.png`.
@@ -16,6 +18,7 @@
 
 pub mod api;
 pub mod chart;
+pub mod embedded;
 pub mod fanout;
 pub mod fetch;
 pub mod floor;

@@ -7,6 +7,7 @@ use std::{collections::BTreeMap, fmt::Write as _};
 use serde::{Deserialize, Serialize};
 
 use crate::{
+    embedded::EmbeddedResult,
     fanout::{FanoutResult, PhaseResult},
     fetch::FetchReport,
     floor::FloorResult,
@@ -73,6 +74,9 @@ pub struct Report {
     /// The kernel's floor for fan-out, measured in the same run (`floor.json`).
     #[serde(default)]
     pub floor: Option<Vec<FloorResult>>,
+    /// The embedded mode, measured in the same run (`embedded.json`; absent from older runs).
+    #[serde(default)]
+    pub embedded: Option<EmbeddedResult>,
     pub verdicts: Vec<Verdict>,
 }
 
@@ -82,6 +86,10 @@ pub const PYTHON_BYTES_PER_CONNECTION: f64 = 15.0 * 1024.0;
 pub const PYTHON_P99_MS: f64 = 80.0;
 /// The memory target: RSS per idle connection, at 10,000 and at 100,000 connections.
 pub const IDLE_BYTES_TARGET: f64 = 2.0 * 1024.0;
+/// The embedded mode's targets: chat-server CPU per acknowledged post (at 100 posts/s and at
+/// saturation), and post→SSE p99 with 1,000 subscribers over 10 rooms at 100 messages a second.
+pub const EMBEDDED_CPU_US_PER_POST: f64 = 500.0;
+pub const EMBEDDED_P99_MS: f64 = 6.0;
 
 impl Report {
     /// `date`: when the run started (UTC, RFC 3339); now if `None`.
@@ -92,11 +100,13 @@ impl Report {
         fetch: Option<FetchReport>,
         fanout: Option<FanoutResult>,
         floor: Option<Vec<FloorResult>>,
+        embedded: Option<EmbeddedResult>,
     ) -> Self {
         let mut verdicts = verdicts(fetch.as_ref(), fanout.as_ref());
         if let (Some(fanout), Some(floor)) = (&fanout, &floor) {
             verdicts.push(floor_verdict(fanout, floor));
         }
+        verdicts.extend(embedded_verdicts(embedded.as_ref()));
         Self {
             date: date.unwrap_or_else(|| {
                 chrono::Utc::now().to_rfc3339_opts(chrono::SecondsFormat::Secs, true)
@@ -107,6 +117,7 @@ impl Report {
             fetch,
             fanout,
             floor,
+            embedded,
             verdicts,
         }
     }
@@ -527,6 +538,125 @@ fn write_path_verdict(fetch: &FetchReport) -> Verdict {
     }
 }
 
+/// The embedded mode's three targets; "not measured" rows when the run has no embedded phase.
+pub fn embedded_verdicts(embedded: Option<&EmbeddedResult>) -> Vec<Verdict> {
+    let paced_target = format!(
+        "Embedded mode: ≤ {:.1} ms chat-server CPU per acknowledged post at {:.0} posts/s",
+        EMBEDDED_CPU_US_PER_POST / 1000.0,
+        crate::embedded::PACED_RATE
+    );
+    let saturation_target = format!(
+        "Embedded mode: ≤ {:.1} ms chat-server CPU per acknowledged post at saturation",
+        EMBEDDED_CPU_US_PER_POST / 1000.0
+    );
+    let fanout_target = format!(
+        "Embedded mode: post→SSE p99 ≤ {EMBEDDED_P99_MS:.0} ms with {} subscribers over {} rooms \
+         at {:.0} msg/s",
+        thousands(crate::embedded::SUBSCRIBERS as f64),
+        crate::embedded::ROOMS,
+        crate::embedded::PACED_RATE
+    );
+    let Some(e) = embedded else {
+        return [paced_target, saturation_target, fanout_target]
+            .into_iter()
+            .map(|target| Verdict {
+                target,
+                measured: "not in this run (no embedded.json)".to_owned(),
+                met: None,
+            })
+            .collect();
+    };
+    let (paced, fanout) = (&e.paced, &e.fanout);
+    let idle = e.idle.cpu_per_sec();
+    let paced_cpu = e.paced_cpu_us_per_post();
+    let paced_verdict = Verdict {
+        target: paced_target,
+        measured: match paced_cpu {
+            None => "the chat-server's CPU was not read (no pid), or no post was acknowledged"
+                .to_owned(),
+            Some(us) => format!(
+                "{us:.0} µs per post = {:.2}× the target ({} posts acknowledged in {:.1} s = {:.1} \
+                 posts/s, {} failed; {} CPU-s/s; POST p50 {:.2} ms, p99 {:.2} ms); nothing \
+                 subtracted: idle, the process used {} CPU-s/s{}",
+                us / EMBEDDED_CPU_US_PER_POST,
+                thousands(paced.messages_posted as f64),
+                paced.window_secs,
+                e.paced_posts_per_sec(),
+                paced.post_failures,
+                per_sec(paced.server_cpu_seconds, paced.window_secs),
+                paced.post_latency.p50_ms,
+                paced.post_latency.p99_ms,
+                idle.map_or_else(|| "–".to_owned(), |c| format!("{c:.4}")),
+                idle.filter(|_| e.paced_posts_per_sec() > 0.0).map_or_else(
+                    String::new,
+                    |c| format!(
+                        " (= {:.0} µs per post at this rate)",
+                        c * 1e6 / e.paced_posts_per_sec()
+                    )
+                ),
+            ),
+        },
+        met: paced_cpu.map(|us| us <= EMBEDDED_CPU_US_PER_POST),
+    };
+    let saturation_cpu = e.saturation_cpu_us_per_post();
+    let saturation_verdict = Verdict {
+        target: saturation_target,
+        measured: match (e.posts.quoted_step(), saturation_cpu) {
+            (Some(step), Some(us)) => format!(
+                "{us:.0} µs per post = {:.2}× the target ({} posts/s, p99 {:.1} ms, {} CPU-s/s, at \
+                 {} of the posts-only plan)",
+                us / EMBEDDED_CPU_US_PER_POST,
+                thousands(step.focus.ok_per_sec),
+                step.focus.latency.p99_ms,
+                step.server
+                    .cpu
+                    .map_or_else(|| "–".to_owned(), |c| format!("{c:.2}")),
+                step_label(&e.posts),
+            ),
+            (None, _) => "the posts-only plan saturated below its first step".to_owned(),
+            (Some(_), None) => {
+                "the chat-server's CPU was not read (no pid or no /metrics), or no post was \
+                 acknowledged"
+                    .to_owned()
+            }
+        },
+        met: match (e.posts.quoted_step(), saturation_cpu) {
+            (None, _) => Some(false),
+            (Some(_), cpu) => cpu.map(|us| us <= EMBEDDED_CPU_US_PER_POST),
+        },
+    };
+    let all_arrived = fanout.deliveries_received >= fanout.deliveries_expected;
+    let fanout_verdict = Verdict {
+        target: fanout_target,
+        measured: format!(
+            "p99 {:.1} ms (p50 {:.1} ms) over {}/{} deliveries{}; chat-server CPU {} per delivery \
+             (the whole process's: posts, log, projector and fan-out)",
+            fanout.latency.p99_ms,
+            fanout.latency.p50_ms,
+            thousands(fanout.deliveries_received as f64),
+            thousands(fanout.deliveries_expected as f64),
+            if all_arrived {
+                ""
+            } else {
+                " (some never arrived)"
+            },
+            e.cpu_us_per_delivery()
+                .map_or_else(|| "–".to_owned(), |us| format!("{us:.1} µs")),
+        ),
+        // A delivery that never arrived is not a fast one.
+        met: Some(
+            fanout.latency.count > 0 && fanout.latency.p99_ms <= EMBEDDED_P99_MS && all_arrived,
+        ),
+    };
+    vec![paced_verdict, saturation_verdict, fanout_verdict]
+}
+
+/// CPU seconds over a window, per second.
+fn per_sec(cpu: Option<f64>, secs: f64) -> String {
+    cpu.filter(|_| secs > 0.0)
+        .map_or_else(|| "–".to_owned(), |c| format!("{:.3}", c / secs))
+}
+
 /// Which step of `plan` is quoted: "its saturation point, 16 users ★", or its busiest step.
 fn step_label(plan: &PlanResult) -> String {
     let users = plan.quoted_step().map_or(0, |s| s.users);
@@ -751,6 +881,9 @@ pub fn markdown(report: &Report) -> String {
     }
     if let Some(fanout) = &report.fanout {
         fanout_table(&mut md, fanout);
+    }
+    if let Some(embedded) = &report.embedded {
+        embedded_section(&mut md, embedded);
     }
     md
 }
@@ -1006,6 +1139,69 @@ fn hot_push_table(md: &mut String, hot: &HotPushResult) {
         );
     }
     md.push('\n');
+}
+
+fn embedded_section(md: &mut String, e: &EmbeddedResult) {
+    if !md.ends_with("\n\n") {
+        md.push('\n');
+    }
+    let _ = writeln!(
+        md,
+        "## Embedded mode\n\nOne chat-server with no `KAFKA_BROKERS`, `DATABASE_URL` or `REDIS_URL`, \
+         in a fresh data folder: the event log is `events.db` (SQLite, one writer task, group \
+         commit, `synchronous=FULL`: a 201 means the event is on disk), the read model SQLite \
+         too, and it serves the event streams itself on the same port. It ran after the \
+         distributed phases, with their servers and the broker stopped. CPU = the chat-server's \
+         `utime + stime` (`/proc`) over each window, nothing subtracted; idle, over {:.0} s before \
+         any load, it used {} CPU-s/s (RSS {}).\n",
+        e.idle.secs,
+        e.idle
+            .cpu_per_sec()
+            .map_or_else(|| "–".to_owned(), |c| format!("{c:.4}")),
+        bytes(e.idle.rss_bytes.map(|b| b as f64)),
+    );
+    md.push_str(
+        "| phase | posts/s | acknowledged | failed | POST p50 | POST p99 | POST max | CPU s | CPU-s/s | CPU µs/post |\n\
+         |---|---:|---:|---:|---:|---:|---:|---:|---:|---:|\n",
+    );
+    for p in [&e.paced, &e.fanout] {
+        let _ = writeln!(
+            md,
+            "| {} | {:.1} | {} | {} | {:.2} ms | {:.2} ms | {:.2} ms | {} | {} | {} |",
+            p.name,
+            p.messages_posted as f64 / p.window_secs.max(1e-9),
+            thousands(p.messages_posted as f64),
+            p.post_failures,
+            p.post_latency.p50_ms,
+            p.post_latency.p99_ms,
+            p.post_latency.max_ms,
+            p.server_cpu_seconds
+                .map_or_else(|| "–".to_owned(), |c| format!("{c:.2}")),
+            per_sec(p.server_cpu_seconds, p.window_secs),
+            p.server_cpu_seconds
+                .filter(|_| p.messages_posted > 0)
+                .map_or_else(
+                    || "–".to_owned(),
+                    |c| format!("{:.0}", c * 1e6 / p.messages_posted as f64)
+                ),
+        );
+    }
+    let _ = writeln!(
+        md,
+        "\nThe same two windows as fan-out phases ({} rooms, stamped posts round-robin over them, \
+         subscribers on the chat-server's own `/api/rooms/{{room}}/events`; CPU and \
+         deliveries/CPU-s are the whole chat-server's, posts included):\n",
+        e.spec.fanout.rooms
+    );
+    phase_rows(md, [&e.paced, &e.fanout]);
+    let _ = writeln!(
+        md,
+        "\nchat-server CPU per delivery with {} subscribers: **{}**.\n",
+        thousands(e.fanout.subscribers as f64),
+        e.cpu_us_per_delivery()
+            .map_or_else(|| "–".to_owned(), |us| format!("{us:.1} µs")),
+    );
+    plan_table(md, &e.posts);
 }
 
 /// 12345.6 → "12,346".
@@ -1439,6 +1635,132 @@ mod tests {
             trial.measured.starts_with("at 15,000 connections only"),
             "{}",
             trial.measured
+        );
+    }
+
+    /// An embedded run: `paced_cpu` CPU seconds over 1,000 posts in 10 s, the posts plan
+    /// saturated at 2,000 posts/s using `saturation_cpu` CPU-s/s, and the fan-out's p99 and
+    /// deliveries (of 100,000 expected).
+    fn embedded(paced_cpu: f64, saturation_cpu: f64, p99_ms: f64, received: u64) -> EmbeddedResult {
+        use crate::embedded::{EmbeddedSpec, Idle};
+        let mut paced = phase("no subscribers", 0, 0, 100.0);
+        (paced.messages_posted, paced.window_secs) = (1_000, 10.0);
+        paced.server_cpu_seconds = Some(paced_cpu);
+        let mut fanout = phase("1,000 subscribers", 1_000, 1_000, 100.0);
+        (fanout.messages_posted, fanout.window_secs) = (1_000, 10.0);
+        fanout.server_cpu_seconds = Some(0.5);
+        (fanout.deliveries_expected, fanout.deliveries_received) = (100_000, received);
+        fanout.deliveries_server = received as f64;
+        fanout.latency = Latency {
+            count: received,
+            p50_ms: 1.0,
+            p99_ms,
+            ..Latency::default()
+        };
+        EmbeddedResult {
+            spec: EmbeddedSpec::new(false),
+            idle: Idle {
+                secs: 3.0,
+                cpu_seconds: Some(0.003),
+                rss_bytes: None,
+            },
+            paced,
+            fanout,
+            posts: plan(
+                vec![
+                    step(16, 2_000.0, 8.0, saturation_cpu),
+                    step(64, 2_100.0, 30.0, 1.0),
+                ],
+                0,
+            ),
+        }
+    }
+
+    #[test]
+    fn the_embedded_targets_are_cpu_per_post_paced_and_at_saturation_and_the_fan_outs_p99() {
+        let all = embedded_verdicts(Some(&embedded(0.3, 0.8, 5.0, 100_000)));
+        assert_eq!(all.len(), 3);
+        let paced = find(
+            &all,
+            "Embedded mode: ≤ 0.5 ms chat-server CPU per acknowledged post at 100",
+        );
+        assert_eq!(paced.met, Some(true), "{}", paced.measured);
+        assert!(
+            paced.measured.starts_with(
+                "300 µs per post = 0.60× the target (1,000 posts acknowledged in 10.0 s = 100.0 posts/s"
+            ),
+            "{}",
+            paced.measured
+        );
+        // Idle: 0.003 CPU-s over 3 s, shown beside, not subtracted.
+        assert!(
+            paced
+                .measured
+                .contains("0.0010 CPU-s/s (= 10 µs per post at this rate)"),
+            "{}",
+            paced.measured
+        );
+        let saturation = find(
+            &all,
+            "Embedded mode: ≤ 0.5 ms chat-server CPU per acknowledged post at saturation",
+        );
+        assert_eq!(saturation.met, Some(true), "{}", saturation.measured);
+        // 0.8 CPU-s/s over 2,000 posts/s.
+        assert!(
+            saturation.measured.starts_with("400 µs per post"),
+            "{}",
+            saturation.measured
+        );
+        assert!(
+            saturation.measured.contains("16 users ★"),
+            "{}",
+            saturation.measured
+        );
+        let fanout = find(
+            &all,
+            "Embedded mode: post→SSE p99 ≤ 6 ms with 1,000 subscribers over 10 rooms at 100 msg/s",
+        );
+        assert_eq!(fanout.met, Some(true), "{}", fanout.measured);
+        // 0.5 CPU-s over 100,000 deliveries.
+        assert!(
+            fanout.measured.contains("5.0 µs per delivery"),
+            "{}",
+            fanout.measured
+        );
+
+        let costly = embedded_verdicts(Some(&embedded(0.6, 1.2, 5.0, 100_000)));
+        assert!(costly[..2].iter().all(|v| v.met == Some(false)));
+        let slow = embedded_verdicts(Some(&embedded(0.3, 0.8, 6.5, 100_000)));
+        assert_eq!(slow[2].met, Some(false));
+        // A delivery that never arrived is not a fast one.
+        let lossy = embedded_verdicts(Some(&embedded(0.3, 0.8, 5.0, 99_999)));
+        assert_eq!(lossy[2].met, Some(false));
+    }
+
+    #[test]
+    fn a_run_without_the_embedded_phase_reports_its_targets_as_not_measured() {
+        let all = embedded_verdicts(None);
+        assert_eq!(all.len(), 3);
+        assert!(all.iter().all(|v| v.met.is_none()), "{all:?}");
+        let report = Report::new(
+            None,
+            "loadtest/run".to_owned(),
+            BTreeMap::new(),
+            None,
+            None,
+            None,
+            None,
+        );
+        assert!(!markdown(&report).contains("## Embedded mode"));
+        let report = Report {
+            embedded: Some(embedded(0.3, 0.8, 5.0, 100_000)),
+            ..report
+        };
+        let md = markdown(&report);
+        assert!(md.contains("## Embedded mode"), "{md}");
+        assert!(
+            md.contains("| no subscribers | 100.0 | 1,000 | 0 |"),
+            "{md}"
         );
     }
 

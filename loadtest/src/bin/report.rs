@@ -1,5 +1,6 @@
-//! Joins a run's results: `report --dir DIR --command "..."` reads `fetch.json`, `fanout.json` and
-//! `stack.env` from DIR and writes `report.json`, `report.md` and `chart.png` there.
+//! Joins a run's results: `report --dir DIR --command "..."` reads `fetch.json`, `fanout.json`,
+//! `floor.json`, `embedded.json` (each when present) and `stack.env` from DIR and writes
+//! `report.json`, `report.md` and `chart.png` there.
 
 use std::path::{Path, PathBuf};
 
@@ -25,10 +26,19 @@ fn main() -> anyhow::Result<()> {
     let fetch = read_json(&args.dir.join("fetch.json"))?;
     let fanout = read_json(&args.dir.join("fanout.json"))?;
     let floor = read_json(&args.dir.join("floor.json"))?;
+    let embedded = read_json(&args.dir.join("embedded.json"))?;
     let stack = std::fs::read_to_string(args.dir.join("stack.env"))
         .map(|text| report::parse_env(&text))
         .unwrap_or_default();
-    let report = report::Report::new(args.started, args.command, stack, fetch, fanout, floor);
+    let report = report::Report::new(
+        args.started,
+        args.command,
+        stack,
+        fetch,
+        fanout,
+        floor,
+        embedded,
+    );
 
     write(
         &args.dir.join("report.json"),
