@@ -86,6 +86,10 @@ pub const PYTHON_BYTES_PER_CONNECTION: f64 = 15.0 * 1024.0;
 pub const PYTHON_P99_MS: f64 = 80.0;
 /// The memory target: RSS per idle connection, at 10,000 and at 100,000 connections.
 pub const IDLE_BYTES_TARGET: f64 = 2.0 * 1024.0;
+/// Issue #24: the chat-server's CPU per acknowledged post at the saturation point.
+const WRITE_CHAT_CPU_US: f64 = 100.0;
+/// Issue #24: the broker's CPU per acknowledged post at the saturation point.
+const WRITE_BROKER_CPU_US: f64 = 150.0;
 /// The embedded mode's targets: chat-server CPU per acknowledged post (at 100 posts/s and at
 /// saturation), and post→SSE p99 with 1,000 subscribers over 10 rooms at 100 messages a second.
 pub const EMBEDDED_CPU_US_PER_POST: f64 = 500.0;
@@ -325,6 +329,7 @@ pub fn verdicts(fetch: Option<&FetchReport>, fanout: Option<&FanoutResult>) -> V
         });
         out.push(throttling_cpu_verdict(fetch));
         out.push(write_path_verdict(fetch));
+        out.push(write_cpu_verdict(fetch));
     }
     if let Some(fanout) = fanout {
         // On Apache Kafka (no broker-side fetch wait): 10 ms at 1,000 subscribers, 25 ms at 10,000.
@@ -535,6 +540,48 @@ fn write_path_verdict(fetch: &FetchReport) -> Verdict {
         target,
         measured,
         met: Some(posts >= 5_000.0 && p99 <= 50.0),
+    }
+}
+
+/// What an acknowledged post cost the chat-server and the broker at the posts-only plan's
+/// saturation point (issue #24: ≤ 100 µs and ≤ 150 µs).
+fn write_cpu_verdict(fetch: &FetchReport) -> Verdict {
+    let target = format!(
+        "Write path CPU per acknowledged post at that point: ≤ {WRITE_CHAT_CPU_US:.0} µs \
+         chat-server, ≤ {WRITE_BROKER_CPU_US:.0} µs broker"
+    );
+    let plan = fetch.posts.as_ref().unwrap_or(&fetch.writers);
+    let Some(step) = plan.quoted_step() else {
+        return Verdict {
+            target,
+            measured: "the plan saturated below its first step".to_owned(),
+            met: Some(false),
+        };
+    };
+    let posts = step.focus.ok_per_sec;
+    let chat = step.cpu_us_per_answer();
+    let broker = step
+        .server
+        .broker_cpu
+        .filter(|_| posts > 0.0)
+        .map(|cpu| cpu * 1e6 / posts);
+    let show = |us: Option<f64>| us.map_or_else(|| "–".to_owned(), |us| format!("{us:.0} µs"));
+    Verdict {
+        target,
+        measured: format!(
+            "chat-server {}, broker {} per post at {} ({} posts/s; the goose users share the \
+             cores)",
+            show(chat),
+            show(broker),
+            step_label(plan),
+            thousands(posts)
+        ),
+        met: match (chat, broker) {
+            (Some(chat), Some(broker)) => {
+                Some(chat <= WRITE_CHAT_CPU_US && broker <= WRITE_BROKER_CPU_US)
+            }
+            _ => None,
+        },
     }
 }
 
@@ -1454,6 +1501,16 @@ mod tests {
             write.measured.contains("2,911 answers/s"),
             "{}",
             write.measured
+        );
+        // 164 µs of the chat-server's CPU per post is over the 100 µs target; the broker's 91 µs
+        // is within its 150.
+        let cpu = find(&all, "Write path CPU per acknowledged post");
+        assert_eq!(cpu.met, Some(false), "{}", cpu.measured);
+        assert!(
+            cpu.measured
+                .starts_with("chat-server 164 µs, broker 91 µs per post at its saturation point"),
+            "{}",
+            cpu.measured
         );
 
         let slow = plan(vec![step(64, 6_000.0, 60.0, 1.0)], 0);
