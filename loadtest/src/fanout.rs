@@ -52,6 +52,8 @@ const OPENING_AT_ONCE: usize = 256;
 const POSTS_IN_FLIGHT: usize = 256;
 /// Users the publisher posts as (in turn), so each stays under the per-user write limit.
 const PUBLISHERS: usize = 32;
+/// The publish-server's histogram of frame ages at the write.
+const FRAME_AGE_METRIC: &str = "hotchat_sse_frame_age_seconds";
 /// How long to wait after the last post for the deliveries still on their way.
 const DRAIN_TIMEOUT: Duration = Duration::from_secs(5);
 
@@ -150,6 +152,57 @@ pub struct PhaseResult {
     /// The viral room, in a phase that had one (not counted in the fields above).
     #[serde(default)]
     pub viral: Option<ViralOutcome>,
+    /// `hotchat_sse_frame_age_seconds` over the window, by room class: the publish-server's own
+    /// part of the delay, beside the client's post→SSE (empty from servers without it).
+    #[serde(default)]
+    pub frame_ages: Vec<FrameAges>,
+}
+
+impl PhaseResult {
+    /// The server-side frame ages of `class` (`normal`, `batched`), if any frame had it.
+    pub fn frame_ages(&self, class: &str) -> Option<&FrameAges> {
+        self.frame_ages.iter().find(|ages| ages.class == class)
+    }
+}
+
+/// The room classes of `hotchat_sse_frame_age_seconds`: frames sent on their own (every room
+/// while batching is off, as in the fan-out phases), and hot rooms' batches.
+pub const FRAME_CLASSES: [&str; 2] = ["normal", "batched"];
+
+/// How old the publish-server's frames of one class were when written to a socket, over a
+/// phase's window: from the fan-out handing the event to the hub to the write, on the server's
+/// clock. The quantiles are the upper bounds of the buckets they fall in ([`prom::quantile`]):
+/// the histogram cannot tell finer.
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+pub struct FrameAges {
+    pub class: String,
+    pub frames: u64,
+    pub p50_ms: f64,
+    pub p99_ms: f64,
+}
+
+impl FrameAges {
+    /// The frames of each class written between two readings of the histogram (one
+    /// `(class, buckets)` per class); classes with none are left out.
+    pub fn between(before: &[(&str, prom::Buckets)], after: &[(&str, prom::Buckets)]) -> Vec<Self> {
+        after
+            .iter()
+            .filter_map(|(class, after)| {
+                let before = before
+                    .iter()
+                    .find(|(c, _)| c == class)
+                    .map_or(&[][..], |(_, b)| &b[..]);
+                let delta = prom::bucket_delta(before, after);
+                let ms = |q| prom::quantile(&delta, q).map(|s| s * 1e3);
+                Some(Self {
+                    class: (*class).to_owned(),
+                    frames: prom::count(&delta) as u64,
+                    p50_ms: ms(0.5)?,
+                    p99_ms: ms(0.99)?,
+                })
+            })
+            .collect()
+    }
 }
 
 #[derive(Debug, Clone, Serialize, Deserialize)]
@@ -436,6 +489,7 @@ pub async fn run(targets: &Targets, spec: &FanoutSpec) -> anyhow::Result<FanoutR
             ),
             streams_ended,
             resets,
+            frame_ages: FrameAges::between(&before.frame_ages, &after.frame_ages),
             viral: viral
                 .as_ref()
                 .zip(viral_published)
@@ -526,6 +580,8 @@ pub(crate) struct ServerReading {
     pub(crate) broker: Option<ProcSample>,
     pub(crate) delivered: f64,
     pub(crate) writes: f64,
+    /// `hotchat_sse_frame_age_seconds`'s buckets, per class of [`FRAME_CLASSES`].
+    pub(crate) frame_ages: Vec<(&'static str, prom::Buckets)>,
 }
 
 impl ServerReading {
@@ -540,11 +596,22 @@ impl ServerReading {
             sum("hotchat_sse_events_delivered_total"),
             sum("hotchat_sse_writes_total"),
         );
+        let frame_ages = FRAME_CLASSES
+            .iter()
+            .map(|&class| {
+                let buckets = text.as_ref().map_or_else(
+                    |_| Vec::new(),
+                    |text| prom::buckets(text, FRAME_AGE_METRIC, &[("class", class)]),
+                );
+                (class, buckets)
+            })
+            .collect();
         Self {
             proc: procstat::maybe_sample(targets.publish_pid),
             broker: procstat::maybe_sample(targets.broker_pid),
             delivered,
             writes,
+            frame_ages,
         }
     }
 }
@@ -806,6 +873,34 @@ mod tests {
         let (_, peer) = accepted.expect("accepted");
         assert_eq!(peer.ip(), source);
         assert_eq!(client.local_addr().expect("bound").ip(), source);
+    }
+
+    #[test]
+    fn frame_ages_are_the_windows_frames_per_class_and_classes_without_frames_are_left_out() {
+        let reading = |normal: [f64; 3], batched: [f64; 3]| {
+            let buckets = |counts: [f64; 3]| {
+                vec![
+                    (0.001, counts[0]),
+                    (0.01, counts[1]),
+                    (f64::INFINITY, counts[2]),
+                ]
+            };
+            vec![("normal", buckets(normal)), ("batched", buckets(batched))]
+        };
+        let before = reading([50.0, 60.0, 60.0], [7.0, 7.0, 7.0]);
+        let after = reading([150.0, 165.0, 166.0], [7.0, 7.0, 7.0]);
+        assert_eq!(
+            FrameAges::between(&before, &after),
+            vec![FrameAges {
+                class: "normal".to_owned(),
+                frames: 106,
+                p50_ms: 1.0,
+                p99_ms: 10.0,
+            }]
+        );
+        // A server without the histogram: nothing.
+        let none = vec![("normal", Vec::new()), ("batched", Vec::new())];
+        assert!(FrameAges::between(&none, &none).is_empty());
     }
 
     #[test]
