@@ -13,8 +13,12 @@
 //! to the last expected delivery.
 //!
 //! A phase may add a viral room ([`ViralRoom`]): a room of its own beside the phase's rooms, with
-//! its own subscribers and rate. Its deliveries are counted apart, so the phase's latency is the
-//! other rooms' alone (the isolation target, [`crate::isolation`]).
+//! its own subscribers and rate. Its streams are read by a process of their own at low priority
+//! ([`crate::viral`]) and its deliveries counted apart, so the phase's latency is the other rooms'
+//! alone, read at normal priority (the isolation target, [`crate::isolation`]).
+//!
+//! Beside the client's latency, each phase keeps the publish-server's own: the frame ages of
+//! `hotchat_sse_frame_age_seconds` over the window, per room class ([`FrameAges`]).
 
 use std::{
     net::{IpAddr, SocketAddr},
@@ -42,6 +46,7 @@ use crate::{
     prom,
     sse::{self, ChunkedDecoder, EventSplitter},
     stats::Latency,
+    viral::ViralReaders,
 };
 
 /// Bytes read from a socket at once.
@@ -248,13 +253,9 @@ impl Shared {
         Self::with_clock(phases, Instant::now())
     }
 
-    /// Counters of their own on the same clock as `self`: another group of subscribers whose
-    /// latencies are kept apart, stamped by the same publisher clock.
-    pub(crate) fn sibling(&self, phases: usize) -> Arc<Self> {
-        Self::with_clock(phases, self.clock)
-    }
-
-    fn with_clock(phases: usize, clock: Instant) -> Arc<Self> {
+    /// Counters on `clock`: the stamps' clock of a publisher in another process
+    /// ([`crate::viral`]).
+    pub(crate) fn with_clock(phases: usize, clock: Instant) -> Arc<Self> {
         let phases = phases + 1;
         Arc::new(Shared {
             clock,
@@ -307,37 +308,32 @@ impl Shared {
     }
 }
 
-/// The viral room of a spec whose phases name one: its publisher, its counters (on the phases'
-/// clock) and its subscribers.
+/// The viral room of a spec whose phases name one: its publisher, and its readers in a process of
+/// their own ([`ViralReaders`]).
 struct ViralLane {
     publisher: Publisher,
-    shared: Arc<Shared>,
-    subscribers: Vec<JoinHandle<()>>,
+    readers: ViralReaders,
+    /// Its streams open so far.
+    open: usize,
 }
 
 impl ViralLane {
-    /// Opens subscribers until `wanted` are open; returns how many opened and failed.
-    async fn open(
-        &mut self,
-        addr: SocketAddr,
-        wanted: usize,
-        stopped: &watch::Receiver<bool>,
-    ) -> (usize, usize) {
-        let first = self.subscribers.len();
-        let range = first..wanted.max(first);
-        let opened = open_subscribers(
-            addr,
-            &self.publisher.rooms,
-            range,
-            &[],
-            &self.shared,
-            stopped,
-        )
-        .await;
-        let count = opened.tasks.len();
-        self.subscribers
-            .extend(opened.tasks.into_iter().map(|(_, task)| task));
-        (count, opened.failures)
+    async fn new(targets: &Targets, phases: usize, shared: &Shared) -> anyhow::Result<Self> {
+        let publisher = Publisher::new(&targets.chat, 1).await?;
+        let room = publisher.rooms.first().context("the viral room")?;
+        let readers = ViralReaders::spawn(targets.publish_addr, room, phases, shared.clock)?;
+        Ok(Self {
+            publisher,
+            readers,
+            open: 0,
+        })
+    }
+
+    /// Opens streams until `wanted` are open; returns how many opened and failed.
+    async fn open(&mut self, wanted: usize) -> anyhow::Result<(usize, usize)> {
+        let (opened, failures) = self.readers.open(wanted).await?;
+        self.open += opened;
+        Ok((opened, failures))
     }
 }
 
@@ -345,11 +341,7 @@ pub async fn run(targets: &Targets, spec: &FanoutSpec) -> anyhow::Result<FanoutR
     let shared = Shared::new(spec.phases.len());
     let publisher = Publisher::new(&targets.chat, spec.rooms).await?;
     let mut viral = match spec.phases.iter().any(|p| p.viral.is_some()) {
-        true => Some(ViralLane {
-            publisher: Publisher::new(&targets.chat, 1).await?,
-            shared: shared.sibling(spec.phases.len()),
-            subscribers: Vec::new(),
-        }),
+        true => Some(ViralLane::new(targets, spec.phases.len(), &shared).await?),
         false => None,
     };
     let (stop, stopped) = watch::channel(false);
@@ -379,10 +371,7 @@ pub async fn run(targets: &Targets, spec: &FanoutSpec) -> anyhow::Result<FanoutR
             subscribers.push(task);
         }
         let (viral_opened, viral_failures) = match (&mut viral, phase.viral) {
-            (Some(lane), Some(room)) => {
-                lane.open(targets.publish_addr, room.subscribers, &stopped)
-                    .await
-            }
+            (Some(lane), Some(room)) => lane.open(room.subscribers).await?,
             _ => (0, 0),
         };
         let open_secs = opening.elapsed().as_secs_f64();
@@ -401,8 +390,8 @@ pub async fn run(targets: &Targets, spec: &FanoutSpec) -> anyhow::Result<FanoutR
         }
 
         let since = shared.start_phase(phase_index);
-        if let Some(lane) = &viral {
-            lane.shared.start_phase(phase_index);
+        if let Some(lane) = &mut viral {
+            lane.readers.start_phase(phase_index).await?;
         }
         let before = ServerReading::take(targets).await;
         let started = Instant::now();
@@ -410,13 +399,7 @@ pub async fn run(targets: &Targets, spec: &FanoutSpec) -> anyhow::Result<FanoutR
             match (&viral, phase.viral) {
                 (Some(lane), Some(room)) => Some(
                     lane.publisher
-                        .publish(
-                            &lane.shared,
-                            room.rate,
-                            phase.secs,
-                            None,
-                            &[lane.subscribers.len()],
-                        )
+                        .publish(&shared, room.rate, phase.secs, None, &[lane.open])
                         .await,
                 ),
                 _ => None,
@@ -436,12 +419,14 @@ pub async fn run(targets: &Targets, spec: &FanoutSpec) -> anyhow::Result<FanoutR
         shared
             .wait_for(phase_index, published.expected, drain_until)
             .await;
-        if let Some(lane) = &viral {
-            let expected = viral_published.as_ref().map_or(0, |p| p.expected);
-            lane.shared
-                .wait_for(phase_index, expected, drain_until)
-                .await;
-        }
+        let viral_counted = match (&mut viral, &viral_published) {
+            (Some(lane), Some(published)) => Some(
+                lane.readers
+                    .count(phase_index, published.expected, drain_until)
+                    .await?,
+            ),
+            _ => None,
+        };
         let window_secs = started.elapsed().as_secs_f64();
         let after = ServerReading::take(targets).await;
         let received = shared.received(phase_index);
@@ -451,7 +436,7 @@ pub async fn run(targets: &Targets, spec: &FanoutSpec) -> anyhow::Result<FanoutR
         let cpu = cpu_between(&before.proc, &after.proc);
         let deliveries_server = after.delivered - before.delivered;
         let open_now = subscribers.len();
-        let viral_open = viral.as_ref().map_or(0, |lane| lane.subscribers.len());
+        let viral_open = viral.as_ref().map_or(0, |lane| lane.open);
         results.push(PhaseResult {
             name: phase.name.clone(),
             subscribers: open_now,
@@ -490,17 +475,16 @@ pub async fn run(targets: &Targets, spec: &FanoutSpec) -> anyhow::Result<FanoutR
             streams_ended,
             resets,
             frame_ages: FrameAges::between(&before.frame_ages, &after.frame_ages),
-            viral: viral
-                .as_ref()
-                .zip(viral_published)
-                .map(|(lane, published)| ViralOutcome {
+            viral: viral_published
+                .zip(viral_counted)
+                .map(|(published, (received, latency))| ViralOutcome {
                     subscribers: viral_open,
                     open_failures: viral_failures,
                     messages_posted: published.posted,
                     post_failures: published.failures,
                     deliveries_expected: published.expected,
-                    deliveries_received: lane.shared.received(phase_index),
-                    latency: lane.shared.latency(phase_index),
+                    deliveries_received: received,
+                    latency,
                 }),
         });
         let last = results.last().context("a phase result")?;
@@ -524,9 +508,11 @@ pub async fn run(targets: &Targets, spec: &FanoutSpec) -> anyhow::Result<FanoutR
 
     // Close every stream before returning, so the servers see clean disconnects.
     let _ = stop.send(true);
-    let viral_subscribers = viral.map(|lane| lane.subscribers).unwrap_or_default();
-    for task in subscribers.into_iter().chain(viral_subscribers) {
+    for task in subscribers {
         let _ = task.await;
+    }
+    if let Some(lane) = viral {
+        lane.readers.stop().await?;
     }
     Ok(FanoutResult {
         spec: spec.clone(),
