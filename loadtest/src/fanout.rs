@@ -13,8 +13,12 @@
 //! to the last expected delivery.
 //!
 //! A phase may add a viral room ([`ViralRoom`]): a room of its own beside the phase's rooms, with
-//! its own subscribers and rate. Its deliveries are counted apart, so the phase's latency is the
-//! other rooms' alone (the isolation target, [`crate::isolation`]).
+//! its own subscribers and rate. Its streams are read by a process of their own at low priority
+//! ([`crate::viral`]) and its deliveries counted apart, so the phase's latency is the other rooms'
+//! alone, read at normal priority (the isolation target, [`crate::isolation`]).
+//!
+//! Beside the client's latency, each phase keeps the publish-server's own: the frame ages of
+//! `hotchat_sse_frame_age_seconds` over the window, per room class ([`FrameAges`]).
 
 use std::{
     net::{IpAddr, SocketAddr},
@@ -42,6 +46,7 @@ use crate::{
     prom,
     sse::{self, ChunkedDecoder, EventSplitter},
     stats::Latency,
+    viral::ViralReaders,
 };
 
 /// Bytes read from a socket at once.
@@ -52,6 +57,8 @@ const OPENING_AT_ONCE: usize = 256;
 const POSTS_IN_FLIGHT: usize = 256;
 /// Users the publisher posts as (in turn), so each stays under the per-user write limit.
 const PUBLISHERS: usize = 32;
+/// The publish-server's histogram of frame ages at the write.
+const FRAME_AGE_METRIC: &str = "hotchat_sse_frame_age_seconds";
 /// How long to wait after the last post for the deliveries still on their way.
 const DRAIN_TIMEOUT: Duration = Duration::from_secs(5);
 
@@ -150,6 +157,57 @@ pub struct PhaseResult {
     /// The viral room, in a phase that had one (not counted in the fields above).
     #[serde(default)]
     pub viral: Option<ViralOutcome>,
+    /// `hotchat_sse_frame_age_seconds` over the window, by room class: the publish-server's own
+    /// part of the delay, beside the client's post→SSE (empty from servers without it).
+    #[serde(default)]
+    pub frame_ages: Vec<FrameAges>,
+}
+
+impl PhaseResult {
+    /// The server-side frame ages of `class` (`normal`, `batched`), if any frame had it.
+    pub fn frame_ages(&self, class: &str) -> Option<&FrameAges> {
+        self.frame_ages.iter().find(|ages| ages.class == class)
+    }
+}
+
+/// The room classes of `hotchat_sse_frame_age_seconds`: frames sent on their own (every room
+/// while batching is off, as in the fan-out phases), and hot rooms' batches.
+pub const FRAME_CLASSES: [&str; 2] = ["normal", "batched"];
+
+/// How old the publish-server's frames of one class were when written to a socket, over a
+/// phase's window: from the fan-out handing the event to the hub to the write, on the server's
+/// clock. The quantiles are the upper bounds of the buckets they fall in ([`prom::quantile`]):
+/// the histogram cannot tell finer.
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+pub struct FrameAges {
+    pub class: String,
+    pub frames: u64,
+    pub p50_ms: f64,
+    pub p99_ms: f64,
+}
+
+impl FrameAges {
+    /// The frames of each class written between two readings of the histogram (one
+    /// `(class, buckets)` per class); classes with none are left out.
+    pub fn between(before: &[(&str, prom::Buckets)], after: &[(&str, prom::Buckets)]) -> Vec<Self> {
+        after
+            .iter()
+            .filter_map(|(class, after)| {
+                let before = before
+                    .iter()
+                    .find(|(c, _)| c == class)
+                    .map_or(&[][..], |(_, b)| &b[..]);
+                let delta = prom::bucket_delta(before, after);
+                let ms = |q| prom::quantile(&delta, q).map(|s| s * 1e3);
+                Some(Self {
+                    class: (*class).to_owned(),
+                    frames: prom::count(&delta) as u64,
+                    p50_ms: ms(0.5)?,
+                    p99_ms: ms(0.99)?,
+                })
+            })
+            .collect()
+    }
 }
 
 #[derive(Debug, Clone, Serialize, Deserialize)]
@@ -195,13 +253,9 @@ impl Shared {
         Self::with_clock(phases, Instant::now())
     }
 
-    /// Counters of their own on the same clock as `self`: another group of subscribers whose
-    /// latencies are kept apart, stamped by the same publisher clock.
-    pub(crate) fn sibling(&self, phases: usize) -> Arc<Self> {
-        Self::with_clock(phases, self.clock)
-    }
-
-    fn with_clock(phases: usize, clock: Instant) -> Arc<Self> {
+    /// Counters on `clock`: the stamps' clock of a publisher in another process
+    /// ([`crate::viral`]).
+    pub(crate) fn with_clock(phases: usize, clock: Instant) -> Arc<Self> {
         let phases = phases + 1;
         Arc::new(Shared {
             clock,
@@ -254,37 +308,32 @@ impl Shared {
     }
 }
 
-/// The viral room of a spec whose phases name one: its publisher, its counters (on the phases'
-/// clock) and its subscribers.
+/// The viral room of a spec whose phases name one: its publisher, and its readers in a process of
+/// their own ([`ViralReaders`]).
 struct ViralLane {
     publisher: Publisher,
-    shared: Arc<Shared>,
-    subscribers: Vec<JoinHandle<()>>,
+    readers: ViralReaders,
+    /// Its streams open so far.
+    open: usize,
 }
 
 impl ViralLane {
-    /// Opens subscribers until `wanted` are open; returns how many opened and failed.
-    async fn open(
-        &mut self,
-        addr: SocketAddr,
-        wanted: usize,
-        stopped: &watch::Receiver<bool>,
-    ) -> (usize, usize) {
-        let first = self.subscribers.len();
-        let range = first..wanted.max(first);
-        let opened = open_subscribers(
-            addr,
-            &self.publisher.rooms,
-            range,
-            &[],
-            &self.shared,
-            stopped,
-        )
-        .await;
-        let count = opened.tasks.len();
-        self.subscribers
-            .extend(opened.tasks.into_iter().map(|(_, task)| task));
-        (count, opened.failures)
+    async fn new(targets: &Targets, phases: usize, shared: &Shared) -> anyhow::Result<Self> {
+        let publisher = Publisher::new(&targets.chat, 1).await?;
+        let room = publisher.rooms.first().context("the viral room")?;
+        let readers = ViralReaders::spawn(targets.publish_addr, room, phases, shared.clock)?;
+        Ok(Self {
+            publisher,
+            readers,
+            open: 0,
+        })
+    }
+
+    /// Opens streams until `wanted` are open; returns how many opened and failed.
+    async fn open(&mut self, wanted: usize) -> anyhow::Result<(usize, usize)> {
+        let (opened, failures) = self.readers.open(wanted).await?;
+        self.open += opened;
+        Ok((opened, failures))
     }
 }
 
@@ -292,11 +341,7 @@ pub async fn run(targets: &Targets, spec: &FanoutSpec) -> anyhow::Result<FanoutR
     let shared = Shared::new(spec.phases.len());
     let publisher = Publisher::new(&targets.chat, spec.rooms).await?;
     let mut viral = match spec.phases.iter().any(|p| p.viral.is_some()) {
-        true => Some(ViralLane {
-            publisher: Publisher::new(&targets.chat, 1).await?,
-            shared: shared.sibling(spec.phases.len()),
-            subscribers: Vec::new(),
-        }),
+        true => Some(ViralLane::new(targets, spec.phases.len(), &shared).await?),
         false => None,
     };
     let (stop, stopped) = watch::channel(false);
@@ -326,10 +371,7 @@ pub async fn run(targets: &Targets, spec: &FanoutSpec) -> anyhow::Result<FanoutR
             subscribers.push(task);
         }
         let (viral_opened, viral_failures) = match (&mut viral, phase.viral) {
-            (Some(lane), Some(room)) => {
-                lane.open(targets.publish_addr, room.subscribers, &stopped)
-                    .await
-            }
+            (Some(lane), Some(room)) => lane.open(room.subscribers).await?,
             _ => (0, 0),
         };
         let open_secs = opening.elapsed().as_secs_f64();
@@ -348,8 +390,8 @@ pub async fn run(targets: &Targets, spec: &FanoutSpec) -> anyhow::Result<FanoutR
         }
 
         let since = shared.start_phase(phase_index);
-        if let Some(lane) = &viral {
-            lane.shared.start_phase(phase_index);
+        if let Some(lane) = &mut viral {
+            lane.readers.start_phase(phase_index).await?;
         }
         let before = ServerReading::take(targets).await;
         let started = Instant::now();
@@ -357,13 +399,7 @@ pub async fn run(targets: &Targets, spec: &FanoutSpec) -> anyhow::Result<FanoutR
             match (&viral, phase.viral) {
                 (Some(lane), Some(room)) => Some(
                     lane.publisher
-                        .publish(
-                            &lane.shared,
-                            room.rate,
-                            phase.secs,
-                            None,
-                            &[lane.subscribers.len()],
-                        )
+                        .publish(&shared, room.rate, phase.secs, None, &[lane.open])
                         .await,
                 ),
                 _ => None,
@@ -383,12 +419,14 @@ pub async fn run(targets: &Targets, spec: &FanoutSpec) -> anyhow::Result<FanoutR
         shared
             .wait_for(phase_index, published.expected, drain_until)
             .await;
-        if let Some(lane) = &viral {
-            let expected = viral_published.as_ref().map_or(0, |p| p.expected);
-            lane.shared
-                .wait_for(phase_index, expected, drain_until)
-                .await;
-        }
+        let viral_counted = match (&mut viral, &viral_published) {
+            (Some(lane), Some(published)) => Some(
+                lane.readers
+                    .count(phase_index, published.expected, drain_until)
+                    .await?,
+            ),
+            _ => None,
+        };
         let window_secs = started.elapsed().as_secs_f64();
         let after = ServerReading::take(targets).await;
         let received = shared.received(phase_index);
@@ -398,7 +436,7 @@ pub async fn run(targets: &Targets, spec: &FanoutSpec) -> anyhow::Result<FanoutR
         let cpu = cpu_between(&before.proc, &after.proc);
         let deliveries_server = after.delivered - before.delivered;
         let open_now = subscribers.len();
-        let viral_open = viral.as_ref().map_or(0, |lane| lane.subscribers.len());
+        let viral_open = viral.as_ref().map_or(0, |lane| lane.open);
         results.push(PhaseResult {
             name: phase.name.clone(),
             subscribers: open_now,
@@ -436,17 +474,17 @@ pub async fn run(targets: &Targets, spec: &FanoutSpec) -> anyhow::Result<FanoutR
             ),
             streams_ended,
             resets,
-            viral: viral
-                .as_ref()
-                .zip(viral_published)
-                .map(|(lane, published)| ViralOutcome {
+            frame_ages: FrameAges::between(&before.frame_ages, &after.frame_ages),
+            viral: viral_published
+                .zip(viral_counted)
+                .map(|(published, (received, latency))| ViralOutcome {
                     subscribers: viral_open,
                     open_failures: viral_failures,
                     messages_posted: published.posted,
                     post_failures: published.failures,
                     deliveries_expected: published.expected,
-                    deliveries_received: lane.shared.received(phase_index),
-                    latency: lane.shared.latency(phase_index),
+                    deliveries_received: received,
+                    latency,
                 }),
         });
         let last = results.last().context("a phase result")?;
@@ -470,9 +508,11 @@ pub async fn run(targets: &Targets, spec: &FanoutSpec) -> anyhow::Result<FanoutR
 
     // Close every stream before returning, so the servers see clean disconnects.
     let _ = stop.send(true);
-    let viral_subscribers = viral.map(|lane| lane.subscribers).unwrap_or_default();
-    for task in subscribers.into_iter().chain(viral_subscribers) {
+    for task in subscribers {
         let _ = task.await;
+    }
+    if let Some(lane) = viral {
+        lane.readers.stop().await?;
     }
     Ok(FanoutResult {
         spec: spec.clone(),
@@ -526,6 +566,8 @@ pub(crate) struct ServerReading {
     pub(crate) broker: Option<ProcSample>,
     pub(crate) delivered: f64,
     pub(crate) writes: f64,
+    /// `hotchat_sse_frame_age_seconds`'s buckets, per class of [`FRAME_CLASSES`].
+    pub(crate) frame_ages: Vec<(&'static str, prom::Buckets)>,
 }
 
 impl ServerReading {
@@ -540,11 +582,22 @@ impl ServerReading {
             sum("hotchat_sse_events_delivered_total"),
             sum("hotchat_sse_writes_total"),
         );
+        let frame_ages = FRAME_CLASSES
+            .iter()
+            .map(|&class| {
+                let buckets = text.as_ref().map_or_else(
+                    |_| Vec::new(),
+                    |text| prom::buckets(text, FRAME_AGE_METRIC, &[("class", class)]),
+                );
+                (class, buckets)
+            })
+            .collect();
         Self {
             proc: procstat::maybe_sample(targets.publish_pid),
             broker: procstat::maybe_sample(targets.broker_pid),
             delivered,
             writes,
+            frame_ages,
         }
     }
 }
@@ -806,6 +859,34 @@ mod tests {
         let (_, peer) = accepted.expect("accepted");
         assert_eq!(peer.ip(), source);
         assert_eq!(client.local_addr().expect("bound").ip(), source);
+    }
+
+    #[test]
+    fn frame_ages_are_the_windows_frames_per_class_and_classes_without_frames_are_left_out() {
+        let reading = |normal: [f64; 3], batched: [f64; 3]| {
+            let buckets = |counts: [f64; 3]| {
+                vec![
+                    (0.001, counts[0]),
+                    (0.01, counts[1]),
+                    (f64::INFINITY, counts[2]),
+                ]
+            };
+            vec![("normal", buckets(normal)), ("batched", buckets(batched))]
+        };
+        let before = reading([50.0, 60.0, 60.0], [7.0, 7.0, 7.0]);
+        let after = reading([150.0, 165.0, 166.0], [7.0, 7.0, 7.0]);
+        assert_eq!(
+            FrameAges::between(&before, &after),
+            vec![FrameAges {
+                class: "normal".to_owned(),
+                frames: 106,
+                p50_ms: 1.0,
+                p99_ms: 10.0,
+            }]
+        );
+        // A server without the histogram: nothing.
+        let none = vec![("normal", Vec::new()), ("batched", Vec::new())];
+        assert!(FrameAges::between(&none, &none).is_empty());
     }
 
     #[test]

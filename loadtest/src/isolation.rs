@@ -6,8 +6,10 @@
 //! chat-server). Latency is measured on the other rooms' messages only; the target compares their
 //! post→SSE p99 with the viral room against without it.
 //!
-//! On one machine the harness reads the viral room's deliveries on the cores the servers use, so
-//! the ratio also holds what the load generator takes from them.
+//! On one machine the harness shares the cores with the servers. The viral room's readers run in a
+//! process of their own under `nice -n 15` ([`crate::viral`]), so the other rooms' readers and the
+//! servers come first, and each phase also keeps the publish-server's own frame ages
+//! ([`crate::fanout::FrameAges`]): a delay the server reports is not the load generator's.
 
 use anyhow::anyhow;
 use serde::{Deserialize, Serialize};

@@ -6,8 +6,9 @@
 //! - [`fanout`] is the SSE benchmark goose cannot do (it does not time streaming bodies): raw
 //!   subscribers ([`sse`]) over several rooms, stamped messages, post→SSE latency, and the
 //!   publish-server's CPU and memory per connection ([`procstat`], [`prom`]); [`isolation`] runs
-//!   its phases with and without a viral room beside other rooms, and [`idle`] opens idle
-//!   connections by the hundred thousand (`--full`).
+//!   its phases with and without a viral room beside other rooms (its readers niced in a process
+//!   of their own, [`viral`]), and [`idle`] opens idle connections by the hundred thousand
+//!   (`--full`).
 //! - [`embedded`] measures the embedded mode (one chat-server, SQLite log and read model, its own
 //!   event streams) with the same harnesses: CPU per post paced and at saturation, post→SSE latency.
 //! - [`resume`] storms publish-servers with clients reconnecting at once with cursors: the time
@@ -35,3 +36,4 @@ pub mod scenarios;
 pub mod seed;
 pub mod sse;
 pub mod stats;
+pub mod viral;

@@ -94,6 +94,10 @@ const WRITE_BROKER_CPU_US: f64 = 150.0;
 /// saturation), and post→SSE p99 with 1,000 subscribers over 10 rooms at 100 messages a second.
 pub const EMBEDDED_CPU_US_PER_POST: f64 = 500.0;
 pub const EMBEDDED_P99_MS: f64 = 6.0;
+/// Issue #30's isolation target: the other rooms' p99 beside a viral room ≤ 1.5× its value alone
+/// (+2 ms).
+pub const ISOLATION_P99_FACTOR: f64 = 1.5;
+pub const ISOLATION_P99_ALLOWANCE_MS: f64 = 2.0;
 
 impl Report {
     /// `date`: when the run started (UTC, RFC 3339); now if `None`.
@@ -801,13 +805,16 @@ fn idle_100k_verdict(idle: Option<&IdleResult>) -> Verdict {
     }
 }
 
-/// Isolation: the other rooms' p99 with the viral room beside them over without it. Deliveries
-/// missing with the viral room would make its p99 look better than it was: the target is met only
-/// when every one arrived.
+/// Isolation: the other rooms' p99 with the viral room beside them against without it, within
+/// 1.5× plus 2 ms (issue #30: a sub-millisecond p99 alone would otherwise fail on noise).
+/// Deliveries missing with the viral room would make its p99 look better than it was: the target
+/// is met only when every one arrived. The publish-server's own frame ages stand beside it, so a
+/// miss can be told from the load generator's delay.
 fn isolation_verdict(isolation: Option<&IsolationResult>) -> Verdict {
     let Some(iso) = isolation else {
         return Verdict {
-            target: "Isolation: the other rooms' post→SSE p99 with a viral room ≤ 1.5× without"
+            target: "Isolation: the other rooms' post→SSE p99 with a viral room ≤ 1.5× without \
+                     (+2 ms)"
                 .to_owned(),
             measured: "not in this run".to_owned(),
             met: None,
@@ -816,7 +823,7 @@ fn isolation_verdict(isolation: Option<&IsolationResult>) -> Verdict {
     let spec = &iso.spec;
     let target = format!(
         "Isolation: the other rooms' post→SSE p99 with a viral room ({} subscribers, {:.0} msg/s) \
-         ≤ 1.5× without",
+         ≤ 1.5× without (+2 ms)",
         thousands(spec.viral.subscribers as f64),
         spec.viral.rate
     );
@@ -828,9 +835,10 @@ fn isolation_verdict(isolation: Option<&IsolationResult>) -> Verdict {
             met: Some(false),
         };
     };
+    let limit = isolation_limit_ms(alone.latency.p99_ms);
     let viral = with.viral.as_ref().map_or_else(String::new, |v| {
         format!(
-            "; viral room {}/{} deliveries, p99 {:.1} ms",
+            "; viral room {}/{} deliveries, p99 {:.1} ms (read niced, in a process of its own)",
             thousands(v.deliveries_received as f64),
             thousands(v.deliveries_expected as f64),
             v.latency.p99_ms
@@ -839,17 +847,41 @@ fn isolation_verdict(isolation: Option<&IsolationResult>) -> Verdict {
     Verdict {
         target,
         measured: format!(
-            "{ratio:.1}× ({:.1} ms with the viral room against {:.1} ms without; {} rooms × {} \
-             subscribers, {:.0} msg/s over them; other rooms' deliveries {}/{} with the viral room{viral})",
+            "{ratio:.1}× ({:.1} ms with the viral room against {:.1} ms without; limit {limit:.1} ms); \
+             {}; {} rooms × {} subscribers, {:.0} msg/s over them; other rooms' deliveries {}/{} \
+             with the viral room{viral}",
             with.latency.p99_ms,
             alone.latency.p99_ms,
+            server_frame_ages(iso),
             spec.rooms,
             spec.subscribers_per_room,
             spec.rate,
             thousands(with.deliveries_received as f64),
             thousands(with.deliveries_expected as f64),
         ),
-        met: Some(ratio <= 1.5 && with.deliveries_received >= with.deliveries_expected),
+        met: Some(
+            with.latency.p99_ms <= limit && with.deliveries_received >= with.deliveries_expected,
+        ),
+    }
+}
+
+/// The isolation target's ceiling on the other rooms' p99 beside the viral room, from the p99
+/// alone.
+fn isolation_limit_ms(alone_p99_ms: f64) -> f64 {
+    ISOLATION_P99_FACTOR * alone_p99_ms + ISOLATION_P99_ALLOWANCE_MS
+}
+
+/// The publish-server's own frame-age p99 of unbatched frames, with the viral room and without.
+/// The class is the server's label: the viral room's frames are unbatched too in these phases, so
+/// beside it the figure holds them as well.
+fn server_frame_ages(iso: &IsolationResult) -> String {
+    let normal = |p: &PhaseResult| p.frame_ages("normal").map(|a| a.p99_ms);
+    match (normal(&iso.with_viral), normal(&iso.alone)) {
+        (Some(with), Some(alone)) => format!(
+            "server-side frame age p99 ≤ {with:.2} ms with against ≤ {alone:.2} ms without \
+             (unbatched frames, the viral room's included; bucket bounds)"
+        ),
+        _ => "server-side frame ages not measured".to_owned(),
     }
 }
 
@@ -1065,7 +1097,8 @@ fn isolation_table(md: &mut String, iso: &IsolationResult) {
          {:.0} s: first alone, then with a viral room beside them ({} subscribers of its own, {:.0} \
          messages a second, posted through the same chat-server). The table counts the other \
          rooms' deliveries only; CPU and deliveries/CPU-s are the publish-server's whole, the viral \
-         room's work included. The harness reads the viral room's deliveries on the same cores.\n",
+         room's work included. The viral room's streams are read by a process of their own under \
+         `nice -n 15`, so the servers and the other rooms' readers come first on the shared cores.\n",
         spec.rooms,
         spec.subscribers_per_room,
         spec.rate,
@@ -1093,10 +1126,47 @@ fn isolation_table(md: &mut String, iso: &IsolationResult) {
     if let Some(ratio) = iso.p99_ratio() {
         let _ = writeln!(
             md,
-            "\nThe other rooms' p99 with the viral room over without it: **{ratio:.1}×**."
+            "\nThe other rooms' p99 with the viral room over without it: **{ratio:.1}×** (the \
+             target: at most {:.1} ms, 1.5× without + 2 ms).",
+            isolation_limit_ms(iso.alone.latency.p99_ms)
         );
     }
+    frame_age_rows(md, [&iso.alone, &iso.with_viral]);
     md.push('\n');
+}
+
+/// The publish-server's frame ages per phase and room class (`hotchat_sse_frame_age_seconds`).
+fn frame_age_rows<'a>(md: &mut String, phases: impl IntoIterator<Item = &'a PhaseResult>) {
+    let rows: Vec<String> = phases
+        .into_iter()
+        .flat_map(|p| {
+            p.frame_ages.iter().map(|a| {
+                format!(
+                    "| {} | {} | {} | ≤ {:.2} ms | ≤ {:.2} ms |",
+                    p.name,
+                    a.class,
+                    thousands(a.frames as f64),
+                    a.p50_ms,
+                    a.p99_ms
+                )
+            })
+        })
+        .collect();
+    if rows.is_empty() {
+        return;
+    }
+    md.push_str(
+        "\nServer side: each frame's age when the publish-server wrote it to a socket, from the \
+         fan-out handing its event to the hub (`hotchat_sse_frame_age_seconds`, the window's \
+         bucket counts). A quantile is the upper bound of the bucket it falls in. `normal` is every \
+         frame sent on its own, the viral room's included (batching is off here); `batched` is hot \
+         rooms' batches.\n\n\
+         | phase | class | frames | frame age p50 | p99 |\n|---|---|---:|---:|---:|\n",
+    );
+    for row in rows {
+        md.push_str(&row);
+        md.push('\n');
+    }
 }
 
 fn idle_section(md: &mut String, idle: &IdleResult) {
@@ -1595,13 +1665,68 @@ mod tests {
             "{}",
             within.measured
         );
-        assert_eq!(check(isolation(4.0, 8.0, 3_600)).met, Some(false));
+        assert_eq!(check(isolation(4.0, 8.5, 3_600)).met, Some(false));
+        // Within 2 ms of 1.5× is within the target, though the ratio is higher.
+        let allowed = check(isolation(1.0, 3.4, 3_600));
+        assert_eq!(allowed.met, Some(true), "{}", allowed.measured);
+        assert!(
+            allowed.measured.contains("limit 3.5 ms"),
+            "{}",
+            allowed.measured
+        );
         // A delivery that never arrived is not a fast one.
         assert_eq!(check(isolation(4.0, 5.0, 3_500)).met, Some(false));
         assert_eq!(
             find(&verdicts(None, Some(&fanout(Vec::new()))), "Isolation").met,
             None
         );
+    }
+
+    fn frame_ages(p50_ms: f64, p99_ms: f64) -> Vec<crate::fanout::FrameAges> {
+        vec![crate::fanout::FrameAges {
+            class: "normal".to_owned(),
+            frames: 36_000,
+            p50_ms,
+            p99_ms,
+        }]
+    }
+
+    #[test]
+    fn isolation_shows_the_servers_frame_ages_beside_the_clients_ratio() {
+        let mut iso = isolation(4.0, 5.6, 3_600);
+        let row = |iso: &IsolationResult| {
+            let mut fanout = fanout(Vec::new());
+            fanout.isolation = Some(iso.clone());
+            find(&verdicts(None, Some(&fanout)), "Isolation")
+                .measured
+                .clone()
+        };
+        assert!(
+            row(&iso).contains("; server-side frame ages not measured;"),
+            "{}",
+            row(&iso)
+        );
+        iso.alone.frame_ages = frame_ages(0.25, 1.0);
+        iso.with_viral.frame_ages = frame_ages(0.5, 3.0);
+        assert!(
+            row(&iso).contains(
+                "limit 8.0 ms); server-side frame age p99 ≤ 3.00 ms with against ≤ 1.00 ms \
+                 without (unbatched frames, the viral room's included; bucket bounds);"
+            ),
+            "{}",
+            row(&iso)
+        );
+        let mut md = String::new();
+        isolation_table(&mut md, &iso);
+        assert!(
+            md.contains("| other rooms alone | normal | 36,000 | ≤ 0.25 ms | ≤ 1.00 ms |"),
+            "{md}"
+        );
+        assert!(
+            md.contains("| with the viral room | normal | 36,000 | ≤ 0.50 ms | ≤ 3.00 ms |"),
+            "{md}"
+        );
+        assert!(md.contains("at most 8.0 ms, 1.5× without + 2 ms"), "{md}");
     }
 
     #[test]

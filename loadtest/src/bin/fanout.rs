@@ -1,5 +1,6 @@
 //! The SSE fan-out benchmark: `fanout --chat URL --publish URL --out DIR [--full]` writes
-//! `DIR/fanout.json`.
+//! `DIR/fanout.json`. `fanout viral-readers ...` (not for people) is the isolation phases' viral
+//! room's readers, started by the benchmark itself (see `loadtest::viral`).
 
 use std::{net::SocketAddr, path::PathBuf};
 
@@ -11,6 +12,7 @@ use loadtest::{
     hot_push::{self, HotPushSpec},
     idle::{self, IdleSpec},
     isolation::{self, IsolationSpec},
+    viral::{self, ReadersArgs},
 };
 
 #[derive(Parser)]
@@ -47,6 +49,10 @@ struct Args {
 
 #[tokio::main]
 async fn main() -> anyhow::Result<()> {
+    // The isolation phases start this binary again, niced, as the viral room's readers.
+    if let Some(readers) = ReadersArgs::from_env() {
+        return viral::serve(readers).await;
+    }
     let args = Args::parse();
     let secs = if args.full { 30.0 } else { 8.0 };
     let spec = FanoutSpec {
