@@ -70,6 +70,43 @@ impl IsolationResult {
     }
 }
 
+/// One line for comparing builds: the other rooms' client-side p50/p99 alone and beside the viral
+/// room, the publish-server's unbatched frame ages (bucket bounds), its CPU, and the viral room's
+/// own deliveries.
+pub fn summary(result: &IsolationResult) -> String {
+    let phase = |p: &PhaseResult| {
+        let ages = p.frame_ages("normal").map_or_else(
+            || "frame age –".to_owned(),
+            |a| format!("frame age p50 ≤ {:.2} p99 ≤ {:.2} ms", a.p50_ms, a.p99_ms),
+        );
+        let cpu = p
+            .server_cpu_seconds
+            .map_or_else(|| "–".to_owned(), |s| format!("{s:.2}"));
+        format!(
+            "p50 {:.1} p99 {:.1} ms, {ages}, publish-server {cpu} CPU-s",
+            p.latency.p50_ms, p.latency.p99_ms
+        )
+    };
+    let viral = result
+        .with_viral
+        .viral
+        .as_ref()
+        .map_or_else(String::new, |v| {
+            format!(
+                "; viral room {}/{} deliveries, p99 {:.1} ms",
+                v.deliveries_received, v.deliveries_expected, v.latency.p99_ms
+            )
+        });
+    format!(
+        "isolation: other rooms alone {}; beside the viral room {}; ratio {}{viral}",
+        phase(&result.alone),
+        phase(&result.with_viral),
+        result
+            .p99_ratio()
+            .map_or_else(|| "–".to_owned(), |r| format!("{r:.1}×")),
+    )
+}
+
 pub async fn run(targets: &Targets, spec: &IsolationSpec) -> anyhow::Result<IsolationResult> {
     let result = fanout::run(targets, &spec.fanout()).await?;
     let [alone, with_viral]: [PhaseResult; 2] = result

@@ -45,6 +45,10 @@ struct Args {
     /// (a size this machine's limits allow, to try the step).
     #[arg(long)]
     idle_connections: Option<usize>,
+    /// Only the isolation phases, written to `isolation.json` (`loadtest/run --isolation`, which
+    /// compares publish-server builds).
+    #[arg(long)]
+    isolation_only: bool,
 }
 
 #[tokio::main]
@@ -55,6 +59,31 @@ async fn main() -> anyhow::Result<()> {
     }
     let args = Args::parse();
     let secs = if args.full { 30.0 } else { 8.0 };
+    let targets = Targets {
+        chat: Api::new(&args.chat)?,
+        publish: Api::new(&format!("http://{}", args.publish))?,
+        publish_addr: args.publish,
+        publish_pid: args.publish_pid,
+        broker_pid: args.broker_pid,
+    };
+    // Nine other rooms of 100 subscribers, 50 messages a second over them; then a viral room of
+    // 1,000 subscribers and 300 messages a second beside them.
+    let isolation_spec = IsolationSpec {
+        rooms: 9,
+        subscribers_per_room: 100,
+        rate: 50.0,
+        viral: ViralRoom {
+            subscribers: 1_000,
+            rate: 300.0,
+        },
+        secs,
+        warmup_messages: 100,
+    };
+    if args.isolation_only {
+        let result = isolation::run(&targets, &isolation_spec).await?;
+        println!("{}", isolation::summary(&result));
+        return write_json(&args.out.join("isolation.json"), &result);
+    }
     let spec = FanoutSpec {
         rooms: 10,
         // 10 s at phase 1's rate: a broker JVM started for the run compiles its hot paths meanwhile.
@@ -96,27 +125,7 @@ async fn main() -> anyhow::Result<()> {
             },
         ],
     };
-    let targets = Targets {
-        chat: Api::new(&args.chat)?,
-        publish: Api::new(&format!("http://{}", args.publish))?,
-        publish_addr: args.publish,
-        publish_pid: args.publish_pid,
-        broker_pid: args.broker_pid,
-    };
     let mut result = fanout::run(&targets, &spec).await?;
-    // Nine other rooms of 100 subscribers, 50 messages a second over them; then a viral room of
-    // 1,000 subscribers and 300 messages a second beside them.
-    let isolation_spec = IsolationSpec {
-        rooms: 9,
-        subscribers_per_room: 100,
-        rate: 50.0,
-        viral: ViralRoom {
-            subscribers: 1_000,
-            rate: 300.0,
-        },
-        secs,
-        warmup_messages: 100,
-    };
     result.isolation = Some(isolation::run(&targets, &isolation_spec).await?);
     if let Some(chat_on) = &args.chat_on {
         let spec = HotPushSpec {
@@ -142,8 +151,10 @@ async fn main() -> anyhow::Result<()> {
         }
         result.idle = Some(idle);
     }
-    let path = args.out.join("fanout.json");
-    std::fs::write(&path, serde_json::to_vec_pretty(&result)?)
-        .with_context(|| format!("writing {}", path.display()))?;
-    Ok(())
+    write_json(&args.out.join("fanout.json"), &result)
+}
+
+fn write_json(path: &std::path::Path, value: &impl serde::Serialize) -> anyhow::Result<()> {
+    std::fs::write(path, serde_json::to_vec_pretty(value)?)
+        .with_context(|| format!("writing {}", path.display()))
 }
