@@ -64,9 +64,6 @@ use crate::{
     metrics::{FrameClass, Metrics, Stamp},
 };
 
-/// Rooms with at most this many members are written by the sender itself ([`Hub::write_due`]).
-const INLINE_PASS: usize = 32;
-
 /// One pre-serialised SSE frame, shared by every subscriber of a room.
 #[derive(Debug, Clone)]
 pub struct Frame {
@@ -97,6 +94,7 @@ impl Frame {
 }
 
 /// A subscriber's progress, watched by [`Hub::sweep`].
+#[derive(Default)]
 pub struct Subscriber {
     /// `seq` of the last frame handed to the connection.
     consumed: AtomicU64,
@@ -572,9 +570,10 @@ impl Hub {
     }
 
     /// Writes the frames sent since the last call to the taken-over connections that keep up, one
-    /// pass per room: small rooms at once, smallest first, bigger ones on tasks of their own (a
-    /// viral room does not hold up everyone else's frames, and big rooms are written on both
-    /// cores). Whoever sends frames calls this when it is done sending, outside the hub's lock.
+    /// pass per room, smallest rooms first: small rooms at once, bigger ones on tasks of their own
+    /// that yield between slices ([`Writers::write`]), so a viral room holds up neither the cold
+    /// rooms' frames nor the sender, and big rooms are written on both cores. Whoever sends frames
+    /// calls this when it is done sending, outside the hub's lock.
     pub fn write_due(&self) {
         let mut due = {
             let mut inner = self.lock();
@@ -585,11 +584,7 @@ impl Hub {
         };
         due.sort_by_key(|writers| writers.size());
         for writers in due {
-            if writers.size() <= INLINE_PASS {
-                writers.pass();
-            } else {
-                writers.request_pass();
-            }
+            writers.write();
         }
     }
 

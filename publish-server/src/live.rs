@@ -4,9 +4,10 @@
 //! whoever sends frames to the room writes them to every member that keeps up, one chunk per member
 //! in one pass, straight from the shared frame buffers. An idle or keeping-up stream costs a socket,
 //! a channel position and a task that sleeps until the client leaves or its socket fills; nothing is
-//! woken per frame. When the stream is requested on a connection hyper already serves (a browser
-//! reusing a keep-alive connection), it becomes a response body instead ([`Live::into_body`]), read
-//! by a task of its own, with the same batching.
+//! woken per frame. Joining and leaving never wait for a pass (see [`writers`]). When the stream is
+//! requested on a connection hyper already serves (a browser reusing a keep-alive connection), it
+//! becomes a response body instead ([`Live::into_body`]), read by a task of its own, with the same
+//! batching.
 
 mod writers;
 
@@ -246,18 +247,28 @@ impl Stream {
         // Made once, not per wait: each new one would register with the token under its lock.
         let cancelled = self.shutdown.cancelled();
         tokio::pin!(cancelled);
+        // Shutting down: what is left is written, then the body is ended properly.
+        let mut stopping = false;
         let mut last_write = Instant::now();
         loop {
             if let Some(Unsent { rest, stamps }) = unsent.take() {
                 // Owed until written: the sweep cuts the connection off if the client does not
                 // take it within the stall period, whether or not new events arrive.
                 reader.subscriber.owing();
-                tokio::select! {
-                    biased;
-                    // Mid-chunk: the body cannot be ended properly, only dropped.
-                    () = &mut cancelled => return,
-                    // Boxed, as every rare wait here: the task keeps room only for the usual one.
-                    written = Box::pin(self.socket.write_rest(rest)) => if written.is_err() { return },
+                // Boxed, as every rare wait here: the task keeps room only for the usual one.
+                let write = Box::pin(self.socket.write_rest(rest));
+                let written = if stopping {
+                    write.await
+                } else {
+                    tokio::select! {
+                        biased;
+                        // Mid-chunk: the body cannot be ended properly, only dropped.
+                        () = &mut cancelled => return,
+                        written = write => written,
+                    }
+                };
+                if written.is_err() {
+                    return;
                 }
                 reader.subscriber.paid();
                 last_write = Instant::now();
@@ -266,43 +277,39 @@ impl Stream {
                     .frame_ages
                     .observe(&stamps, last_write.into_std());
             }
+            if stopping {
+                break;
+            }
             let member = Member {
                 reader,
                 socket: self.socket.clone(),
                 handoff: self.handoff.clone(),
                 last_write,
             };
-            let parked = match self.writers.join(member) {
-                Err(parked) => parked,
-                Ok(membership) => {
-                    // Polled by hand rather than `select!`: no wait keeps a future of its own.
-                    let woken = std::future::poll_fn(|cx| {
-                        if cancelled.as_mut().poll(cx).is_ready() {
-                            return Poll::Ready(Woken::Shutdown);
-                        }
-                        if self.socket.poll_closed(cx).is_ready() {
-                            return Poll::Ready(Woken::ClientLeft);
-                        }
-                        self.handoff.poll_parked(cx).map(Woken::Parked)
-                    })
-                    .await;
-                    match woken {
-                        Woken::ClientLeft => return,
-                        Woken::Parked(parked) => parked,
-                        Woken::Shutdown => match membership.leave() {
-                            Some(_member) => break,
-                            // Parked meanwhile: whatever it left is written first.
-                            None => match self.handoff.take().map(|parked| *parked) {
-                                Some(Parked::Behind(_, unsent)) => {
-                                    if Box::pin(self.socket.write_rest(unsent.rest)).await.is_err()
-                                    {
-                                        return;
-                                    }
-                                    break;
-                                }
-                                _ => return,
-                            },
-                        },
+            let mut membership = self.writers.join(member);
+            let parked = loop {
+                // Polled by hand rather than `select!`: no wait keeps a future of its own.
+                let woken = std::future::poll_fn(|cx| {
+                    if !stopping && cancelled.as_mut().poll(cx).is_ready() {
+                        return Poll::Ready(Woken::Shutdown);
+                    }
+                    if self.socket.poll_closed(cx).is_ready() {
+                        return Poll::Ready(Woken::ClientLeft);
+                    }
+                    self.handoff.poll_parked(cx).map(Woken::Parked)
+                })
+                .await;
+                match woken {
+                    // The membership, dropped, has the next pass drop the member.
+                    Woken::ClientLeft => return,
+                    Woken::Parked(parked) => {
+                        membership.settle();
+                        break parked;
+                    }
+                    // The next pass hands the member back (or whatever it parked it for).
+                    Woken::Shutdown => {
+                        stopping = true;
+                        membership.leave();
                     }
                 }
             };
@@ -312,6 +319,7 @@ impl Stream {
                     last_write = member.last_write;
                     unsent = Some(rest);
                 }
+                Parked::Left(_member) => break,
                 Parked::Over(End::Lagged(last)) => {
                     let _ = Box::pin(self.socket.write_chunk(&[last])).await;
                     return;

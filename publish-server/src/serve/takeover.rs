@@ -71,6 +71,11 @@ pub struct ChunkedStream {
 }
 
 impl ChunkedStream {
+    /// The socket of a response whose head is written.
+    pub(crate) fn new(socket: TcpStream) -> Self {
+        Self { socket }
+    }
+
     /// Writes `parts` as one chunk: one system call when the socket has room, however many parts.
     pub async fn write_chunk(&self, parts: &[Bytes]) -> io::Result<()> {
         match self.try_write_chunk(parts)? {
@@ -289,7 +294,7 @@ pub(super) async fn sniff(
             }
             drop(head);
             return Sniffed::TakenOver(TakenOver {
-                writer: writer(ChunkedStream { socket: stream }),
+                writer: writer(ChunkedStream::new(stream)),
                 cut,
                 peer,
             });
