@@ -170,9 +170,10 @@ impl PhaseResult {
     }
 }
 
-/// The room classes of `hotchat_sse_frame_age_seconds`: frames sent on their own (every room
-/// while batching is off, as in the fan-out phases), and hot rooms' batches.
-pub const FRAME_CLASSES: [&str; 2] = ["normal", "batched"];
+/// The room classes of `hotchat_sse_frame_age_seconds`: frames sent on their own to rooms of up
+/// to 128 subscribers on the server and to bigger ones (every room while batching is off, as in
+/// the fan-out phases), and hot rooms' batches.
+pub const FRAME_CLASSES: [&str; 3] = ["normal", "large", "batched"];
 
 /// How old the publish-server's frames of one class were when written to a socket, over a
 /// phase's window: from the fan-out handing the event to the hub to the write, on the server's

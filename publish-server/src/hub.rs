@@ -61,7 +61,7 @@ use uuid::Uuid;
 use self::{batches::Pending, resume::PartitionLog, seeds::SeedQueue, tallies::Tallies};
 use crate::{
     live::Writers,
-    metrics::{FrameClass, Metrics, Stamp},
+    metrics::{FrameClass, LARGE_ROOM, Metrics, Stamp},
 };
 
 /// One pre-serialised SSE frame, shared by every subscriber of a room.
@@ -77,6 +77,8 @@ pub struct Frame {
     pub batch: Option<Arc<Batch>>,
     /// When its event reached the hub (a batch's first): its age is counted from here.
     pub received: Instant,
+    /// What its age counts as.
+    pub class: FrameClass,
 }
 
 impl Frame {
@@ -84,11 +86,7 @@ impl Frame {
     pub fn stamp(&self) -> Stamp {
         Stamp {
             received: self.received,
-            class: if self.batch.is_some() {
-                FrameClass::Batched
-            } else {
-                FrameClass::Normal
-            },
+            class: self.class,
         }
     }
 }
@@ -286,6 +284,13 @@ impl Room {
         due: &mut Vec<Arc<Writers>>,
     ) {
         self.sent += 1;
+        let class = if batch.is_some() {
+            FrameClass::Batched
+        } else if self.sender.receiver_count() > LARGE_ROOM {
+            FrameClass::Large
+        } else {
+            FrameClass::Normal
+        };
         // An error only means every receiver left.
         let _ = self.sender.send(Frame {
             offset,
@@ -293,6 +298,7 @@ impl Room {
             bytes,
             batch,
             received,
+            class,
         });
         if !self.writers.due.swap(true, Ordering::Relaxed) {
             due.push(self.writers.clone());

@@ -174,8 +174,13 @@ impl Metrics {
         );
         // One statement each: the family's guard must be gone before it is written again.
         let normal = ages.get_or_create(&FrameClass::Normal.label()).clone();
+        let large = ages.get_or_create(&FrameClass::Large.label()).clone();
         let batched = ages.get_or_create(&FrameClass::Batched.label()).clone();
-        let frame_ages = FrameAges { normal, batched };
+        let frame_ages = FrameAges {
+            normal,
+            large,
+            batched,
+        };
         Self {
             registry: Registry::default(),
             frame_ages,
@@ -199,17 +204,27 @@ impl Metrics {
 /// A frame's room class, as `hotchat_sse_frame_age_seconds` labels it.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum FrameClass {
-    /// Sent on its own: a cold room's frame (or a hot room's, while batching is off).
+    /// Sent on its own to a room of at most [`LARGE_ROOM`] subscribers here: a cold room's frame.
     Normal,
+    /// Sent on its own to a room of more subscribers here (a viral room's, while it is not
+    /// batched): apart from the cold rooms' frames, so that what a big room costs them shows.
+    Large,
     /// A hot room's batch of frames (`HOT_SSE_BATCH_MS`).
     Batched,
 }
+
+/// The most subscribers on this instance a room's unbatched frames count as `class="normal"` for.
+pub const LARGE_ROOM: usize = 128;
+
+/// The classes, in the order of [`FrameClass::index`].
+const FRAME_CLASSES: [FrameClass; 3] = [FrameClass::Normal, FrameClass::Large, FrameClass::Batched];
 
 impl FrameClass {
     fn label(self) -> ClassLabel {
         ClassLabel {
             class: match self {
                 FrameClass::Normal => "normal",
+                FrameClass::Large => "large",
                 FrameClass::Batched => "batched",
             },
         }
@@ -288,6 +303,7 @@ impl EncodeMetric for AgeHistogram {
 /// the whole of it is what a client sees.
 pub struct FrameAges {
     normal: AgeHistogram,
+    large: AgeHistogram,
     batched: AgeHistogram,
 }
 
@@ -295,6 +311,7 @@ impl FrameAges {
     fn of(&self, class: FrameClass) -> &AgeCounts {
         match class {
             FrameClass::Normal => &self.normal.0,
+            FrameClass::Large => &self.large.0,
             FrameClass::Batched => &self.batched.0,
         }
     }
@@ -311,7 +328,7 @@ impl FrameAges {
         if !std::mem::take(&mut tally.any) {
             return;
         }
-        for class in [FrameClass::Normal, FrameClass::Batched] {
+        for class in FRAME_CLASSES {
             let (counts, i) = (self.of(class), class.index());
             for (bucket, n) in counts.buckets.iter().zip(&mut tally.buckets[i]) {
                 if *n > 0 {
@@ -336,8 +353,8 @@ pub struct Stamp {
 /// Frame ages counted by one pass, to add to [`FrameAges`] at once.
 #[derive(Debug, Default)]
 pub struct AgeTally {
-    buckets: [[u64; AGE_BUCKETS]; 2],
-    sum_ns: [u64; 2],
+    buckets: [[u64; AGE_BUCKETS]; FRAME_CLASSES.len()],
+    sum_ns: [u64; FRAME_CLASSES.len()],
     any: bool,
 }
 
@@ -396,6 +413,7 @@ mod tests {
                 stamp(now - Duration::from_micros(700), FrameClass::Normal),
                 stamp(now - Duration::from_millis(3), FrameClass::Normal),
                 stamp(now - Duration::from_millis(40), FrameClass::Batched),
+                stamp(now - Duration::from_millis(12), FrameClass::Large),
             ],
             now,
         );
@@ -423,6 +441,8 @@ mod tests {
             line(r#"hotchat_sse_frame_age_seconds_count{class="normal"}"#),
             "2"
         );
+        assert_eq!(bucket("0.01", "large"), "0");
+        assert_eq!(bucket("0.015", "large"), "1");
         assert_eq!(bucket("0.03", "batched"), "0");
         assert_eq!(bucket("0.05", "batched"), "1");
         assert_eq!(bucket("+Inf", "batched"), "1");
