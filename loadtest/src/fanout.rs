@@ -21,6 +21,7 @@
 //! `hotchat_sse_frame_age_seconds` over the window, per room class ([`FrameAges`]).
 
 use std::{
+    collections::HashMap,
     net::{IpAddr, SocketAddr},
     ops::Range,
     sync::{
@@ -138,6 +139,10 @@ pub struct PhaseResult {
     pub deliveries_per_sec: f64,
     /// Post → SSE, over every stamped delivery of the phase.
     pub latency: Latency,
+    /// Acknowledged post → SSE: from the post's `201`, so without the write path's round trip
+    /// (the push side alone; 0 for a delivery read before its `201` was).
+    #[serde(default)]
+    pub acked_latency: Latency,
     pub server_cpu_seconds: Option<f64>,
     /// The broker's CPU seconds over the same window.
     #[serde(default)]
@@ -242,8 +247,9 @@ pub(crate) struct Shared {
     /// The phase deliveries count for (0 = warm-up, not reported).
     phase: AtomicUsize,
     received: Vec<AtomicU64>,
-    /// Post → SSE latencies in µs, per phase; each read appends its batch.
-    latencies: Vec<Mutex<Vec<u32>>>,
+    /// Post → SSE latencies in µs with the stamps they were measured from, per phase; each read
+    /// appends its batch.
+    latencies: Vec<Mutex<Vec<(u64, u32)>>>,
     resets: AtomicU64,
     ended: AtomicU64,
 }
@@ -294,7 +300,24 @@ impl Shared {
         self.latencies[phase]
             .lock()
             .map(|samples| {
-                let mut micros: Vec<u64> = samples.iter().map(|&us| u64::from(us)).collect();
+                let mut micros: Vec<u64> = samples.iter().map(|&(_, us)| u64::from(us)).collect();
+                Latency::from_micros(&mut micros)
+            })
+            .unwrap_or_default()
+    }
+
+    /// The acknowledged post → SSE latency of `phase`'s deliveries: each less its post's round
+    /// trip (`acks`: stamp → µs to the `201`), for the posts acknowledged.
+    pub(crate) fn acked_latency(&self, phase: usize, acks: &HashMap<u64, u64>) -> Latency {
+        self.latencies[phase]
+            .lock()
+            .map(|samples| {
+                let mut micros: Vec<u64> = samples
+                    .iter()
+                    .filter_map(|(stamp, us)| {
+                        Some(u64::from(*us).saturating_sub(*acks.get(stamp)?))
+                    })
+                    .collect();
                 Latency::from_micros(&mut micros)
             })
             .unwrap_or_default()
@@ -457,6 +480,7 @@ pub async fn run(targets: &Targets, spec: &FanoutSpec) -> anyhow::Result<FanoutR
             writes_server: after.writes - before.writes,
             deliveries_per_sec: received as f64 / window_secs,
             latency: shared.latency(phase_index),
+            acked_latency: shared.acked_latency(phase_index, &published.acks),
             server_cpu_seconds: cpu,
             broker_cpu_seconds: cpu_between(&before.broker, &after.broker),
             deliveries_per_cpu_second: cpu.filter(|c| *c > 0.0).map(|c| deliveries_server / c),
@@ -724,7 +748,8 @@ pub(crate) async fn subscribe(
                 b"message" => {
                     if let Some(stamp) = sse::stamp(event) {
                         delivered += 1;
-                        latencies.push(now.saturating_sub(stamp).min(u32::MAX as u64) as u32);
+                        let latency = now.saturating_sub(stamp).min(u32::MAX as u64) as u32;
+                        latencies.push((stamp, latency));
                     }
                 }
                 b"reset" => reset = true,
@@ -767,6 +792,8 @@ pub(crate) struct Published {
     pub(crate) failures: u64,
     pub(crate) expected: u64,
     pub(crate) latency: Latency,
+    /// Each acknowledged post's stamp and round trip in µs.
+    pub(crate) acks: HashMap<u64, u64>,
 }
 
 impl Publisher {
@@ -816,21 +843,24 @@ impl Publisher {
             let shared = shared.clone();
             posts.push(tokio::spawn(async move {
                 let _permit = permit;
-                let stamp = shared.clock.elapsed().as_micros();
+                let stamp = shared.clock.elapsed().as_micros() as u64;
                 let text = format!("{}{stamp} fan-out message {i}", sse::STAMP_PREFIX);
-                let sent = Instant::now();
                 let result = api.post_message(&token, &room_id, &text).await;
-                (room, result.is_ok(), sent.elapsed().as_micros() as u64)
+                // On the stamps' clock: from the stamp, as the delivery's latency is.
+                let round_trip = (shared.clock.elapsed().as_micros() as u64).saturating_sub(stamp);
+                (room, result.is_ok(), stamp, round_trip)
             }));
         }
         let (mut posted, mut failures, mut expected) = (0, 0, 0);
         let mut latencies = Vec::with_capacity(total);
+        let mut acks = HashMap::with_capacity(total);
         for post in posts {
             match post.await {
-                Ok((room, true, micros)) => {
+                Ok((room, true, stamp, micros)) => {
                     posted += 1;
                     expected += per_room.get(room).copied().unwrap_or(0) as u64;
                     latencies.push(micros);
+                    acks.insert(stamp, micros);
                 }
                 _ => failures += 1,
             }
@@ -840,6 +870,7 @@ impl Publisher {
             failures,
             expected,
             latency: Latency::from_micros(&mut latencies),
+            acks,
         }
     }
 }
@@ -888,6 +919,24 @@ mod tests {
         // A server without the histogram: nothing.
         let none = vec![("normal", Vec::new()), ("batched", Vec::new())];
         assert!(FrameAges::between(&none, &none).is_empty());
+    }
+
+    #[test]
+    fn acknowledged_latency_is_each_delivery_less_its_posts_round_trip() {
+        let shared = Shared::new(1);
+        shared.latencies[1].lock().unwrap().extend([
+            (100, 5_000),
+            (200, 3_000),
+            (200, 2_500),
+            (300, 9_000),
+        ]);
+        // Post 100 took 4 ms to its 201, post 200 3 ms (one delivery read before the 201: 0),
+        // post 300 failed (no 201): left out.
+        let acks = HashMap::from([(100, 4_000), (200, 3_000)]);
+        let acked = shared.acked_latency(1, &acks);
+        assert_eq!(acked.count, 3);
+        assert_eq!(acked.max_ms, 1.0);
+        assert_eq!(shared.latency(1).count, 4);
     }
 
     #[test]

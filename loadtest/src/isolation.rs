@@ -14,7 +14,10 @@
 use anyhow::anyhow;
 use serde::{Deserialize, Serialize};
 
-use crate::fanout::{self, FanoutSpec, PhaseResult, PhaseSpec, Targets, ViralRoom};
+use crate::{
+    fanout::{self, FanoutSpec, PhaseResult, PhaseSpec, Targets, ViralRoom},
+    stats::Latency,
+};
 
 #[derive(Debug, Clone, Serialize, Deserialize)]
 pub struct IsolationSpec {
@@ -61,17 +64,34 @@ pub struct IsolationResult {
 }
 
 impl IsolationResult {
-    /// The other rooms' post→SSE p99 with the viral room over without it; `None` when either
-    /// phase has no deliveries.
+    /// The other rooms' acknowledged post→SSE p99 with the viral room over without it (from
+    /// before the `POST` for results that lack it); `None` when either phase has no deliveries.
     pub fn p99_ratio(&self) -> Option<f64> {
-        let (alone, with) = (&self.alone.latency, &self.with_viral.latency);
-        (alone.count > 0 && with.count > 0 && alone.p99_ms > 0.0)
-            .then(|| with.p99_ms / alone.p99_ms)
+        ratio(push_side(&self.alone), push_side(&self.with_viral))
+    }
+
+    /// The same from before the `POST`: the write path's round trip included.
+    pub fn p99_ratio_from_post(&self) -> Option<f64> {
+        ratio(&self.alone.latency, &self.with_viral.latency)
     }
 }
 
-/// One line for comparing builds: the other rooms' client-side p50/p99 alone and beside the viral
-/// room, the publish-server's unbatched frame ages (bucket bounds), its CPU, and the viral room's
+/// A phase's post→SSE from the `201` (what a room's push side adds), or from before the `POST`
+/// in results from before it was measured.
+pub fn push_side(phase: &PhaseResult) -> &Latency {
+    if phase.acked_latency.count > 0 {
+        &phase.acked_latency
+    } else {
+        &phase.latency
+    }
+}
+
+fn ratio(alone: &Latency, with: &Latency) -> Option<f64> {
+    (alone.count > 0 && with.count > 0 && alone.p99_ms > 0.0).then(|| with.p99_ms / alone.p99_ms)
+}
+
+/// One line for comparing builds: the other rooms' client-side p50/p99 (from the `201` and from
+/// before the `POST`) alone and beside the viral room, the publish-server's unbatched frame ages (bucket bounds), its CPU, and the viral room's
 /// own deliveries.
 pub fn summary(result: &IsolationResult) -> String {
     let phase = |p: &PhaseResult| {
@@ -82,9 +102,11 @@ pub fn summary(result: &IsolationResult) -> String {
         let cpu = p
             .server_cpu_seconds
             .map_or_else(|| "–".to_owned(), |s| format!("{s:.2}"));
+        let acked = push_side(p);
         format!(
-            "p50 {:.1} p99 {:.1} ms, {ages}, publish-server {cpu} CPU-s",
-            p.latency.p50_ms, p.latency.p99_ms
+            "from the 201 p50 {:.1} p99 {:.1} ms (from before the POST p50 {:.1} p99 {:.1} ms), \
+             {ages}, publish-server {cpu} CPU-s",
+            acked.p50_ms, acked.p99_ms, p.latency.p50_ms, p.latency.p99_ms
         )
     };
     let viral = result
