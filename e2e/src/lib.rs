@@ -5,6 +5,7 @@
 
 pub mod api;
 pub mod broker;
+pub mod crowd;
 pub mod database;
 pub mod process;
 pub mod proxy;

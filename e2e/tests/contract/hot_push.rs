@@ -32,7 +32,8 @@ const EMOJIS: [&str; 3] = ["👍", "🎉", "🔥"];
 const COLD_POSTS: usize = 200;
 
 /// A subscriber that only collects the stream's bytes while the load runs (parsing 200 streams
-/// live would take the cores the servers need); they are parsed afterwards.
+/// live would take the cores the servers need); they are parsed afterwards. It reads in the
+/// crowd ([`e2e::crowd`]), not beside the cold room's reader being measured.
 struct Reader {
     bytes: tokio::sync::watch::Receiver<Vec<u8>>,
     task: tokio::task::JoinHandle<()>,
@@ -44,15 +45,17 @@ impl Reader {
         if let Some(id) = last_event_id {
             request = request.header("Last-Event-ID", id);
         }
-        let response = request.send().await.expect("subscribe");
-        assert_eq!(response.status(), 200);
         let (tx, rx) = tokio::sync::watch::channel(Vec::new());
-        let task = tokio::spawn(async move {
+        let (status_tx, status) = tokio::sync::oneshot::channel();
+        let task = e2e::crowd::handle().spawn(async move {
+            let response = request.send().await.expect("subscribe");
+            let _ = status_tx.send(response.status());
             let mut body = response.bytes_stream();
             while let Some(Ok(chunk)) = body.next().await {
                 tx.send_modify(|bytes| bytes.extend_from_slice(&chunk));
             }
         });
+        assert_eq!(status.await.expect("the subscription answered"), 200);
         Self { bytes: rx, task }
     }
 
