@@ -9,7 +9,6 @@
 //! becomes a response body instead ([`Live::into_body`]), read by a task of its own, with the same
 //! batching.
 
-mod bulk;
 mod writers;
 
 pub use writers::Writers;
@@ -256,12 +255,8 @@ impl Stream {
                 // Owed until written: the sweep cuts the connection off if the client does not
                 // take it within the stall period, whether or not new events arrive.
                 reader.subscriber.owing();
-                // Caught up at the bulk threads' lower priority: a reader's backlog must not hold
-                // up the live frames of everyone else (a viral room's stalled readers all catch up
-                // at once). Boxed, as every rare wait here: the task keeps room only for the usual
-                // one.
-                let socket = self.socket.clone();
-                let write = Box::pin(bulk::run(async move { socket.write_rest(rest).await }));
+                // Boxed, as every rare wait here: the task keeps room only for the usual one.
+                let write = Box::pin(self.socket.write_rest(rest));
                 let written = if stopping {
                     write.await
                 } else {

@@ -111,18 +111,12 @@ impl ReadSide {
         let state = self.state;
         let stop = state.shutdown.clone();
         let progress = self.projector.progress.clone();
-        // The fan-out's thread outlives a dropped task: if this one is dropped (its runtime
-        // shutting down), the thread is told to stop all the same.
-        let _stop_when_dropped = stop.clone().drop_guard();
-        let fanout = on_own_thread(
-            "hotchat-fanout",
-            self.fanout.run(
-                state.hub.clone(),
-                state.metrics.clone(),
-                self.stall,
-                stop.clone(),
-            ),
-        );
+        let fanout = tokio::spawn(self.fanout.run(
+            state.hub.clone(),
+            state.metrics.clone(),
+            self.stall,
+            stop.clone(),
+        ));
         let projector = tokio::spawn(self.projector.run(stop.clone()));
         let seeder = tokio::spawn({
             let (hub, stop) = (state.hub.clone(), stop.clone());
@@ -166,42 +160,6 @@ impl ReadSide {
             }
         }
     }
-}
-
-/// Runs `task` on a thread and runtime of its own; awaiting the handle waits for it to end (and
-/// fails if it panicked).
-///
-/// For the fan-out: as a task among the server's it would wait its turn behind whatever a viral
-/// room queued there (its passes' slices, its parked readers' tasks) before a cold room's frame
-/// could even be handed to the hub. On a thread of its own it runs as soon as the log has
-/// records, and writes small rooms' frames at once (big rooms' passes still go to the server's
-/// workers).
-fn on_own_thread(
-    name: &str,
-    task: impl Future<Output = ()> + Send + 'static,
-) -> tokio::task::JoinHandle<()> {
-    let (done, ended) = tokio::sync::oneshot::channel();
-    let runtime = tokio::runtime::Builder::new_current_thread()
-        .enable_all()
-        .build();
-    let thread = runtime.and_then(|runtime| {
-        std::thread::Builder::new()
-            .name(name.to_owned())
-            .spawn(move || {
-                runtime.block_on(task);
-                let _ = done.send(());
-            })
-    });
-    let name = name.to_owned();
-    tokio::spawn(async move {
-        if let Err(e) = thread {
-            panic!("cannot start the {name} thread: {e}");
-        }
-        // Dropped without a word only if the thread panicked.
-        ended
-            .await
-            .unwrap_or_else(|_| panic!("the {name} thread panicked"));
-    })
 }
 
 /// Sends throttled rooms' batches every `every` until `stop` (nothing to do when batching is off).

@@ -23,9 +23,9 @@
 //! - Keep-alives are a request to the next pass, not a pass of their own over the members.
 //! - Small rooms (up to [`INLINE_PASS`] members a shard) are written by the sender itself, smallest
 //!   first, before any big room's pass is even asked for. Big rooms' passes run on tasks of their
-//!   own, in slices of at most [`SLICE`], yielding between slices and between passes, on threads
-//!   of lower priority ([`super::bulk`]), so the fan-out goes on at once: when the cores are
-//!   short, a cold room's frames go out first and the viral room gets what is left.
+//!   own, in slices of at most [`SLICE`], yielding between slices and between passes, so the
+//!   fan-out goes on at once: a cold room's frames wait for one slice at most, not for a viral
+//!   room's whole pass.
 
 use std::{
     sync::{
@@ -75,9 +75,6 @@ struct Shard {
     keepalive_ms: AtomicU64,
     /// Where the ages of the frames its passes write are counted.
     metrics: Arc<Metrics>,
-    /// The runtime its passes' tasks run on: the bulk writers' ([`super::bulk`]), below the
-    /// server's own priority.
-    runtime: Option<tokio::runtime::Handle>,
 }
 
 /// Who may pass over a shard: nobody, one pass, or one pass asked to go round again.
@@ -317,7 +314,6 @@ struct Pass {
 impl Shard {
     fn new(metrics: Arc<Metrics>) -> Self {
         Self {
-            runtime: super::bulk::handle(),
             members: Mutex::default(),
             arrivals: Mutex::default(),
             size: AtomicUsize::new(0),
@@ -375,14 +371,10 @@ impl Shard {
         }
     }
 
-    /// Passes, on a task, for as long as they are asked for (the caller holds the turn). Without
+    /// Passes, on a task, for as long as they are asked for (the caller holds the turn). Outside
     /// a runtime (a connection dropped as its runtime shuts down) they run here instead.
     fn spawn_passes(self: &Arc<Self>) {
-        let runtime = self
-            .runtime
-            .clone()
-            .or_else(|| tokio::runtime::Handle::try_current().ok());
-        let Some(runtime) = runtime else {
+        let Ok(runtime) = tokio::runtime::Handle::try_current() else {
             loop {
                 self.whole_pass();
                 if !self.turn.release() {
