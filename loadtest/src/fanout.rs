@@ -852,14 +852,12 @@ impl Publisher {
             }));
         }
         let (mut posted, mut failures, mut expected) = (0, 0, 0);
-        let mut latencies = Vec::with_capacity(total);
         let mut acks = HashMap::with_capacity(total);
         for post in posts {
             match post.await {
                 Ok((room, true, stamp, micros)) => {
                     posted += 1;
                     expected += per_room.get(room).copied().unwrap_or(0) as u64;
-                    latencies.push(micros);
                     acks.insert(stamp, micros);
                 }
                 _ => failures += 1,
@@ -869,7 +867,7 @@ impl Publisher {
             posted,
             failures,
             expected,
-            latency: Latency::from_micros(&mut latencies),
+            latency: Latency::from_micros(&mut acks.values().copied().collect::<Vec<_>>()),
             acks,
         }
     }

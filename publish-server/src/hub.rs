@@ -284,9 +284,11 @@ impl Room {
         due: &mut Vec<Arc<Writers>>,
     ) {
         self.sent += 1;
+        // The room's size without the channel's lock (its `receiver_count` takes it): the
+        // subscribers as of the last sweep are near enough for a label.
         let class = if batch.is_some() {
             FrameClass::Batched
-        } else if self.sender.receiver_count() > LARGE_ROOM {
+        } else if self.subscribers.len() > LARGE_ROOM {
             FrameClass::Large
         } else {
             FrameClass::Normal
