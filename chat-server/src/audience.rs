@@ -1,5 +1,6 @@
-//! How many watch each room (`online` in the room's JSON): the publish-servers' merged counts in
-//! Redis, the in-process read side's own in the embedded mode, or unknown (no Redis to meet in).
+//! How many watch each room (`online` in the room's JSON), and how many streams they hold open (a
+//! room's push load, for hot-room detection): the publish-servers' merged counts in Redis, the
+//! in-process read side's own in the embedded mode, or unknown (no Redis to meet in).
 
 use std::{collections::HashMap, sync::Arc};
 
@@ -29,6 +30,24 @@ impl Online {
                 Ok(counts) => counts,
                 Err(e) => {
                     tracing::warn!(error = %e, "audience counts unavailable");
+                    HashMap::new()
+                }
+            },
+            Online::Unknown => HashMap::new(),
+        }
+    }
+
+    /// Each room's open streams, every instance's together; rooms left out are unknown.
+    pub async fn streams(&self, rooms: &[Uuid]) -> HashMap<Uuid, u64> {
+        match self {
+            Online::Here(audience) => rooms
+                .iter()
+                .map(|room| (*room, audience.streams_here(*room)))
+                .collect(),
+            Online::Shared(redis) => match presence::streams(redis, rooms).await {
+                Ok(streams) => streams,
+                Err(e) => {
+                    tracing::warn!(error = %e, "stream counts unavailable");
                     HashMap::new()
                 }
             },

@@ -9,7 +9,7 @@
 //! **Detection.** Once per second the leader (one instance, by a Redis lock with a 2 s expiry,
 //! renewed every 250 ms) sums the last four complete quarters — the last second, cluster-wide — and
 //! applies [`detector::decide`]: above `HOT_FETCH_THRESHOLD` fetches, or `HOT_DELIVERY_THRESHOLD`
-//! deliveries (events written to the room, counted the same way, × its viewers as the
+//! deliveries (events written to the room, counted the same way, × its open streams as the
 //! publish-servers count them), turns a room hot, and it stays hot until it has been at or below
 //! both for `HOT_COOLDOWN_SECS`. The mode change says which (`reason`). Mode changes are appended to the topic
 //! as `room.mode_changed`, so every publish-server tells the room's subscribers (`event: mode`).
@@ -58,7 +58,7 @@ pub struct HotSettings {
         default_value_t = 200
     )]
     pub threshold: u64,
-    /// Deliveries per second of one room (events written × viewers), cluster-wide, that make it
+    /// Deliveries per second of one room (events written × open streams), cluster-wide, that make it
     /// hot: its stream then goes out in batches (`HOT_SSE_BATCH_MS`) and its history is throttled.
     #[arg(
         long = "hot-delivery-threshold",

@@ -49,7 +49,7 @@ pub struct Services {
     pub hot: Arc<HotView>,
     /// History fetches per room, counted toward hot-room detection.
     pub counter: Arc<RoomCounter>,
-    /// Events written per room, counted toward hot-room detection (× viewers: deliveries).
+    /// Events written per room, counted toward hot-room detection (× open streams: deliveries).
     pub written: Arc<RoomCounter>,
     pub throttle: Arc<Throttle>,
     /// `Idempotency-Key`s of the last 24 hours.

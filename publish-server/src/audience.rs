@@ -21,7 +21,10 @@ use std::{
 use axum::http::HeaderMap;
 use serde::Serialize;
 use shared::{
-    http::client_ip, presence, redis_client::RedisClient, shutdown::CancellationToken,
+    http::client_ip,
+    presence::{self, Seen},
+    redis_client::RedisClient,
+    shutdown::CancellationToken,
     tokens::TokenVerifier,
 };
 use uuid::Uuid;
@@ -182,6 +185,14 @@ impl Audience {
         rooms.get(&room).map_or(0, |viewers| viewers.len() as u64)
     }
 
+    /// Streams open to `room` on this instance (a viewer's tabs each count).
+    pub fn streams_here(&self, room: Uuid) -> u64 {
+        let rooms = self.rooms.lock().expect("audience lock");
+        rooms
+            .get(&room)
+            .map_or(0, |viewers| viewers.values().map(|n| u64::from(*n)).sum())
+    }
+
     /// The label of a count made here alone: none when this instance is the only one.
     fn scope_without_redis(&self) -> Option<&'static str> {
         (!self.alone || self.redis.is_some()).then_some("instance")
@@ -207,7 +218,10 @@ impl Audience {
         if let Some(redis) = &self.redis {
             let gone: Vec<_> = published
                 .into_iter()
-                .map(|room| (room, Vec::new()))
+                .map(|room| Seen {
+                    room,
+                    ..Seen::default()
+                })
                 .collect();
             let _ = presence::publish(redis, self.instance, &gone).await;
         }
@@ -215,15 +229,19 @@ impl Audience {
 
     /// One round; `published` are the rooms this instance wrote a summary of last round.
     async fn round(&self, hub: &Hub, metrics: &Metrics, published: HashSet<Uuid>) -> HashSet<Uuid> {
-        let here: Vec<(Uuid, Vec<String>)> = {
+        let here: Vec<Seen> = {
             let rooms = self.rooms.lock().expect("audience lock");
             rooms
                 .iter()
-                .map(|(room, viewers)| (*room, viewers.keys().map(|v| v.to_string()).collect()))
+                .map(|(room, viewers)| Seen {
+                    room: *room,
+                    viewers: viewers.keys().map(|v| v.to_string()).collect(),
+                    streams: viewers.values().map(|n| u64::from(*n)).sum(),
+                })
                 .collect()
         };
-        let now: HashSet<Uuid> = here.iter().map(|(room, _)| *room).collect();
-        let local = |(room, viewers): &(Uuid, Vec<String>)| (*room, viewers.len() as u64);
+        let now: HashSet<Uuid> = here.iter().map(|seen| seen.room).collect();
+        let local = |seen: &Seen| (seen.room, seen.viewers.len() as u64);
         let counts: Vec<(Uuid, Online)> = match self.shared_counts(&here, &published).await {
             Some(counts) => here
                 .iter()
@@ -272,7 +290,7 @@ impl Audience {
     /// reads every room's merged count; `None` without Redis or when it fails.
     async fn shared_counts(
         &self,
-        here: &[(Uuid, Vec<String>)],
+        here: &[Seen],
         published: &HashSet<Uuid>,
     ) -> Option<HashMap<Uuid, u64>> {
         let redis = self.redis.as_ref()?;
@@ -280,10 +298,13 @@ impl Audience {
         writes.extend(
             published
                 .iter()
-                .filter(|room| !here.iter().any(|(r, _)| r == *room))
-                .map(|room| (*room, Vec::new())),
+                .filter(|room| !here.iter().any(|seen| seen.room == **room))
+                .map(|room| Seen {
+                    room: *room,
+                    ..Seen::default()
+                }),
         );
-        let rooms: Vec<Uuid> = here.iter().map(|(room, _)| *room).collect();
+        let rooms: Vec<Uuid> = here.iter().map(|seen| seen.room).collect();
         let result = match presence::publish(redis, self.instance, &writes).await {
             Ok(()) => presence::counts(redis, &rooms).await,
             Err(e) => Err(e),

@@ -115,7 +115,7 @@ fn known_reason<'de, D: serde::Deserializer<'de>>(
 pub enum HotReason {
     /// Its history fetches per second, cluster-wide (`HOT_FETCH_THRESHOLD`).
     Fetches,
-    /// Its deliveries per second: events written × viewers, cluster-wide (`HOT_DELIVERY_THRESHOLD`).
+    /// Its deliveries per second: events written × open streams, cluster-wide (`HOT_DELIVERY_THRESHOLD`).
     Deliveries,
 }
 

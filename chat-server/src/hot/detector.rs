@@ -1,7 +1,7 @@
 //! Deciding which rooms are hot: pure logic, so the hysteresis is tested on its own.
 //!
 //! A room turns hot when its cluster-wide fetch rate is above the fetch threshold, or its delivery
-//! rate (events written × viewers) above the delivery threshold. It stays hot until both have been
+//! rate (events written × open streams) above the delivery threshold. It stays hot until both have been
 //! at or below their thresholds for the whole cooldown, so a room hovering at the edge does not
 //! flap between modes every second.
 
@@ -17,7 +17,7 @@ pub type HotMap = HashMap<Uuid, i64>;
 pub struct Thresholds {
     /// Fetches per second, cluster-wide, above which a room is hot.
     pub fetches_per_sec: u64,
-    /// Deliveries per second (events written × viewers), cluster-wide, above which a room is hot.
+    /// Deliveries per second (events written × open streams), cluster-wide, above which a room is hot.
     pub deliveries_per_sec: u64,
     /// How long a room stays hot after its rate drops, in ms.
     pub cooldown_ms: i64,

@@ -35,7 +35,7 @@ pub struct Scheduler {
     pub counter: Arc<RoomCounter>,
     /// Events written here since the last flush.
     pub written: Arc<RoomCounter>,
-    /// Each room's viewers, cluster-wide: with the events written, its deliveries.
+    /// Each room's open streams, cluster-wide: with the events written, its deliveries.
     pub online: Online,
     pub view: Arc<HotView>,
     pub log: Arc<EventLog>,
@@ -104,12 +104,13 @@ impl Scheduler {
         let window = quarter - WINDOW_QUARTERS..quarter;
         let fetches = self.store.sums(Counted::Fetches, window.clone()).await?;
         let events = self.store.sums(Counted::Events, window).await?;
-        // Deliveries: each event goes to every viewer. Only rooms written to are asked about.
+        // Deliveries: each event goes to every open stream (a crowd behind one address is one
+        // viewer but as many streams). Only rooms written to are asked about.
         let written: Vec<Uuid> = events.keys().copied().collect();
-        let viewers = self.online.counts(&written).await;
+        let streams = self.online.streams(&written).await;
         let deliveries = events
             .iter()
-            .map(|(room, n)| (*room, n * viewers.get(room).copied().unwrap_or(0)))
+            .map(|(room, n)| (*room, n * streams.get(room).copied().unwrap_or(0)))
             .collect();
         let rates = Rates {
             fetches,

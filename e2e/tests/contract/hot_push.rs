@@ -157,7 +157,12 @@ async fn write_load(
 }
 
 /// The acknowledged post→SSE latency of `n` posts to a cold room, one every 25 ms.
-async fn cold_latencies(api: &Api, room: &str, stream: &mut SseClient, n: usize) -> Vec<Duration> {
+pub(crate) async fn cold_latencies(
+    api: &Api,
+    room: &str,
+    stream: &mut SseClient,
+    n: usize,
+) -> Vec<Duration> {
     let session = api.sign_in("cold").await;
     let mut latencies = Vec::with_capacity(n);
     for i in 0..n {
@@ -177,7 +182,7 @@ async fn cold_latencies(api: &Api, room: &str, stream: &mut SseClient, n: usize)
     latencies
 }
 
-fn p99(mut latencies: Vec<Duration>) -> Duration {
+pub(crate) fn p99(mut latencies: Vec<Duration>) -> Duration {
     latencies.sort();
     latencies[(latencies.len() * 99).div_ceil(100) - 1]
 }
