@@ -62,6 +62,8 @@ const PUBLISHERS: usize = 32;
 const FRAME_AGE_METRIC: &str = "hotchat_sse_frame_age_seconds";
 /// How long to wait after the last post for the deliveries still on their way.
 const DRAIN_TIMEOUT: Duration = Duration::from_secs(5);
+/// How long a viral room may take to turn hot by its deliveries (the scheduler decides each second).
+const TURN_HOT_TIMEOUT: Duration = Duration::from_secs(15);
 
 /// One phase of the benchmark.
 #[derive(Debug, Clone, Serialize, Deserialize)]
@@ -87,6 +89,12 @@ pub struct ViralRoom {
     pub subscribers: usize,
     /// Messages posted to it per second.
     pub rate: f64,
+    /// Posted to at `rate` before the phase's window until the chat-server reports it throttled,
+    /// as a room turns hot by its deliveries (`HOT_DELIVERY_THRESHOLD`): the window then measures
+    /// the other rooms beside a viral room the product defends itself against. Off, the room is
+    /// served as it comes (unbatched, where the chat-server's threshold is out of its reach).
+    #[serde(default)]
+    pub hot: bool,
 }
 
 /// What the viral room's subscribers got during a phase.
@@ -100,6 +108,9 @@ pub struct ViralOutcome {
     pub deliveries_received: u64,
     /// Post → SSE of the viral room's deliveries.
     pub latency: Latency,
+    /// Seconds of posting it took to turn hot by its deliveries ([`ViralRoom::hot`]).
+    #[serde(default)]
+    pub hot_after_secs: Option<f64>,
 }
 
 #[derive(Debug, Clone, Serialize, Deserialize)]
@@ -233,6 +244,7 @@ pub struct FanoutResult {
 }
 
 /// Where the harness points.
+#[derive(Clone)]
 pub struct Targets {
     pub chat: Api,
     pub publish: Api,
@@ -359,6 +371,22 @@ impl ViralLane {
         self.open += opened;
         Ok((opened, failures))
     }
+
+    /// Posts at `rate` until the room turns hot by its deliveries ([`Publisher::until_hot`]), then
+    /// waits for those posts' deliveries (counted in `phase`, the one before the window); returns
+    /// the seconds of posting it took.
+    async fn turn_hot(
+        &mut self,
+        shared: &Arc<Shared>,
+        rate: f64,
+        phase: usize,
+    ) -> anyhow::Result<f64> {
+        let (secs, expected) = self.publisher.until_hot(shared, rate, &[self.open]).await?;
+        self.readers
+            .count(phase, expected, Instant::now() + DRAIN_TIMEOUT)
+            .await?;
+        Ok(secs)
+    }
 }
 
 pub async fn run(targets: &Targets, spec: &FanoutSpec) -> anyhow::Result<FanoutResult> {
@@ -412,6 +440,13 @@ pub async fn run(targets: &Targets, spec: &FanoutSpec) -> anyhow::Result<FanoutR
                 .await;
             tokio::time::sleep(Duration::from_millis(500)).await;
         }
+
+        let hot_after_secs = match (&mut viral, phase.viral) {
+            (Some(lane), Some(room)) if room.hot => {
+                Some(lane.turn_hot(&shared, room.rate, i).await?)
+            }
+            _ => None,
+        };
 
         let since = shared.start_phase(phase_index);
         if let Some(lane) = &mut viral {
@@ -510,6 +545,7 @@ pub async fn run(targets: &Targets, spec: &FanoutSpec) -> anyhow::Result<FanoutR
                     deliveries_expected: published.expected,
                     deliveries_received: received,
                     latency,
+                    hot_after_secs,
                 }),
         });
         let last = results.last().context("a phase result")?;
@@ -811,6 +847,34 @@ impl Publisher {
             tokens,
             rooms: ids,
         })
+    }
+
+    /// Posts to the first room at `rate` until its chat-server reports it throttled, as a room
+    /// turns hot by its deliveries (`HOT_DELIVERY_THRESHOLD`); returns the seconds of posting it
+    /// took and the deliveries expected (`per_room`, as [`Self::publish`]).
+    pub(crate) async fn until_hot(
+        &self,
+        shared: &Arc<Shared>,
+        rate: f64,
+        per_room: &[usize],
+    ) -> anyhow::Result<(f64, u64)> {
+        let started = Instant::now();
+        let mut expected = 0;
+        loop {
+            expected += self
+                .publish(shared, rate, 0.5, Some(1), per_room)
+                .await
+                .expected;
+            if self.api.room_mode(&self.rooms[0]).await? == "throttled" {
+                return Ok((started.elapsed().as_secs_f64(), expected));
+            }
+            anyhow::ensure!(
+                started.elapsed() < TURN_HOT_TIMEOUT,
+                "the room did not turn hot by its deliveries within {TURN_HOT_TIMEOUT:?} (is the \
+                 chat-server's HOT_DELIVERY_THRESHOLD within reach, and its Redis prefix the \
+                 publish-server's?)"
+            );
+        }
     }
 
     /// Posts `rate` messages a second for `secs` seconds, round-robin over the rooms (or the first

@@ -2,9 +2,9 @@
 //! second, served once unthrottled and once throttled (its frames batched every `HOT_SSE_BATCH_MS`,
 //! reactions folded into counts), in the same run.
 //!
-//! Two rooms of the same shape take the same load in turn: the first stays normal, the second is
-//! made hot first the product's way (history fetches on the chat-server whose hot-room detection is
-//! on). For each the publish-server is measured over the load's window: its CPU seconds from
+//! Two rooms of the same shape take the same load in turn: the first stays normal, the second
+//! turns hot the way a viral room does, by its own deliveries (its messages posted through the
+//! chat-server whose hot-room detection is on, until it says the room is throttled). For each the publish-server is measured over the load's window: its CPU seconds from
 //! `/proc`, and from `/metrics` the events it handed to connections
 //! (`hotchat_sse_events_delivered_total`: a batch counts every event it carries, folded reactions
 //! included) and the writes that carried them (`hotchat_sse_writes_total`). Messages carry the
@@ -101,11 +101,10 @@ pub async fn run(
 ) -> anyhow::Result<HotPushResult> {
     let mut phases = Vec::new();
     for (i, throttled) in [false, true].into_iter().enumerate() {
-        let publisher = Publisher::new(&targets.chat, 1).await?;
+        // The throttled room's messages go through the chat-server whose detection is on, so the
+        // room turns hot by its own deliveries.
+        let publisher = Publisher::new(if throttled { chat_on } else { &targets.chat }, 1).await?;
         let room = publisher.rooms[0].clone();
-        if throttled {
-            make_hot(chat_on, &room).await?;
-        }
         let mut reacted = Vec::new();
         for j in 0..REACTED_MESSAGES {
             let text = format!("reacted {j}");
@@ -151,21 +150,6 @@ pub async fn run(
     })
 }
 
-/// Fetches `room`'s history through `chat_on` until the room is throttled (at most 15 s).
-async fn make_hot(chat_on: &Api, room: &str) -> anyhow::Result<()> {
-    let deadline = Instant::now() + Duration::from_secs(15);
-    while Instant::now() < deadline {
-        let fetches = (0..50).map(|_| chat_on.message_count(room));
-        futures::future::join_all(fetches).await;
-        if chat_on.room_mode(room).await? == "throttled" {
-            // The publish-server learns it from the topic.
-            tokio::time::sleep(Duration::from_millis(500)).await;
-            return Ok(());
-        }
-    }
-    anyhow::bail!("the room did not turn hot within 15 s of fetches")
-}
-
 async fn phase(
     targets: &Targets,
     spec: &HotPushSpec,
@@ -195,6 +179,15 @@ async fn phase(
     );
     let subscribers: Vec<JoinHandle<()>> = opened.tasks.into_iter().map(|(_, task)| task).collect();
     tokio::time::sleep(Duration::from_millis(500)).await;
+    if throttled {
+        // Counted before the window (phase 0), as a warm-up.
+        let (_, expected) = publisher
+            .until_hot(&shared, spec.rate, &[subscribers.len()])
+            .await?;
+        shared
+            .wait_for(0, expected, Instant::now() + DRAIN_TIMEOUT)
+            .await;
+    }
 
     let since = shared.start_phase(1);
     let before = ServerReading::take(targets).await;

@@ -98,6 +98,12 @@ pub const EMBEDDED_P99_MS: f64 = 6.0;
 /// (+2 ms).
 pub const ISOLATION_P99_FACTOR: f64 = 1.5;
 pub const ISOLATION_P99_ALLOWANCE_MS: f64 = 2.0;
+/// Issue #30's target for the viral room once hot by its deliveries: p99 within two batch periods
+/// (`HOT_SSE_BATCH_MS`, the publish-server's default, which `loadtest/run` leaves) and 50 ms, and
+/// at least 5 deliveries per write.
+const HOT_SSE_BATCH_MS: f64 = 100.0;
+const VIRAL_P99_MS: f64 = 2.0 * HOT_SSE_BATCH_MS + 50.0;
+const VIRAL_DELIVERIES_PER_WRITE: f64 = 5.0;
 
 impl Report {
     /// `date`: when the run started (UTC, RFC 3339); now if `None`.
@@ -415,6 +421,7 @@ pub fn verdicts(fetch: Option<&FetchReport>, fanout: Option<&FanoutResult>) -> V
         out.push(idle_memory_verdict(fanout));
         out.push(idle_100k_verdict(fanout.idle.as_ref()));
         out.push(isolation_verdict(fanout.isolation.as_ref()));
+        out.push(viral_verdict(fanout));
         // Fan-out efficiency: the best phase, and the sparse one beside it (one write per delivery).
         let best = fanout.phases.iter().max_by(|a, b| {
             let rate = |p: &PhaseResult| p.deliveries_per_cpu_second.unwrap_or(0.0);
@@ -880,6 +887,69 @@ fn isolation_verdict(isolation: Option<&IsolationResult>) -> Verdict {
     }
 }
 
+/// A viral room once hot by its deliveries: every message delivered, p99 within two batch periods
+/// and 50 ms at its own reader, at least 5 deliveries per write. Judged on the hot-push benchmark's
+/// throttled room, whose readers are the only load of its phase (the target asks for a reader that
+/// keeps up); the isolation phases' viral room, read niced beside the other rooms, is shown beside
+/// it (its writes: the window's batched frames, no other room being hot there).
+fn viral_verdict(fanout: &FanoutResult) -> Verdict {
+    let target = format!(
+        "A viral room, hot by its deliveries: every message delivered, p99 \
+         ≤ 2 × HOT_SSE_BATCH_MS + 50 ms ({VIRAL_P99_MS:.0} ms) at its own reader, \
+         ≥ {VIRAL_DELIVERIES_PER_WRITE:.0} deliveries per write"
+    );
+    let throttled = fanout
+        .hot_push
+        .as_ref()
+        .and_then(|hot| hot.phases.iter().find(|p| p.throttled));
+    let beside = fanout.isolation.as_ref().and_then(|iso| {
+        let v = iso.with_viral.viral.as_ref()?;
+        v.hot_after_secs?;
+        let writes = iso.with_viral.frame_ages("batched").map_or(0, |a| a.frames);
+        Some(format!(
+            "; beside the other rooms in the isolation phases (read niced, in a process of its \
+             own): {}/{} deliveries, p50 {:.1} ms, p99 {:.1} ms, {} deliveries per write",
+            thousands(v.deliveries_received as f64),
+            thousands(v.deliveries_expected as f64),
+            v.latency.p50_ms,
+            v.latency.p99_ms,
+            if writes > 0 {
+                format!("{:.1}", v.deliveries_received as f64 / writes as f64)
+            } else {
+                "–".to_owned()
+            },
+        ))
+    });
+    let Some(p) = throttled else {
+        return Verdict {
+            target,
+            measured: format!("not in this run{}", beside.unwrap_or_default()),
+            met: None,
+        };
+    };
+    Verdict {
+        target,
+        measured: format!(
+            "{}/{} messages delivered, p99 {:.1} ms (p50 {:.1} ms), {:.1} deliveries per write \
+             (hot room push, {} subscribers, {:.0} messages and {} reactions a second){}",
+            thousands(p.messages_received as f64),
+            thousands(p.messages_expected as f64),
+            p.latency.p99_ms,
+            p.latency.p50_ms,
+            p.deliveries_per_write(),
+            thousands(p.subscribers as f64),
+            p.messages_posted as f64 / p.window_secs.max(f64::EPSILON),
+            thousands(p.reactions_sent as f64 / p.window_secs.max(f64::EPSILON)),
+            beside.unwrap_or_default(),
+        ),
+        met: Some(
+            p.messages_received >= p.messages_expected
+                && p.latency.p99_ms <= VIRAL_P99_MS
+                && p.deliveries_per_write() >= VIRAL_DELIVERIES_PER_WRITE,
+        ),
+    }
+}
+
 /// The isolation target's ceiling on the other rooms' p99 beside the viral room, from the p99
 /// alone.
 fn isolation_limit_ms(alone_p99_ms: f64) -> f64 {
@@ -1119,7 +1189,7 @@ fn isolation_table(md: &mut String, iso: &IsolationResult) {
         md,
         "## Isolation\n\n{} other rooms of {} subscribers, {:.0} messages a second over them, for \
          {:.0} s: first alone, then with a viral room beside them ({} subscribers of its own, {:.0} \
-         messages a second, posted through the same chat-server). The table counts the other \
+         messages a second, posted through the same chat-server{}). The table counts the other \
          rooms' deliveries only; CPU and deliveries/CPU-s are the publish-server's whole, the viral \
          room's work included. The viral room's streams are read by a process of their own under \
          `nice -n 15`, so the servers and the other rooms' readers come first on the shared cores.\n",
@@ -1129,6 +1199,12 @@ fn isolation_table(md: &mut String, iso: &IsolationResult) {
         spec.secs,
         thousands(spec.viral.subscribers as f64),
         spec.viral.rate,
+        if spec.viral.hot {
+            ", and posted to until it had turned hot by its deliveries before the window opened, \
+             so its frames go out in batches as a viral room's do"
+        } else {
+            "; served unbatched"
+        },
     );
     phase_rows(md, [&iso.alone, &iso.with_viral]);
     if let Some(v) = &iso.with_viral.viral {
@@ -1190,7 +1266,7 @@ fn frame_age_rows<'a>(md: &mut String, phases: impl IntoIterator<Item = &'a Phas
          fan-out handing its event to the hub (`hotchat_sse_frame_age_seconds`, the window's \
          bucket counts). A quantile is the upper bound of the bucket it falls in. `normal` is the \
          frames sent on their own to rooms of up to 128 subscribers there, `large` to bigger ones \
-         (the viral room's: batching is off here); `batched` is hot rooms' batches.\n\n\
+         (unbatched big rooms); `batched` is hot rooms' batches.\n\n\
          | phase | class | frames | frame age p50 | p99 |\n|---|---|---:|---:|---:|\n",
     );
     for row in rows {
@@ -1243,8 +1319,8 @@ fn hot_push_table(md: &mut String, hot: &HotPushResult) {
         md,
         "## Hot room push\n\nOne room, {} subscribers, {:.0} messages and {} reactions a \
          second for {:.0} s, through the chat-server; first in a room that stays normal, then in \
-         one made hot by history fetches (its frames batched every `HOT_SSE_BATCH_MS`, reactions \
-         folded into counts). Deliveries = events handed to connections \
+         one that turned hot by its own deliveries before the window (its frames batched every \
+         `HOT_SSE_BATCH_MS`, reactions folded into counts). Deliveries = events handed to connections \
          (`hotchat_sse_events_delivered_total`; a batch counts each event it tells, folded \
          reactions included), per publish-server CPU-second and per write. Latency: the \
          messages' post → SSE.\n",
@@ -1660,6 +1736,7 @@ mod tests {
                 viral: crate::fanout::ViralRoom {
                     subscribers: 1_000,
                     rate: 300.0,
+                    hot: true,
                 },
                 secs: 8.0,
                 warmup_messages: 0,
@@ -1709,6 +1786,87 @@ mod tests {
         assert_eq!(
             find(&verdicts(None, Some(&fanout(Vec::new()))), "Isolation").met,
             None
+        );
+    }
+
+    #[test]
+    fn a_viral_room_is_judged_on_the_hot_push_rooms_reader_with_the_isolation_one_beside() {
+        let verdict = |fanout: &FanoutResult| {
+            find(
+                &verdicts(None, Some(fanout)),
+                "A viral room, hot by its deliveries",
+            )
+            .clone()
+        };
+        let mut run = fanout(Vec::new());
+        assert_eq!(verdict(&run).met, None, "not measured");
+        let throttled = crate::hot_push::PushPhase {
+            name: "throttled".to_owned(),
+            throttled: true,
+            subscribers: 1_000,
+            messages_posted: 6_000,
+            reactions_sent: 20_000,
+            messages_expected: 6_000_000,
+            messages_received: 6_000_000,
+            window_secs: 20.0,
+            deliveries_server: 26_000_000.0,
+            writes_server: 200_000.0,
+            latency: Latency {
+                count: 6_000_000,
+                p50_ms: 70.0,
+                p99_ms: 180.0,
+                ..Latency::default()
+            },
+            ..Default::default()
+        };
+        run.hot_push = Some(crate::hot_push::HotPushResult {
+            spec: crate::hot_push::HotPushSpec {
+                subscribers: 1_000,
+                rate: 300.0,
+                reactions: 1_000.0,
+                secs: 20.0,
+            },
+            phases: vec![throttled],
+        });
+        let mut iso = isolation(4.0, 5.6, 3_600);
+        let viral = iso.with_viral.viral.as_mut().unwrap();
+        viral.hot_after_secs = Some(1.5);
+        viral.latency.p99_ms = 480.0;
+        iso.with_viral.frame_ages = vec![crate::fanout::FrameAges {
+            class: "batched".to_owned(),
+            frames: 80_000,
+            p50_ms: 50.0,
+            p99_ms: 100.0,
+        }];
+        run.isolation = Some(iso);
+        let hot = verdict(&run);
+        assert_eq!(hot.met, Some(true), "{}", hot.measured);
+        assert!(hot.target.contains("(250 ms)"), "{}", hot.target);
+        assert!(
+            hot.measured
+                .starts_with("6,000,000/6,000,000 messages delivered, p99 180.0 ms (p50 70.0 ms), 130.0 deliveries per write"),
+            "{}",
+            hot.measured
+        );
+        // The niced reader beside the other rooms is shown, not judged.
+        assert!(
+            hot.measured
+                .contains("p99 480.0 ms, 30.0 deliveries per write"),
+            "{}",
+            hot.measured
+        );
+
+        let edit = |change: fn(&mut crate::hot_push::PushPhase)| {
+            let mut run = run.clone();
+            change(&mut run.hot_push.as_mut().unwrap().phases[0]);
+            verdict(&run).met
+        };
+        assert_eq!(edit(|p| p.latency.p99_ms = 251.0), Some(false));
+        assert_eq!(edit(|p| p.messages_received -= 1), Some(false));
+        assert_eq!(
+            edit(|p| p.writes_server = 6_000_000.0),
+            Some(false),
+            "4.3 per write"
         );
     }
 

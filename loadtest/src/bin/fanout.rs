@@ -21,8 +21,10 @@ struct Args {
     /// chat-server the messages are posted through.
     #[arg(long)]
     chat: String,
-    /// chat-server with hot-room detection on (same topic): it makes the hot-push room hot. Without
-    /// it the hot-room push benchmark is left out.
+    /// chat-server with hot-room detection on (same topic, the publish-server's Redis prefix): it
+    /// makes the hot-push room hot by fetches, and the isolation phases run through it, so their
+    /// viral room turns hot by its deliveries. Without it the hot-room push benchmark is left out and
+    /// the isolation phases run through `--chat` (whose detection must then be on).
     #[arg(long)]
     chat_on: Option<String>,
     /// publish-server address (host:port) the subscribers connect to.
@@ -75,12 +77,20 @@ async fn main() -> anyhow::Result<()> {
         viral: ViralRoom {
             subscribers: 1_000,
             rate: 300.0,
+            hot: true,
         },
         secs,
         warmup_messages: 100,
     };
+    let isolation_targets = Targets {
+        chat: match &args.chat_on {
+            Some(url) => Api::new(url)?,
+            None => targets.chat.clone(),
+        },
+        ..targets.clone()
+    };
     if args.isolation_only {
-        let result = isolation::run(&targets, &isolation_spec).await?;
+        let result = isolation::run(&isolation_targets, &isolation_spec).await?;
         println!("{}", isolation::summary(&result));
         return write_json(&args.out.join("isolation.json"), &result);
     }
@@ -126,7 +136,7 @@ async fn main() -> anyhow::Result<()> {
         ],
     };
     let mut result = fanout::run(&targets, &spec).await?;
-    result.isolation = Some(isolation::run(&targets, &isolation_spec).await?);
+    result.isolation = Some(isolation::run(&isolation_targets, &isolation_spec).await?);
     if let Some(chat_on) = &args.chat_on {
         let spec = HotPushSpec {
             subscribers: 1_000,
