@@ -4,9 +4,12 @@
 //! read model is the contract between the projector that writes it and the fetch API that reads it,
 //! and the settings, telemetry and shutdown helpers keep the two binaries configured and stopped the
 //! same way. Nothing here knows about HTTP routes or one server's internals.
+//!
+//! The event contract itself is the `hotchat-events` crate, re-exported here as [`event`] and
+//! [`cursor`].
 
-pub mod cursor;
-pub mod event;
+pub use hotchat_events::{cursor, event};
+
 pub mod event_log;
 pub mod health;
 pub mod http;

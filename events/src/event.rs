@@ -14,7 +14,8 @@ use uuid::Uuid;
 pub const SCHEMA_VERSION: u32 = 1;
 
 /// Who caused an event, as shown to other users.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, utoipa::ToSchema)]
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 pub struct User {
     pub id: Uuid,
     pub name: String,
@@ -110,7 +111,8 @@ fn known_reason<'de, D: serde::Deserializer<'de>>(
 }
 
 /// What made a room hot.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize, utoipa::ToSchema)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 #[serde(rename_all = "lowercase")]
 pub enum HotReason {
     /// Its history fetches per second, cluster-wide (`HOT_FETCH_THRESHOLD`).
@@ -129,7 +131,8 @@ impl HotReason {
 }
 
 /// How a room's history API is served.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize, utoipa::ToSchema)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 #[serde(rename_all = "lowercase")]
 pub enum RoomMode {
     /// Every fetch reads the database.
