@@ -133,8 +133,11 @@ pub struct Settings {
     /// `MAX_CONNECTIONS`: open connections at most, counted at accept (unset: what the open-file
     /// limit leaves room for; see `serve::connection_cap`).
     pub max_connections: Option<usize>,
-    /// `SHUTDOWN_DRAIN_MS` (default 3000): how long shutdown waits for connections to close.
+    /// `SHUTDOWN_DRAIN_MS` (default 3000): how long shutdown waits for connections to close, and
+    /// then for the background tasks to stop.
     pub drain: Duration,
+    /// `HOTCHAT_TEST_FAIL_TASK`: a critical task to make fail, for a test ([`shared::supervise`]).
+    pub fail_task: Option<String>,
     /// `RUST_LOG`, `LOG_FORMAT`: for `main` to set up logging.
     pub log: LogSettings,
 }
@@ -221,6 +224,7 @@ impl Settings {
             metrics_addr: cli.http.metrics_addr,
             max_connections: cli.http.max_connections,
             drain: cli.http.drain,
+            fail_task: cli.http.fail_task.clone(),
             log: cli.log,
         })
     }

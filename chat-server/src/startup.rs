@@ -9,8 +9,12 @@ use publish_server::{
     serve::{ConnectionOptions, serve},
 };
 use shared::{
-    event_log::EventLog, readmodel::ReadModel, redis_client::RedisClient,
-    shutdown::CancellationToken, tokens,
+    event_log::EventLog,
+    readmodel::ReadModel,
+    redis_client::RedisClient,
+    shutdown::CancellationToken,
+    supervise::{Supervisor, TaskHealth},
+    tokens,
 };
 use tokio::net::TcpListener;
 use uuid::Uuid;
@@ -46,8 +50,10 @@ pub struct Application {
     connection_options: ConnectionOptions,
     /// The listener of `METRICS_ADDR` and what it serves.
     metrics_listener: Option<(TcpListener, axum::Router)>,
-    /// `SHUTDOWN_DRAIN_MS`: how long shutdown waits for open connections.
+    /// `SHUTDOWN_DRAIN_MS`: how long shutdown waits for open connections, then for the tasks.
     drain: Duration,
+    /// `HOTCHAT_TEST_FAIL_TASK`.
+    fail_task: Option<String>,
 }
 
 impl Application {
@@ -78,6 +84,7 @@ impl Application {
             None => None,
         };
         let tokens = Arc::new(token_verifier(&settings.auth).await?);
+        let health = TaskHealth::default();
         let read_side = if log.is_private() {
             let read_metrics = Arc::new(metrics.register_sse());
             // The only process serving streams: its own count is the whole audience.
@@ -95,6 +102,7 @@ impl Application {
                     DEFAULT_PROJECTOR_GROUP,
                     read_metrics,
                     Arc::new(audience),
+                    health.clone(),
                 )
                 .await?,
             )
@@ -142,6 +150,7 @@ impl Application {
             post_limiter: Arc::new(PostLimiter::new(settings.post_limits)),
             reaction_limiter: Arc::new(ReactionLimiter::new(settings.reaction_limits)),
             trust_forwarded_for: settings.hot.trust_forwarded_for,
+            health,
         });
         let scheduler = Scheduler {
             instance: Uuid::now_v7(),
@@ -191,6 +200,7 @@ impl Application {
             connection_options,
             metrics_listener,
             drain: settings.drain,
+            fail_task: settings.fail_task,
         })
     }
 
@@ -211,18 +221,29 @@ impl Application {
         listener.local_addr().ok()
     }
 
-    /// Serves until `shutdown` is cancelled, then finishes in-flight requests, hands the scheduler
-    /// lock over, stops the read side (if here) and flushes the producer.
+    /// Serves until `shutdown` is cancelled, or until a critical task stops (which cancels it and
+    /// ends the run with an error); then finishes in-flight requests within `SHUTDOWN_DRAIN_MS`,
+    /// gives the tasks as long again to stop (the scheduler hands its lock over, the read side if
+    /// here ends its streams) and flushes the producer.
     pub async fn run_until_stopped(self, shutdown: CancellationToken) -> anyhow::Result<()> {
-        let scheduler = tokio::spawn(self.scheduler.run(shutdown.clone()));
-        tokio::spawn(self.write_tail.run(shutdown.clone()));
-        let read_side = self
-            .read_side
-            .map(|r| tokio::spawn(r.run(shutdown.clone())));
-        tokio::spawn(housekeeping(self.state.clone(), shutdown.clone()));
-        if let Some((listener, router)) = self.metrics_listener {
-            tokio::spawn(shared::http::serve_side(listener, router, shutdown.clone()));
+        let mut tasks =
+            Supervisor::new(self.state.health.clone(), shutdown.clone(), self.fail_task);
+        tasks.spawn("hot-room scheduler", self.scheduler.run(shutdown.clone()));
+        tasks.spawn("write model tail", self.write_tail.run(shutdown.clone()));
+        if let Some(read_side) = self.read_side {
+            read_side.start(&mut tasks, &shutdown);
         }
+        tasks.spawn(
+            "housekeeping",
+            housekeeping(self.state.clone(), shutdown.clone()),
+        );
+        if let Some((listener, router)) = self.metrics_listener {
+            tasks.spawn(
+                "metrics listener",
+                shared::http::serve_side(listener, router, shutdown.clone()),
+            );
+        }
+        let tasks = tokio::spawn(tasks.run(self.drain));
         serve(
             self.listener,
             self.router,
@@ -232,21 +253,9 @@ impl Application {
         )
         .await;
         shutdown.cancel();
-        if tokio::time::timeout(Duration::from_secs(2), scheduler)
-            .await
-            .is_err()
-        {
-            tracing::warn!("hot-room scheduler did not stop within 2 s");
-        }
-        if let Some(read_side) = read_side
-            && tokio::time::timeout(Duration::from_secs(4), read_side)
-                .await
-                .is_err()
-        {
-            tracing::warn!("read side did not stop within 4 s");
-        }
-        self.state.log.flush(Duration::from_secs(3));
-        Ok(())
+        let stopped = tasks.await?;
+        self.state.log.flush(self.drain);
+        Ok(stopped?)
     }
 }
 

@@ -2,7 +2,7 @@
 
 use std::{ops::Deref, sync::Arc};
 
-use shared::{event_log::EventLog, readmodel::ReadModel};
+use shared::{event_log::EventLog, readmodel::ReadModel, supervise::TaskHealth};
 
 use crate::{
     audience::Online,
@@ -64,4 +64,6 @@ pub struct Services {
     pub reaction_limiter: Arc<ReactionLimiter>,
     /// Key anonymous clients by `X-Forwarded-For` (behind a trusted proxy).
     pub trust_forwarded_for: bool,
+    /// Whether every critical background task still runs (readiness).
+    pub health: TaskHealth,
 }

@@ -7,7 +7,12 @@
 
 use std::{sync::Arc, time::Duration};
 
-use shared::{event_log::EventLog, readmodel::ReadModel, shutdown::CancellationToken};
+use shared::{
+    event_log::EventLog,
+    readmodel::ReadModel,
+    shutdown::CancellationToken,
+    supervise::{Supervisor, TaskHealth},
+};
 use tokio::sync::Semaphore;
 use utoipa_axum::router::OpenApiRouter;
 
@@ -47,6 +52,7 @@ impl ReadSide {
         projector_group: &str,
         metrics: Arc<Metrics>,
         audience: Arc<Audience>,
+        health: TaskHealth,
     ) -> anyhow::Result<Self> {
         let hub = Arc::new(Hub::new(
             sse.room_buffer,
@@ -69,6 +75,7 @@ impl ReadSide {
             keepalive: sse.keepalive,
             shutdown: CancellationToken::new(),
             audience,
+            health,
         };
         Ok(Self {
             state,
@@ -105,73 +112,76 @@ impl ReadSide {
         }
     }
 
-    /// Runs the fan-out, the projector and the lag report until `shutdown`; then ends every open
-    /// stream (clients reconnect elsewhere and resume) and waits briefly for both consumers.
-    pub async fn run(self, shutdown: CancellationToken) {
+    /// Starts the fan-out, the projector and their helpers under `tasks` (each must run until
+    /// shutdown). When `shutdown` comes, every open stream ends (clients reconnect elsewhere and
+    /// resume) and they stop; the projector commits what it wrote.
+    pub fn start(self, tasks: &mut Supervisor, shutdown: &CancellationToken) {
         let state = self.state;
         let stop = state.shutdown.clone();
+        tokio::spawn({
+            let (shutdown, stop) = (shutdown.clone(), stop.clone());
+            async move {
+                shutdown.cancelled().await;
+                stop.cancel();
+            }
+        });
         let progress = self.projector.progress.clone();
-        let fanout = tokio::spawn(self.fanout.run(
-            state.hub.clone(),
-            state.metrics.clone(),
-            self.stall,
-            stop.clone(),
-        ));
-        let projector = tokio::spawn(self.projector.run(stop.clone()));
-        let seeder = tokio::spawn({
+        tasks.spawn(
+            "fan-out",
+            self.fanout.run(
+                state.hub.clone(),
+                state.metrics.clone(),
+                self.stall,
+                stop.clone(),
+            ),
+        );
+        tasks.spawn("projector", self.projector.run(stop.clone()));
+        tasks.spawn("reaction seeder", {
             let (hub, stop) = (state.hub.clone(), stop.clone());
             async move { hub.run_seeder(stop).await }
         });
-        let audience = tokio::spawn(state.audience.clone().run(
-            state.hub.clone(),
-            state.metrics.clone(),
-            stop.clone(),
-        ));
-        let batches = tokio::spawn(send_batches(
-            state.hub.clone(),
-            self.batch_every,
-            state.metrics.clone(),
-            stop.clone(),
-        ));
-        let keepalives = tokio::spawn(keep_alive(state.hub.clone(), state.keepalive, stop.clone()));
-        let lag = tokio::spawn(fanout::report_lag(
-            state.log.clone(),
-            state.hub.clone(),
-            progress,
-            state.metrics.clone(),
-            stop.clone(),
-        ));
-        shutdown.cancelled().await;
-        stop.cancel();
-        let tasks = [
-            ("fan-out", fanout),
-            ("projector", projector),
-            ("reaction seeder", seeder),
-            ("lag report", lag),
-            ("audience", audience),
-            ("batches", batches),
-            ("keep-alives", keepalives),
-        ];
-        for (name, task) in tasks {
-            match tokio::time::timeout(Duration::from_secs(3), task).await {
-                Ok(Ok(())) => {}
-                Ok(Err(e)) => tracing::error!(task = name, error = %e, "task panicked"),
-                Err(_) => tracing::warn!(task = name, "task did not stop within 3 s"),
-            }
+        tasks.spawn(
+            "audience",
+            state
+                .audience
+                .clone()
+                .run(state.hub.clone(), state.metrics.clone(), stop.clone()),
+        );
+        if !self.batch_every.is_zero() {
+            tasks.spawn(
+                "batches",
+                send_batches(
+                    state.hub.clone(),
+                    self.batch_every,
+                    state.metrics.clone(),
+                    stop.clone(),
+                ),
+            );
         }
+        tasks.spawn(
+            "keep-alives",
+            keep_alive(state.hub.clone(), state.keepalive, stop.clone()),
+        );
+        tasks.spawn(
+            "lag report",
+            fanout::report_lag(
+                state.log.clone(),
+                state.hub.clone(),
+                progress,
+                state.metrics.clone(),
+                stop,
+            ),
+        );
     }
 }
 
-/// Sends throttled rooms' batches every `every` until `stop` (nothing to do when batching is off).
+/// Sends throttled rooms' batches every `every` (not zero) until `stop`.
 async fn send_batches(
     hub: Arc<Hub>,
     every: Duration,
     metrics: Arc<Metrics>,
     stop: CancellationToken,
 ) {
-    if every.is_zero() {
-        return;
-    }
     let mut ticks = tokio::time::interval(every);
     // A late tick is not made up for: a batch holds whatever arrived meanwhile.
     ticks.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);

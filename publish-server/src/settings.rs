@@ -99,8 +99,11 @@ pub struct Settings {
     /// A new group name replays the topic from the start (a rebuild).
     pub projector_group: String,
     pub sse: SseSettings,
-    /// `SHUTDOWN_DRAIN_MS` (default 3000): how long shutdown waits for connections to close.
+    /// `SHUTDOWN_DRAIN_MS` (default 3000): how long shutdown waits for connections to close, and
+    /// then for the background tasks to stop.
     pub drain: Duration,
+    /// `HOTCHAT_TEST_FAIL_TASK`: a critical task to make fail, for a test ([`shared::supervise`]).
+    pub fail_task: Option<String>,
     /// `HTTP_HEAD_TIMEOUT_MS` (default 10000): the longest a client may take to send a request head.
     pub head_timeout: Duration,
     /// `METRICS_PUBLIC` (default true: publish-servers always run behind a proxy).
@@ -246,6 +249,7 @@ impl Settings {
             projector_group: cli.projector_group,
             sse: cli.sse,
             drain: cli.http.drain,
+            fail_task: cli.http.fail_task.clone(),
             head_timeout: cli.http.head_timeout,
             metrics_public: cli.http.metrics_public.unwrap_or(true),
             metrics_addr: cli.http.metrics_addr,

@@ -4,8 +4,12 @@ use std::{net::SocketAddr, sync::Arc, time::Duration};
 
 use anyhow::Context;
 use shared::{
-    event_log::EventLog, readmodel::ReadModel, redis_client::RedisClient,
-    shutdown::CancellationToken, tokens,
+    event_log::EventLog,
+    readmodel::ReadModel,
+    redis_client::RedisClient,
+    shutdown::CancellationToken,
+    supervise::{Supervisor, TaskHealth},
+    tokens,
 };
 use tokio::net::TcpListener;
 
@@ -22,6 +26,9 @@ pub struct Application {
     listener: TcpListener,
     router: axum::Router,
     read_side: ReadSide,
+    health: TaskHealth,
+    /// `HOTCHAT_TEST_FAIL_TASK`.
+    fail_task: Option<String>,
     drain: Duration,
     connection_options: ConnectionOptions,
     /// The listener of `METRICS_ADDR` and what it serves.
@@ -52,6 +59,7 @@ impl Application {
             )),
             None => None,
         };
+        let health = TaskHealth::default();
         let read_side = ReadSide::build(
             log,
             read_model,
@@ -64,6 +72,7 @@ impl Application {
                 tokens,
                 settings.trust_forwarded_for,
             )),
+            health.clone(),
         )
         .await?;
         let listener = shared::http::listen(settings.addr)
@@ -85,6 +94,8 @@ impl Application {
             listener,
             router,
             read_side,
+            health,
+            fail_task: settings.fail_task,
             drain: settings.drain,
             connection_options: ReadSide::connection_options(
                 &settings.sse,
@@ -107,14 +118,20 @@ impl Application {
         listener.local_addr().ok()
     }
 
-    /// Serves until `shutdown` is cancelled: then every stream ends (clients reconnect elsewhere and
-    /// resume), both readers stop (the projector commits what it wrote) and open connections get
-    /// `SHUTDOWN_DRAIN_MS` to close.
+    /// Serves until `shutdown` is cancelled, or until a critical task stops (which cancels it and
+    /// ends the run with an error): then every stream ends (clients reconnect elsewhere and resume),
+    /// open connections get `SHUTDOWN_DRAIN_MS` to close, and the background tasks as long again to
+    /// stop (the projector commits what it wrote).
     pub async fn run_until_stopped(self, shutdown: CancellationToken) -> anyhow::Result<()> {
-        let read_side = tokio::spawn(self.read_side.run(shutdown.clone()));
+        let mut tasks = Supervisor::new(self.health, shutdown.clone(), self.fail_task);
+        self.read_side.start(&mut tasks, &shutdown);
         if let Some((listener, router)) = self.metrics_listener {
-            tokio::spawn(shared::http::serve_side(listener, router, shutdown.clone()));
+            tasks.spawn(
+                "metrics listener",
+                shared::http::serve_side(listener, router, shutdown.clone()),
+            );
         }
+        let tasks = tokio::spawn(tasks.run(self.drain));
         serve(
             self.listener,
             self.router,
@@ -124,9 +141,7 @@ impl Application {
         )
         .await;
         shutdown.cancel();
-        if let Err(e) = read_side.await {
-            tracing::error!(error = %e, "read side panicked");
-        }
+        tasks.await??;
         Ok(())
     }
 }

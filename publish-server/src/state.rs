@@ -2,7 +2,9 @@
 
 use std::{sync::Arc, time::Duration};
 
-use shared::{event_log::EventLog, readmodel::ReadModel, shutdown::CancellationToken};
+use shared::{
+    event_log::EventLog, readmodel::ReadModel, shutdown::CancellationToken, supervise::TaskHealth,
+};
 use tokio::sync::Semaphore;
 
 use crate::{audience::Audience, hub::Hub, metrics::Metrics, per_address::StreamsPerAddress};
@@ -25,4 +27,6 @@ pub struct AppState {
     pub shutdown: CancellationToken,
     /// Who watches each room (`event: presence`).
     pub audience: Arc<Audience>,
+    /// Whether the read side's tasks all still run (readiness).
+    pub health: TaskHealth,
 }

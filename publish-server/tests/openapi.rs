@@ -38,6 +38,7 @@ async fn every_served_route_is_documented_and_every_documented_route_is_served()
         "openapi-test",
         Arc::new(Metrics::default()),
         Arc::new(Audience::new(None, true, None, false)),
+        shared::supervise::TaskHealth::default(),
     )
     .await
     .unwrap();

@@ -8,7 +8,7 @@ use axum::{Json, http::StatusCode};
 use serde::Serialize;
 use utoipa::ToSchema;
 
-use crate::{event_log::EventLog, readmodel::ReadModel};
+use crate::{event_log::EventLog, readmodel::ReadModel, supervise::TaskHealth};
 
 /// The content type of `GET /metrics`.
 pub const OPENMETRICS: &str = "application/openmetrics-text; version=1.0.0; charset=utf-8";
@@ -52,6 +52,9 @@ pub struct Checks {
     /// The event log (Kafka, or the embedded log).
     broker: Check,
     database: Check,
+    /// The server's critical background tasks (the fan-out, the projector, the hot-room
+    /// scheduler): `unavailable` once one has stopped, and the server is shutting down.
+    tasks: Check,
     /// chat-server only: Redis behind hot-room detection. Reported, but never makes the instance
     /// unready.
     #[serde(skip_serializing_if = "Option::is_none")]
@@ -65,11 +68,12 @@ pub struct Readiness {
     checks: Checks,
 }
 
-/// Ready when the event log and the database both answer within 2 s; 503 otherwise, naming the
-/// failed checks. `hot_store` is only reported.
+/// Ready when the event log and the database both answer within 2 s and every critical task still
+/// runs; 503 otherwise, naming the failed checks. `hot_store` is only reported.
 pub async fn readiness(
     log: &EventLog,
     read_model: &ReadModel,
+    tasks: &TaskHealth,
     hot_store: Option<Check>,
 ) -> (StatusCode, Json<Readiness>) {
     let (broker, database) = tokio::join!(
@@ -78,7 +82,8 @@ pub async fn readiness(
     );
     let broker_ok = matches!(broker, Ok(Ok(())));
     let database_ok = matches!(database, Ok(Ok(())));
-    let (status, ready) = if broker_ok && database_ok {
+    let tasks_ok = !tasks.failed();
+    let (status, ready) = if broker_ok && database_ok && tasks_ok {
         (StatusCode::OK, ReadyStatus::Ready)
     } else {
         (StatusCode::SERVICE_UNAVAILABLE, ReadyStatus::NotReady)
@@ -86,6 +91,7 @@ pub async fn readiness(
     let checks = Checks {
         broker: Check::of(broker_ok),
         database: Check::of(database_ok),
+        tasks: Check::of(tasks_ok),
         hot_store,
     };
     (

@@ -21,5 +21,6 @@ pub mod readmodel;
 pub mod redis_client;
 pub mod settings;
 pub mod shutdown;
+pub mod supervise;
 pub mod telemetry;
 pub mod tokens;

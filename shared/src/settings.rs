@@ -285,6 +285,15 @@ pub struct HttpSettings {
         value_parser = millis
     )]
     pub drain: Duration,
+    /// For the test that sees a server stop when one of its critical tasks does: the task named
+    /// here panics a second after it starts ([`crate::supervise`]). Not a setting for operators,
+    /// so left out of `--help`.
+    #[arg(
+        long = "hotchat-test-fail-task",
+        env = "HOTCHAT_TEST_FAIL_TASK",
+        hide = true
+    )]
+    pub fail_task: Option<String>,
     /// Serve `/metrics` on the listen address too [default: true with KAFKA_BROKERS, where the
     /// servers sit behind a proxy that does not route it; false without, where the embedded
     /// chat-server's port is the public one].

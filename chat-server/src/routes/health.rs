@@ -35,9 +35,10 @@ async fn live() -> Json<Live> {
     health::live()
 }
 
-/// Ready when the event log and the database both answer within 2 s.
+/// Ready when the event log and the database both answer within 2 s and its background tasks (the
+/// hot-room scheduler, the write model's tail, the read side when it is here) all still run.
 ///
-/// 503 names the failed checks. Redis is reported (`hot_store`) but never makes the instance
+/// 503 names the failed checks; once a task has stopped, the server is shutting down. Redis is reported (`hot_store`) but never makes the instance
 /// unready: without it the service runs in normal mode (see the README's hot-room section).
 #[utoipa::path(get, path = "/readyz", operation_id = "readyz", tag = "health", responses(
     (status = 200, description = "Ready: the event log and the database answer", body = Readiness),
@@ -45,7 +46,13 @@ async fn live() -> Json<Live> {
 ))]
 async fn ready(State(state): State<AppState>) -> (StatusCode, Json<Readiness>) {
     let hot_store = Check::of(state.hot.store_reachable());
-    health::readiness(&state.log, &state.read_model, Some(hot_store)).await
+    health::readiness(
+        &state.log,
+        &state.read_model,
+        &state.health,
+        Some(hot_store),
+    )
+    .await
 }
 
 /// Prometheus metrics in the OpenMetrics text format.

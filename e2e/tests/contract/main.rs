@@ -23,6 +23,7 @@ mod rebuild;
 mod retries;
 mod security;
 mod sse;
+mod tasks;
 mod tokens;
 mod validation;
 mod write_side;

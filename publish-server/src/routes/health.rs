@@ -35,16 +35,17 @@ async fn live() -> Json<Live> {
     health::live()
 }
 
-/// Ready when the broker and the database both answer within 2 s.
+/// Ready when the broker and the database both answer within 2 s and the fan-out, the projector
+/// and their helpers all still run.
 ///
-/// 503 names the failed checks. (The consumers reconnect by themselves; this tells a balancer not
+/// 503 names the failed checks; once a task has stopped, the server is shutting down. (The consumers reconnect by themselves; this tells a balancer not
 /// to send new streams here.)
 #[utoipa::path(get, path = "/readyz", operation_id = "readyz", tag = "health", responses(
-    (status = 200, description = "Ready: the broker and the database answer", body = Readiness),
+    (status = 200, description = "Ready: the broker and the database answer, every task runs", body = Readiness),
     (status = 503, description = "Not ready; `checks` names what failed", body = Readiness),
 ))]
 async fn ready(State(state): State<AppState>) -> (StatusCode, Json<Readiness>) {
-    health::readiness(&state.log, &state.read_model, None).await
+    health::readiness(&state.log, &state.read_model, &state.health, None).await
 }
 
 /// Prometheus metrics in the OpenMetrics text format.
