@@ -18,39 +18,44 @@ pub enum Online {
     Unknown,
 }
 
+/// What is counted per room: distinct viewers (`online`), or the streams they hold open (push
+/// load).
+#[derive(Debug, Clone, Copy)]
+enum Tally {
+    Viewers,
+    Streams,
+}
+
 impl Online {
     /// Each room's distinct viewers; rooms left out are unknown (Redis did not answer).
     pub async fn counts(&self, rooms: &[Uuid]) -> HashMap<Uuid, u64> {
-        match self {
-            Online::Here(audience) => rooms
-                .iter()
-                .map(|room| (*room, audience.here(*room)))
-                .collect(),
-            Online::Shared(redis) => match presence::counts(redis, rooms).await {
-                Ok(counts) => counts,
-                Err(e) => {
-                    tracing::warn!(error = %e, "audience counts unavailable");
-                    HashMap::new()
-                }
-            },
-            Online::Unknown => HashMap::new(),
-        }
+        self.tally(rooms, Tally::Viewers).await
     }
 
     /// Each room's open streams, every instance's together; rooms left out are unknown.
     pub async fn streams(&self, rooms: &[Uuid]) -> HashMap<Uuid, u64> {
+        self.tally(rooms, Tally::Streams).await
+    }
+
+    async fn tally(&self, rooms: &[Uuid], tally: Tally) -> HashMap<Uuid, u64> {
         match self {
             Online::Here(audience) => rooms
                 .iter()
-                .map(|room| (*room, audience.streams_here(*room)))
+                .map(|room| match tally {
+                    Tally::Viewers => (*room, audience.here(*room)),
+                    Tally::Streams => (*room, audience.streams_here(*room)),
+                })
                 .collect(),
-            Online::Shared(redis) => match presence::streams(redis, rooms).await {
-                Ok(streams) => streams,
-                Err(e) => {
-                    tracing::warn!(error = %e, "stream counts unavailable");
+            Online::Shared(redis) => {
+                let counted = match tally {
+                    Tally::Viewers => presence::counts(redis, rooms).await,
+                    Tally::Streams => presence::streams(redis, rooms).await,
+                };
+                counted.unwrap_or_else(|e| {
+                    tracing::warn!(error = %e, ?tally, "audience counts unavailable");
                     HashMap::new()
-                }
-            },
+                })
+            }
             Online::Unknown => HashMap::new(),
         }
     }
