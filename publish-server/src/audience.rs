@@ -50,6 +50,11 @@ pub struct Online {
 
 type Viewers = HashMap<Arc<str>, u32>;
 
+/// The streams a room's viewers hold open (a viewer's tabs each count).
+fn open_streams(viewers: &Viewers) -> u64 {
+    viewers.values().map(|n| u64::from(*n)).sum()
+}
+
 pub struct Audience {
     instance: Uuid,
     redis: Option<Arc<RedisClient>>,
@@ -188,9 +193,7 @@ impl Audience {
     /// Streams open to `room` on this instance (a viewer's tabs each count).
     pub fn streams_here(&self, room: Uuid) -> u64 {
         let rooms = self.rooms.lock().expect("audience lock");
-        rooms
-            .get(&room)
-            .map_or(0, |viewers| viewers.values().map(|n| u64::from(*n)).sum())
+        rooms.get(&room).map_or(0, open_streams)
     }
 
     /// The label of a count made here alone: none when this instance is the only one.
@@ -236,7 +239,7 @@ impl Audience {
                 .map(|(room, viewers)| Seen {
                     room: *room,
                     viewers: viewers.keys().map(|v| v.to_string()).collect(),
-                    streams: viewers.values().map(|n| u64::from(*n)).sum(),
+                    streams: open_streams(viewers),
                 })
                 .collect()
         };
